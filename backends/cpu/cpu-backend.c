@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The CPU backend: matrix products with activations converted once to the
+ * weight type's dot type (Q8 blocks for quantized weights) and output rows
+ * split across a persistent thread pool; attention split by (token, head).
+ */
+#include "slm-backend.h"
+#include "cpu-internal.h"
+#include "thread-pool.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+        SlmBackend base;
+        SlmPool *pool;
+        void *xq; /* activations converted to the dot type */
+        size_t xq_size;
+        float *scores; /* attention scratch: one row per thread */
+        size_t scores_per_thread;
+} CpuBackend;
+
+static int grow(void **buf, size_t *size, size_t need)
+{
+        void *p;
+
+        if (need <= *size)
+                return 0;
+        p = realloc(*buf, need);
+        if (!p)
+                return -ENOMEM;
+        *buf = p;
+        *size = need;
+        return 0;
+}
+
+/* ---- matmul -------------------------------------------------------------------------------- */
+
+typedef struct {
+        const SlmMatrix *w;
+        const void *xq;
+        size_t xq_row_bytes;
+        int64_t n_tokens;
+        float *y;
+} MatmulTask;
+
+/* Rows are taken in blocks so each weight block is reused for every token while hot. */
+#define ROW_BLOCK 16
+
+static void matmul_task(void *data, int ith, int nth)
+{
+        const MatmulTask *m = data;
+        const SlmMatrix *w = m->w;
+        long long start, end;
+
+        slm_split(w->n_out, ith, nth, &start, &end);
+        for (long long r0 = start; r0 < end; r0 += ROW_BLOCK) {
+                long long r1 = r0 + ROW_BLOCK < end ? r0 + ROW_BLOCK : end;
+                for (int64_t t = 0; t < m->n_tokens; t++) {
+                        const uint8_t *x = (const uint8_t *)m->xq + t * m->xq_row_bytes;
+                        float *y = m->y + t * w->n_out;
+                        for (long long r = r0; r < r1; r++)
+                                y[r] = slm_vec_dot_ref(w->type, w->n_in,
+                                                       (const uint8_t *)w->data + r * w->row_bytes,
+                                                       x);
+                }
+        }
+}
+
+static int cpu_matmul(SlmBackend *b, const SlmMatrix *w, const float *x, int64_t n_tokens,
+                      float *y)
+{
+        CpuBackend *cpu = (CpuBackend *)b;
+        const SlmTypeTraits *tt = slm_type_traits(w->type);
+        MatmulTask task = { w, x, (size_t)w->n_in * sizeof(float), n_tokens, y };
+        uint64_t row_bytes, total;
+        int r;
+
+        if (!tt || !tt->weight_type)
+                return -ENOTSUP;
+        if (tt->dot_type != SLM_TYPE_F32) {
+                r = slm_type_row_bytes(tt->dot_type, (uint64_t)w->n_in, &row_bytes);
+                if (r < 0)
+                        return r;
+                if (__builtin_mul_overflow(row_bytes, (uint64_t)n_tokens, &total))
+                        return -EOVERFLOW;
+                r = grow(&cpu->xq, &cpu->xq_size, total);
+                if (r < 0)
+                        return r;
+                for (int64_t t = 0; t < n_tokens; t++)
+                        slm_quantize_row(tt->dot_type, x + t * w->n_in,
+                                         (uint8_t *)cpu->xq + t * row_bytes, w->n_in);
+                task.xq = cpu->xq;
+                task.xq_row_bytes = row_bytes;
+        }
+        slm_pool_run(cpu->pool, matmul_task, &task);
+        return 0;
+}
+
+/* ---- attention ----------------------------------------------------------------------------- */
+
+typedef struct {
+        CpuBackend *cpu;
+        const float *q, *k, *v;
+        int64_t n_tokens;
+        int32_t pos0;
+        const SlmAttnParams *p;
+        float *out;
+} AttnTask;
+
+static void attention_task(void *data, int ith, int nth)
+{
+        const AttnTask *a = data;
+        const SlmAttnParams *p = a->p;
+        int group = p->n_head / p->n_head_kv;
+        int q_stride = p->n_head * p->head_dim, kv_stride = p->n_head_kv * p->head_dim;
+        float *scores = a->cpu->scores + (size_t)ith * a->cpu->scores_per_thread;
+        long long start, end;
+
+        slm_split(a->n_tokens * p->n_head, ith, nth, &start, &end);
+        for (long long i = start; i < end; i++) {
+                int64_t t = i / p->n_head;
+                int h = (int)(i % p->n_head);
+                int kvh = h / group;
+                slm_cpu_attention_head(a->q + t * q_stride + h * p->head_dim,
+                                       a->k + kvh * p->head_dim, a->v + kvh * p->head_dim,
+                                       (int)(a->pos0 + t + 1), kv_stride, p->head_dim, p->scale,
+                                       scores, a->out + t * q_stride + h * p->head_dim);
+        }
+}
+
+static int cpu_attention(SlmBackend *b, const float *q, const float *k, const float *v,
+                         int64_t n_tokens, int32_t pos0, const SlmAttnParams *p, float *out)
+{
+        CpuBackend *cpu = (CpuBackend *)b;
+        size_t n_kv = (size_t)pos0 + (size_t)n_tokens;
+        size_t need = n_kv * sizeof(float) * (size_t)slm_pool_threads(cpu->pool);
+        size_t have = cpu->scores_per_thread * sizeof(float) * (size_t)slm_pool_threads(cpu->pool);
+        AttnTask task = { cpu, q, k, v, n_tokens, pos0, p, out };
+
+        if (p->n_head_kv <= 0 || p->n_head % p->n_head_kv)
+                return -EINVAL;
+        if (need > have) {
+                int r = grow((void **)&cpu->scores, &have, need);
+                if (r < 0)
+                        return r;
+                cpu->scores_per_thread = n_kv;
+        }
+        slm_pool_run(cpu->pool, attention_task, &task);
+        return 0;
+}
+
+/* ---- the rest ------------------------------------------------------------------------------ */
+
+static bool cpu_supports_type(SlmBackend *b, SlmType type)
+{
+        const SlmTypeTraits *tt = slm_type_traits(type);
+        (void)b;
+        return tt && tt->weight_type;
+}
+
+static int cpu_set_threads(SlmBackend *b, int n_threads)
+{
+        CpuBackend *cpu = (CpuBackend *)b;
+        SlmPool *pool;
+        int r;
+
+        if (n_threads == slm_pool_threads(cpu->pool))
+                return 0;
+        r = slm_pool_new(n_threads, &pool);
+        if (r < 0)
+                return r;
+        slm_pool_free(cpu->pool);
+        cpu->pool = pool;
+        cpu->scores_per_thread = 0; /* the scratch is re-divided on next use */
+        return 0;
+}
+
+static void cpu_free(SlmBackend *b)
+{
+        CpuBackend *cpu = (CpuBackend *)b;
+
+        slm_pool_free(cpu->pool);
+        free(cpu->xq);
+        free(cpu->scores);
+        free(cpu);
+}
+
+static const SlmBackendOps cpu_ops = {
+        .name = "cpu",
+        .free = cpu_free,
+        .set_threads = cpu_set_threads,
+        .supports_type = cpu_supports_type,
+        .matmul = cpu_matmul,
+        .attention = cpu_attention,
+        /* rmsnorm, rope, glu: the reference ops are already the CPU's */
+};
+
+int slm_backend_cpu_new(int n_threads, SlmBackend **ret_backend)
+{
+        CpuBackend *cpu = calloc(1, sizeof(*cpu));
+        int r;
+
+        if (!cpu)
+                return -ENOMEM;
+        r = slm_pool_new(n_threads, &cpu->pool);
+        if (r < 0) {
+                free(cpu);
+                return r;
+        }
+        cpu->base.ops = &cpu_ops;
+        *ret_backend = &cpu->base;
+        return 0;
+}
