@@ -55,6 +55,7 @@ typedef struct {
         int n_head_kv; /* divides n_head: GQA when smaller, MQA when 1 */
         int head_dim;
         float scale; /* applied to q·k before the softmax */
+        int n_swa;   /* sliding window: attend only to the last n_swa positions; 0 = all */
 } SlmAttnParams;
 
 typedef struct SlmBackend SlmBackend;

@@ -120,6 +120,9 @@ typedef struct {
         int16_t bsums[SLM_QK_K / 16]; /* sums of groups of 16 */
 } SlmBlockQ8_K;
 
+#ifdef __cplusplus
+#define _Static_assert static_assert
+#endif
 _Static_assert(sizeof(SlmBlockQ4_0) == 18, "Q4_0 layout");
 _Static_assert(sizeof(SlmBlockQ4_1) == 20, "Q4_1 layout");
 _Static_assert(sizeof(SlmBlockQ5_0) == 22, "Q5_0 layout");

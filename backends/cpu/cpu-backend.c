@@ -123,9 +123,13 @@ static void attention_task(void *data, int ith, int nth)
                 int64_t t = i / p->n_head;
                 int h = (int)(i % p->n_head);
                 int kvh = h / group;
+                int64_t n_kv = a->pos0 + t + 1, first = 0;
+                if (p->n_swa > 0 && n_kv > p->n_swa)
+                        first = n_kv - p->n_swa;
                 slm_cpu_attention_head(a->q + t * q_stride + h * p->head_dim,
-                                       a->k + kvh * p->head_dim, a->v + kvh * p->head_dim,
-                                       (int)(a->pos0 + t + 1), kv_stride, p->head_dim, p->scale,
+                                       a->k + first * kv_stride + kvh * p->head_dim,
+                                       a->v + first * kv_stride + kvh * p->head_dim,
+                                       (int)(n_kv - first), kv_stride, p->head_dim, p->scale,
                                        scores, a->out + t * q_stride + h * p->head_dim);
         }
 }

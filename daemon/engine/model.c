@@ -1,0 +1,631 @@
+/* SPDX-License-Identifier: MIT */
+#include "model.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_LAYERS   1024
+#define MAX_HEAD_DIM 1024
+#define MAX_DIM      (1 << 20)
+#define BATCH        64 /* tokens per forward pass when evaluating a prompt */
+
+typedef struct {
+        const float *attn_norm; /* (n_embd) */
+        SlmMatrix wq;           /* (n_embd, n_head * head_dim) */
+        SlmMatrix wk;           /* (n_embd, n_head_kv * head_dim) */
+        SlmMatrix wv;           /* (n_embd, n_head_kv * head_dim) */
+        SlmMatrix wqkv;         /* phi3: (n_embd, q + k + v rows) */
+        const float *bq, *bk, *bv; /* qwen2 */
+        SlmMatrix wo;           /* (n_head * head_dim, n_embd) */
+        const float *ffn_norm;  /* (n_embd) */
+        SlmMatrix w_gate;       /* (n_embd, n_ff) */
+        SlmMatrix w_up;         /* (n_embd, n_ff), phi3: (n_embd, 2 * n_ff) gate rows first */
+        SlmMatrix w_down;       /* (n_ff, n_embd) */
+} Layer;
+
+struct SlmModel {
+        SlmGguf *gguf;
+        SlmTokenizer *tk;
+        SlmHParams hp;
+        SlmMatrix tok_embd;       /* (n_embd, n_vocab) */
+        SlmMatrix output;         /* (n_embd, n_vocab), token_embd when tied */
+        const float *output_norm; /* (n_embd) */
+        Layer *layers;
+        float *vectors; /* norms and biases as F32, owned */
+        size_t n_vectors_used, n_vectors_cap;
+};
+
+struct SlmContext {
+        SlmModel *m;
+        SlmBackend *b;
+        int n_ctx;
+        int n_past;
+        float *k_cache; /* (n_layer, n_ctx, n_head_kv * head_dim) */
+        float *v_cache;
+        /* scratch for BATCH tokens */
+        float *x, *xb, *q, *k, *v, *att, *tmp, *gate, *up, *hb, *qkv;
+        int32_t *pos;
+};
+
+static const char *const arch_names[] = {
+        [SLM_ARCH_LLAMA] = "llama",
+        [SLM_ARCH_PHI3] = "phi3",
+        [SLM_ARCH_GEMMA] = "gemma",
+        [SLM_ARCH_QWEN2] = "qwen2",
+};
+
+const char *slm_arch_name(SlmArch arch)
+{
+        return arch_names[arch];
+}
+
+/* ---- hyperparameters ----------------------------------------------------------------------- */
+
+static int get_dim(const SlmGguf *g, const char *arch, const char *key, bool required, int def,
+                   int max, int *ret, SlmError *err)
+{
+        char full[128];
+        uint32_t v;
+        int r;
+
+        snprintf(full, sizeof(full), "%s.%s", arch, key);
+        r = slm_gguf_get_u32(g, full, &v);
+        if (r == -ENOENT && !required) {
+                *ret = def;
+                return 0;
+        }
+        if (r == -ENOENT)
+                return slm_error_set(err, -EINVAL, "%s is missing", full);
+        if (r < 0 || v == 0 || v > (uint32_t)max)
+                return slm_error_set(err, -EINVAL, "%s is out of range", full);
+        *ret = (int)v;
+        return 0;
+}
+
+static int get_float(const SlmGguf *g, const char *arch, const char *key, float def, float *ret,
+                     SlmError *err)
+{
+        char full[128];
+        int r;
+
+        snprintf(full, sizeof(full), "%s.%s", arch, key);
+        r = slm_gguf_get_f32(g, full, ret);
+        if (r == -ENOENT) {
+                *ret = def;
+                return 0;
+        }
+        if (r < 0 || !isfinite(*ret) || *ret <= 0.0f)
+                return slm_error_set(err, -EINVAL, "%s is not a positive number", full);
+        return 0;
+}
+
+static int load_hparams(SlmModel *m, SlmError *err)
+{
+        const SlmGguf *g = m->gguf;
+        SlmHParams *hp = &m->hp;
+        SlmGgufStr archs, st;
+        char arch[16];
+        float factor;
+        int r;
+
+        if (slm_gguf_get_str(g, "general.architecture", &archs) < 0)
+                return slm_error_set(err, -EINVAL, "general.architecture is missing");
+        for (r = 0; r < (int)(sizeof(arch_names) / sizeof(arch_names[0])); r++)
+                if (slm_gguf_str_eq(archs, arch_names[r]))
+                        break;
+        if (r == (int)(sizeof(arch_names) / sizeof(arch_names[0])))
+                return slm_error_set(err, -ENOTSUP,
+                                     "unsupported architecture '%.*s' (supported: llama, phi3, "
+                                     "gemma, qwen2)",
+                                     (int)(archs.len > 32 ? 32 : archs.len), archs.ptr);
+        hp->arch = (SlmArch)r;
+        snprintf(arch, sizeof(arch), "%s", arch_names[r]);
+
+        if ((r = get_dim(g, arch, "embedding_length", true, 0, MAX_DIM, &hp->n_embd, err)) < 0 ||
+            (r = get_dim(g, arch, "block_count", true, 0, MAX_LAYERS, &hp->n_layer, err)) < 0 ||
+            (r = get_dim(g, arch, "feed_forward_length", true, 0, MAX_DIM, &hp->n_ff, err)) < 0 ||
+            (r = get_dim(g, arch, "attention.head_count", true, 0, MAX_DIM, &hp->n_head, err)) < 0 ||
+            (r = get_dim(g, arch, "attention.head_count_kv", false, hp->n_head, MAX_DIM,
+                         &hp->n_head_kv, err)) < 0 ||
+            (r = get_dim(g, arch, "context_length", false, 2048, 1 << 24, &hp->n_ctx_train,
+                         err)) < 0)
+                return r;
+        if (hp->n_head % hp->n_head_kv)
+                return slm_error_set(err, -EINVAL, "%d heads cannot share %d KV heads", hp->n_head,
+                                     hp->n_head_kv);
+        if (hp->n_embd % hp->n_head && hp->arch != SLM_ARCH_GEMMA)
+                return slm_error_set(err, -EINVAL, "n_embd %d is not a multiple of %d heads",
+                                     hp->n_embd, hp->n_head);
+        r = get_dim(g, arch, "attention.key_length", false, hp->n_embd / hp->n_head, MAX_HEAD_DIM,
+                    &hp->head_dim, err);
+        if (r < 0)
+                return r;
+        int vlen;
+        r = get_dim(g, arch, "attention.value_length", false, hp->head_dim, MAX_HEAD_DIM, &vlen,
+                    err);
+        if (r < 0)
+                return r;
+        if (vlen != hp->head_dim || hp->head_dim % 2)
+                return slm_error_set(err, -ENOTSUP, "head sizes k=%d v=%d are not supported",
+                                     hp->head_dim, vlen);
+        r = get_dim(g, arch, "rope.dimension_count", false, hp->head_dim, hp->head_dim,
+                    &hp->rope.n_rot, err);
+        if (r < 0)
+                return r;
+        if (hp->rope.n_rot % 2)
+                return slm_error_set(err, -EINVAL, "rope.dimension_count %d is odd",
+                                     hp->rope.n_rot);
+        r = get_dim(g, arch, "attention.sliding_window", false, 0, 1 << 24, &hp->n_swa, err);
+        if (r < 0)
+                return r;
+        r = get_float(g, arch, "attention.layer_norm_rms_epsilon", 1e-5f, &hp->norm_eps, err);
+        if (r < 0)
+                return r;
+        r = get_float(g, arch, "rope.freq_base", 10000.0f, &hp->rope.freq_base, err);
+        if (r < 0)
+                return r;
+
+        /* linear RoPE scaling: positions divided by the factor */
+        hp->rope.freq_scale = 1.0f;
+        char key[128];
+        snprintf(key, sizeof(key), "%s.rope.scaling.type", arch);
+        if (slm_gguf_get_str(g, key, &st) == 0 && !slm_gguf_str_eq(st, "none") &&
+            !slm_gguf_str_eq(st, "linear"))
+                return slm_error_set(err, -ENOTSUP, "rope scaling '%.*s' is not supported",
+                                     (int)(st.len > 32 ? 32 : st.len), st.ptr);
+        if (slm_gguf_get_str(g, key, &st) < 0 || slm_gguf_str_eq(st, "linear")) {
+                r = get_float(g, arch, "rope.scaling.factor", 0.0f, &factor, err);
+                if (r == 0 && factor == 0.0f)
+                        r = get_float(g, arch, "rope.scale_linear", 1.0f, &factor, err);
+                if (r < 0)
+                        return r;
+                hp->rope.freq_scale = 1.0f / factor;
+        }
+        hp->rope.mode = hp->arch == SLM_ARCH_LLAMA ? SLM_ROPE_NORM : SLM_ROPE_NEOX;
+        return 0;
+}
+
+/* ---- tensors ------------------------------------------------------------------------------- */
+
+static int find_tensor(SlmModel *m, const char *name, int n_dims, int64_t ne0, int64_t ne1,
+                       bool required, const SlmGgufTensor **ret, SlmError *err)
+{
+        const SlmGgufTensor *t = slm_gguf_tensor(m->gguf, name);
+
+        *ret = NULL;
+        if (!t)
+                return required ? slm_error_set(err, -EINVAL, "tensor '%s' is missing", name) : 0;
+        if ((int)t->n_dims != n_dims || (int64_t)t->ne[0] != ne0 ||
+            (n_dims > 1 && (int64_t)t->ne[1] != ne1))
+                return slm_error_set(err, -EINVAL,
+                                     "tensor '%s' has shape (%llu, %llu), expected (%lld, %lld)",
+                                     name, (unsigned long long)t->ne[0],
+                                     (unsigned long long)t->ne[1], (long long)ne0,
+                                     (long long)(n_dims > 1 ? ne1 : 1));
+        *ret = t;
+        return 0;
+}
+
+static int get_matrix(SlmModel *m, const char *name, int64_t n_in, int64_t n_out, bool required,
+                      SlmMatrix *ret, SlmError *err)
+{
+        const SlmGgufTensor *t;
+        int r = find_tensor(m, name, 2, n_in, n_out, required, &t, err);
+
+        if (r < 0 || !t)
+                return r;
+        ret->type = (SlmType)t->type;
+        ret->n_in = n_in;
+        ret->n_out = n_out;
+        ret->row_bytes = (size_t)(t->n_bytes / (uint64_t)n_out);
+        ret->data = t->data;
+        return 0;
+}
+
+/* Norm weights and biases, converted to F32 into the model's own arena. */
+static int get_vector(SlmModel *m, const char *name, int64_t n, bool required, const float **ret,
+                      SlmError *err)
+{
+        const SlmGgufTensor *t;
+        int r = find_tensor(m, name, 1, n, 1, required, &t, err);
+
+        *ret = NULL;
+        if (r < 0 || !t)
+                return r;
+        if (m->n_vectors_used + (size_t)n > m->n_vectors_cap)
+                return slm_error_set(err, -EINVAL, "too many vector tensors");
+        float *dst = m->vectors + m->n_vectors_used;
+        slm_dequantize_row((SlmType)t->type, t->data, dst, n);
+        m->n_vectors_used += (size_t)n;
+        *ret = dst;
+        return 0;
+}
+
+static int load_tensors(SlmModel *m, SlmError *err)
+{
+        const SlmHParams *hp = &m->hp;
+        int64_t e = hp->n_embd, qd = (int64_t)hp->n_head * hp->head_dim,
+                kvd = (int64_t)hp->n_head_kv * hp->head_dim, ff = hp->n_ff, V = hp->n_vocab;
+        char name[96];
+        int r;
+
+        /* room for every norm and bias: 2 norms and 3 biases per layer, the output norm */
+        m->n_vectors_cap = (size_t)hp->n_layer * (size_t)(2 * e + qd + 2 * kvd) + (size_t)e;
+        m->vectors = malloc(m->n_vectors_cap * sizeof(float));
+        m->layers = calloc((size_t)hp->n_layer, sizeof(Layer));
+        if (!m->vectors || !m->layers)
+                return slm_error_set(err, -ENOMEM, "out of memory");
+
+        r = get_matrix(m, "token_embd.weight", e, V, true, &m->tok_embd, err);
+        if (r < 0)
+                return r;
+        r = get_vector(m, "output_norm.weight", e, true, &m->output_norm, err);
+        if (r < 0)
+                return r;
+        r = get_matrix(m, "output.weight", e, V, false, &m->output, err);
+        if (r < 0)
+                return r;
+        if (!m->output.data)
+                m->output = m->tok_embd; /* tied embeddings */
+
+        for (int il = 0; il < hp->n_layer; il++) {
+                Layer *l = &m->layers[il];
+#define T(suffix) (snprintf(name, sizeof(name), "blk.%d." suffix, il), name)
+                if ((r = get_vector(m, T("attn_norm.weight"), e, true, &l->attn_norm, err)) < 0 ||
+                    (r = get_vector(m, T("ffn_norm.weight"), e, true, &l->ffn_norm, err)) < 0 ||
+                    (r = get_matrix(m, T("attn_output.weight"), qd, e, true, &l->wo, err)) < 0 ||
+                    (r = get_matrix(m, T("ffn_down.weight"), ff, e, true, &l->w_down, err)) < 0)
+                        return r;
+                if (hp->arch == SLM_ARCH_PHI3) {
+                        if ((r = get_matrix(m, T("attn_qkv.weight"), e, qd + 2 * kvd, true,
+                                            &l->wqkv, err)) < 0 ||
+                            (r = get_matrix(m, T("ffn_up.weight"), e, 2 * ff, true, &l->w_up,
+                                            err)) < 0)
+                                return r;
+                        continue;
+                }
+                if ((r = get_matrix(m, T("attn_q.weight"), e, qd, true, &l->wq, err)) < 0 ||
+                    (r = get_matrix(m, T("attn_k.weight"), e, kvd, true, &l->wk, err)) < 0 ||
+                    (r = get_matrix(m, T("attn_v.weight"), e, kvd, true, &l->wv, err)) < 0 ||
+                    (r = get_matrix(m, T("ffn_gate.weight"), e, ff, true, &l->w_gate, err)) < 0 ||
+                    (r = get_matrix(m, T("ffn_up.weight"), e, ff, true, &l->w_up, err)) < 0)
+                        return r;
+                if (hp->arch == SLM_ARCH_QWEN2 &&
+                    ((r = get_vector(m, T("attn_q.bias"), qd, true, &l->bq, err)) < 0 ||
+                     (r = get_vector(m, T("attn_k.bias"), kvd, true, &l->bk, err)) < 0 ||
+                     (r = get_vector(m, T("attn_v.bias"), kvd, true, &l->bv, err)) < 0))
+                        return r;
+#undef T
+        }
+        if (slm_gguf_tensor(m->gguf, "rope_factors_long.weight") ||
+            slm_gguf_tensor(m->gguf, "rope_freqs.weight"))
+                return slm_error_set(err, -ENOTSUP, "per-dimension RoPE factors are not supported");
+        return 0;
+}
+
+/* ---- load / free --------------------------------------------------------------------------- */
+
+int slm_model_load_gguf(SlmGguf *gguf, SlmModel **ret_model, SlmError *err)
+{
+        SlmModel *m = calloc(1, sizeof(*m));
+        const SlmGgufTensor *emb;
+        int r;
+
+        if (!m)
+                return slm_error_set(err, -ENOMEM, "out of memory");
+        m->gguf = gguf;
+        r = load_hparams(m, err);
+        if (r < 0)
+                goto fail;
+        r = slm_tokenizer_new(gguf, &m->tk, err);
+        if (r < 0) {
+                slm_error_prefix(err, "tokenizer");
+                goto fail;
+        }
+        m->hp.n_vocab = slm_tokenizer_n_vocab(m->tk);
+        emb = slm_gguf_tensor(gguf, "token_embd.weight");
+        if (emb && emb->n_dims == 2 && emb->ne[1] != (uint64_t)m->hp.n_vocab) {
+                r = slm_error_set(err, -EINVAL, "token_embd has %llu rows for %d tokens",
+                                  (unsigned long long)emb->ne[1], m->hp.n_vocab);
+                goto fail;
+        }
+        r = load_tensors(m, err);
+        if (r < 0)
+                goto fail;
+        *ret_model = m;
+        return 0;
+fail:
+        m->gguf = NULL; /* the caller keeps it on failure */
+        slm_model_free(m);
+        return r;
+}
+
+int slm_model_load(const char *path, SlmModel **ret_model, SlmError *err)
+{
+        SlmGguf *g;
+        int r = slm_gguf_open(path, &g, err);
+
+        if (r < 0)
+                return r;
+        r = slm_model_load_gguf(g, ret_model, err);
+        if (r < 0)
+                slm_gguf_free(g);
+        return r;
+}
+
+SlmModel *slm_model_free(SlmModel *m)
+{
+        if (!m)
+                return NULL;
+        slm_tokenizer_free(m->tk);
+        slm_gguf_free(m->gguf);
+        free(m->layers);
+        free(m->vectors);
+        free(m);
+        return NULL;
+}
+
+const SlmHParams *slm_model_hparams(const SlmModel *m)
+{
+        return &m->hp;
+}
+
+const SlmTokenizer *slm_model_tokenizer(const SlmModel *m)
+{
+        return m->tk;
+}
+
+const SlmGguf *slm_model_gguf(const SlmModel *m)
+{
+        return m->gguf;
+}
+
+uint64_t slm_model_weight_bytes(const SlmModel *m)
+{
+        uint64_t total = 0;
+
+        for (uint64_t i = 0; i < m->gguf->n_tensors; i++)
+                if (m->gguf->tensors[i].data != m->tok_embd.data ||
+                    m->output.data == m->tok_embd.data)
+                        total += m->gguf->tensors[i].n_bytes;
+        return total;
+}
+
+/* ---- contexts ------------------------------------------------------------------------------ */
+
+int slm_context_new(SlmModel *m, SlmBackend *backend, int n_ctx, SlmContext **ret_ctx,
+                    SlmError *err)
+{
+        const SlmHParams *hp = &m->hp;
+        size_t kvd = (size_t)hp->n_head_kv * (size_t)hp->head_dim;
+        size_t qd = (size_t)hp->n_head * (size_t)hp->head_dim;
+        size_t e = (size_t)hp->n_embd, ff = (size_t)hp->n_ff, cache;
+        SlmContext *c;
+
+        if (n_ctx <= 0)
+                n_ctx = hp->n_ctx_train;
+        if (n_ctx > hp->n_ctx_train)
+                return slm_error_set(err, -EINVAL, "context of %d exceeds the model's %d", n_ctx,
+                                     hp->n_ctx_train);
+        if (__builtin_mul_overflow((size_t)hp->n_layer * (size_t)n_ctx, kvd, &cache) ||
+            cache > SIZE_MAX / sizeof(float))
+                return slm_error_set(err, -ENOMEM, "KV cache size overflows");
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return slm_error_set(err, -ENOMEM, "out of memory");
+        c->m = m;
+        c->b = backend;
+        c->n_ctx = n_ctx;
+        c->k_cache = malloc(cache * sizeof(float));
+        c->v_cache = malloc(cache * sizeof(float));
+        c->x = malloc(BATCH * e * sizeof(float));
+        c->xb = malloc(BATCH * (e > qd ? e : qd) * sizeof(float));
+        c->q = malloc(BATCH * qd * sizeof(float));
+        c->k = malloc(BATCH * kvd * sizeof(float));
+        c->v = malloc(BATCH * kvd * sizeof(float));
+        c->att = malloc(BATCH * qd * sizeof(float));
+        c->tmp = malloc(BATCH * (e > (size_t)hp->n_vocab ? e : (size_t)hp->n_vocab) *
+                        sizeof(float));
+        c->gate = malloc(BATCH * 2 * ff * sizeof(float));
+        c->up = malloc(BATCH * ff * sizeof(float));
+        c->hb = malloc(BATCH * ff * sizeof(float));
+        c->qkv = malloc(BATCH * (qd + 2 * kvd) * sizeof(float));
+        c->pos = malloc(BATCH * sizeof(int32_t));
+        if (!c->k_cache || !c->v_cache || !c->x || !c->xb || !c->q || !c->k || !c->v || !c->att ||
+            !c->tmp || !c->gate || !c->up || !c->hb || !c->qkv || !c->pos) {
+                slm_context_free(c);
+                return slm_error_set(err, -ENOMEM, "out of memory for a context of %d", n_ctx);
+        }
+        *ret_ctx = c;
+        return 0;
+}
+
+SlmContext *slm_context_free(SlmContext *c)
+{
+        if (!c)
+                return NULL;
+        free(c->k_cache);
+        free(c->v_cache);
+        free(c->x);
+        free(c->xb);
+        free(c->q);
+        free(c->k);
+        free(c->v);
+        free(c->att);
+        free(c->tmp);
+        free(c->gate);
+        free(c->up);
+        free(c->hb);
+        free(c->qkv);
+        free(c->pos);
+        free(c);
+        return NULL;
+}
+
+int slm_context_n_ctx(const SlmContext *c)
+{
+        return c->n_ctx;
+}
+
+int slm_context_n_past(const SlmContext *c)
+{
+        return c->n_past;
+}
+
+void slm_context_truncate(SlmContext *c, int n_past)
+{
+        if (n_past >= 0 && n_past < c->n_past)
+                c->n_past = n_past;
+}
+
+/* ---- the forward pass ---------------------------------------------------------------------- */
+
+static void add_bias(float *x, const float *b, int64_t n, int64_t n_rows)
+{
+        if (!b)
+                return;
+        for (int64_t t = 0; t < n_rows; t++)
+                for (int64_t i = 0; i < n; i++)
+                        x[t * n + i] += b[i];
+}
+
+static void scale(float *x, int64_t n, float s)
+{
+        for (int64_t i = 0; i < n; i++)
+                x[i] *= s;
+}
+
+static void add(float *x, const float *y, int64_t n)
+{
+        for (int64_t i = 0; i < n; i++)
+                x[i] += y[i];
+}
+
+/* One layer for @n tokens whose hidden states are in c->x. */
+static int forward_layer(SlmContext *c, int il, int n)
+{
+        const SlmModel *m = c->m;
+        const SlmHParams *hp = &m->hp;
+        const Layer *l = &m->layers[il];
+        int64_t e = hp->n_embd, hd = hp->head_dim, qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
+        int64_t ff = hp->n_ff;
+        float *kc = c->k_cache + ((size_t)il * (size_t)c->n_ctx) * (size_t)kvd;
+        float *vc = c->v_cache + ((size_t)il * (size_t)c->n_ctx) * (size_t)kvd;
+        SlmAttnParams ap = { hp->n_head, hp->n_head_kv, (int)hd, 1.0f / sqrtf((float)hd),
+                             hp->n_swa };
+        int r;
+
+        /* attention */
+        slm_backend_rmsnorm(c->b, c->x, l->attn_norm, e, n, hp->norm_eps, c->xb);
+        if (l->wqkv.data) {
+                r = slm_backend_matmul(c->b, &l->wqkv, c->xb, n, c->qkv);
+                if (r < 0)
+                        return r;
+                for (int t = 0; t < n; t++) {
+                        const float *row = c->qkv + t * (qd + 2 * kvd);
+                        memcpy(c->q + t * qd, row, (size_t)qd * sizeof(float));
+                        memcpy(c->k + t * kvd, row + qd, (size_t)kvd * sizeof(float));
+                        memcpy(c->v + t * kvd, row + qd + kvd, (size_t)kvd * sizeof(float));
+                }
+        } else {
+                if ((r = slm_backend_matmul(c->b, &l->wq, c->xb, n, c->q)) < 0 ||
+                    (r = slm_backend_matmul(c->b, &l->wk, c->xb, n, c->k)) < 0 ||
+                    (r = slm_backend_matmul(c->b, &l->wv, c->xb, n, c->v)) < 0)
+                        return r;
+                add_bias(c->q, l->bq, qd, n);
+                add_bias(c->k, l->bk, kvd, n);
+                add_bias(c->v, l->bv, kvd, n);
+        }
+        slm_backend_rope(c->b, c->q, n, hp->n_head, (int)hd, c->pos, &hp->rope);
+        slm_backend_rope(c->b, c->k, n, hp->n_head_kv, (int)hd, c->pos, &hp->rope);
+        if (hp->arch == SLM_ARCH_PHI3 || hp->arch == SLM_ARCH_GEMMA) {
+                /* these scale q before the product, as their reference graphs do */
+                scale(c->q, n * qd, ap.scale);
+                ap.scale = 1.0f;
+        }
+        memcpy(kc + (size_t)c->n_past * (size_t)kvd, c->k, (size_t)(n * kvd) * sizeof(float));
+        memcpy(vc + (size_t)c->n_past * (size_t)kvd, c->v, (size_t)(n * kvd) * sizeof(float));
+        r = slm_backend_attention(c->b, c->q, kc, vc, n, c->n_past, &ap, c->att);
+        if (r < 0)
+                return r;
+        r = slm_backend_matmul(c->b, &l->wo, c->att, n, c->tmp);
+        if (r < 0)
+                return r;
+        add(c->x, c->tmp, n * e);
+
+        /* feed-forward */
+        slm_backend_rmsnorm(c->b, c->x, l->ffn_norm, e, n, hp->norm_eps, c->xb);
+        if (hp->arch == SLM_ARCH_PHI3) {
+                r = slm_backend_matmul(c->b, &l->w_up, c->xb, n, c->gate);
+                if (r < 0)
+                        return r;
+                for (int t = 0; t < n; t++) {
+                        /* rows of 2*ff, gate then up: pack them into their own arrays (in
+                         * ascending order a row's destination never reaches a later source) */
+                        memcpy(c->up + t * ff, c->gate + t * 2 * ff + ff, (size_t)ff * sizeof(float));
+                        memmove(c->gate + t * ff, c->gate + t * 2 * ff, (size_t)ff * sizeof(float));
+                }
+        } else {
+                if ((r = slm_backend_matmul(c->b, &l->w_gate, c->xb, n, c->gate)) < 0 ||
+                    (r = slm_backend_matmul(c->b, &l->w_up, c->xb, n, c->up)) < 0)
+                        return r;
+        }
+        slm_backend_glu(c->b, hp->arch == SLM_ARCH_GEMMA ? SLM_ACT_GELU : SLM_ACT_SILU, c->gate,
+                        c->up, n * ff, c->hb);
+        r = slm_backend_matmul(c->b, &l->w_down, c->hb, n, c->tmp);
+        if (r < 0)
+                return r;
+        add(c->x, c->tmp, n * e);
+        return 0;
+}
+
+static int forward(SlmContext *c, const int32_t *ids, int n, float *ret_logits)
+{
+        const SlmModel *m = c->m;
+        const SlmHParams *hp = &m->hp;
+        int64_t e = hp->n_embd;
+        int r;
+
+        for (int t = 0; t < n; t++) {
+                const uint8_t *row = (const uint8_t *)m->tok_embd.data +
+                                     (size_t)ids[t] * m->tok_embd.row_bytes;
+                slm_dequantize_row(m->tok_embd.type, row, c->x + t * e, e);
+                if (hp->arch == SLM_ARCH_GEMMA)
+                        scale(c->x + t * e, e, sqrtf((float)e));
+                c->pos[t] = c->n_past + t;
+        }
+        for (int il = 0; il < hp->n_layer; il++) {
+                r = forward_layer(c, il, n);
+                if (r < 0)
+                        return r;
+        }
+        c->n_past += n;
+        if (!ret_logits)
+                return 0;
+        /* only the last token's logits are wanted */
+        slm_backend_rmsnorm(c->b, c->x + (n - 1) * e, m->output_norm, e, 1, hp->norm_eps, c->xb);
+        return slm_backend_matmul(c->b, &m->output, c->xb, 1, ret_logits);
+}
+
+int slm_context_eval(SlmContext *c, const int32_t *ids, int n, float *ret_logits)
+{
+        int r;
+
+        if (n <= 0)
+                return -EINVAL;
+        if (n > c->n_ctx - c->n_past)
+                return -ENOSPC;
+        for (int i = 0; i < n; i++)
+                if (ids[i] < 0 || ids[i] >= c->m->hp.n_vocab)
+                        return -EINVAL;
+        for (int done = 0; done < n; done += BATCH) {
+                int nb = n - done < BATCH ? n - done : BATCH;
+                r = forward(c, ids + done, nb, done + nb == n ? ret_logits : NULL);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}

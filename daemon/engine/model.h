@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Models: the weights of one GGUF file for one architecture, and contexts
+ * that run forward passes over them.
+ *
+ * An SlmModel is read-only once loaded and can be shared by any number of
+ * SlmContexts; each context owns one sequence's KV cache and scratch, and
+ * is used by one thread at a time.
+ *
+ * Architectures: llama (Llama 2, Mistral, TinyLlama, SmolLM), phi3 (fused
+ * qkv and gate/up), gemma (MQA, GeGLU, embeddings scaled by sqrt(n_embd),
+ * tied output), qwen2 (q/k/v biases).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gguf.h"
+#include "slm-backend.h"
+#include "tokenizer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+        SLM_ARCH_LLAMA,
+        SLM_ARCH_PHI3,
+        SLM_ARCH_GEMMA,
+        SLM_ARCH_QWEN2,
+} SlmArch;
+
+typedef struct {
+        SlmArch arch;
+        int n_vocab;
+        int n_ctx_train;
+        int n_embd;
+        int n_layer;
+        int n_head;
+        int n_head_kv;
+        int head_dim; /* per head, for q, k and v */
+        int n_ff;
+        int n_swa;    /* sliding attention window, 0 for none */
+        float norm_eps;
+        SlmRopeParams rope;
+} SlmHParams;
+
+typedef struct SlmModel SlmModel;
+typedef struct SlmContext SlmContext;
+
+/* Load the model in @path: validate the file, the architecture and every tensor's shape. */
+int slm_model_load(const char *path, SlmModel **ret_model, SlmError *err);
+/* The same from a parsed file; the model takes ownership of @gguf on success. */
+int slm_model_load_gguf(SlmGguf *gguf, SlmModel **ret_model, SlmError *err);
+SlmModel *slm_model_free(SlmModel *m);
+
+const SlmHParams *slm_model_hparams(const SlmModel *m);
+const SlmTokenizer *slm_model_tokenizer(const SlmModel *m);
+const SlmGguf *slm_model_gguf(const SlmModel *m);
+const char *slm_arch_name(SlmArch arch);
+/* Bytes of weights the model reads per token. */
+uint64_t slm_model_weight_bytes(const SlmModel *m);
+
+/* A sequence of up to @n_ctx positions on @backend (which the caller keeps alive). */
+int slm_context_new(SlmModel *m, SlmBackend *backend, int n_ctx, SlmContext **ret_ctx,
+                    SlmError *err);
+SlmContext *slm_context_free(SlmContext *ctx);
+
+int slm_context_n_ctx(const SlmContext *ctx);
+/* Positions already in the KV cache. */
+int slm_context_n_past(const SlmContext *ctx);
+/* Forget positions from @n_past on (keeping the prefix before it). */
+void slm_context_truncate(SlmContext *ctx, int n_past);
+
+/*
+ * Run @n tokens at the next positions, in batches; store the logits of
+ * the last one in @ret_logits (n_vocab floats) when not NULL. -ENOSPC
+ * when they do not fit in the context, -EINVAL for an id out of range.
+ */
+int slm_context_eval(SlmContext *ctx, const int32_t *ids, int n, float *ret_logits);
+
+#ifdef __cplusplus
+}
+#endif
