@@ -144,3 +144,97 @@ std::string run_name(const ::testing::TestParamInfo<RefRun> &info)
 INSTANTIATE_TEST_SUITE_P(Vectors, Reference, ::testing::ValuesIn(runs()), run_name);
 
 } // namespace
+
+namespace {
+
+struct Loaded {
+        SlmModel *model = nullptr;
+        SlmBackend *backend = nullptr;
+        SlmError err = {};
+        explicit Loaded(const std::string &name, int threads = 1)
+        {
+                EXPECT_EQ(slm_model_load(model_path(name).c_str(), &model, &err), 0) << err.msg;
+                EXPECT_EQ(slm_backend_new("cpu", threads, &backend), 0);
+        }
+        ~Loaded()
+        {
+                slm_backend_free(backend);
+                slm_model_free(model);
+        }
+};
+
+} // namespace
+
+TEST(Context, HyperparametersOfEachArchitecture)
+{
+        struct {
+                const char *file;
+                SlmArch arch;
+                int n_head, n_head_kv, head_dim;
+                SlmRopeMode rope;
+        } want[] = {
+                { "stories260K-f32.gguf", SLM_ARCH_LLAMA, 8, 4, 8, SLM_ROPE_NORM },
+                { "tiny-llama-gqa-f32.gguf", SLM_ARCH_LLAMA, 4, 2, 64, SLM_ROPE_NORM },
+                { "tiny-phi3-f32.gguf", SLM_ARCH_PHI3, 4, 4, 64, SLM_ROPE_NEOX },
+                { "tiny-gemma-f32.gguf", SLM_ARCH_GEMMA, 4, 1, 64, SLM_ROPE_NEOX },
+                { "tiny-qwen2-f32.gguf", SLM_ARCH_QWEN2, 4, 2, 64, SLM_ROPE_NEOX },
+        };
+        for (const auto &w : want) {
+                Loaded l(w.file);
+                ASSERT_NE(l.model, nullptr) << w.file;
+                const SlmHParams *hp = slm_model_hparams(l.model);
+                EXPECT_EQ(hp->arch, w.arch) << w.file;
+                EXPECT_EQ(hp->n_head, w.n_head) << w.file;
+                EXPECT_EQ(hp->n_head_kv, w.n_head_kv) << w.file;
+                EXPECT_EQ(hp->head_dim, w.head_dim) << w.file;
+                EXPECT_EQ(hp->rope.mode, w.rope) << w.file;
+        }
+}
+
+// Reusing a cached prefix gives the same logits as evaluating everything afresh, and the result
+// does not depend on the thread count or on how the prompt is split into calls.
+TEST(Context, PrefixReuseAndThreadsGiveSameLogits)
+{
+        Loaded one("tiny-qwen2-q4_k_m.gguf", 1), two("tiny-qwen2-q4_k_m.gguf", 2);
+        ASSERT_NE(one.model, nullptr);
+        std::vector<int32_t> ids;
+        for (int i = 0; i < 150; i++)
+                ids.push_back((i * 37) % 500);
+        int n_vocab = slm_model_hparams(one.model)->n_vocab;
+        std::vector<float> a(n_vocab), b(n_vocab), c(n_vocab);
+
+        SlmContext *ctx = nullptr;
+        ASSERT_EQ(slm_context_new(one.model, one.backend, 0, &ctx, &one.err), 0);
+        ASSERT_EQ(slm_context_eval(ctx, ids.data(), (int)ids.size(), a.data()), 0);
+        EXPECT_EQ(slm_context_n_past(ctx), 150);
+        slm_context_truncate(ctx, 100);
+        ASSERT_EQ(slm_context_eval(ctx, ids.data() + 100, 50, b.data()), 0);
+        EXPECT_EQ(a, b);
+        slm_context_free(ctx);
+
+        ASSERT_EQ(slm_context_new(two.model, two.backend, 0, &ctx, &two.err), 0);
+        for (int i = 0; i < 150; i += 7)
+                ASSERT_EQ(slm_context_eval(ctx, ids.data() + i, std::min(7, 150 - i), c.data()), 0);
+        EXPECT_EQ(a, c);
+        slm_context_free(ctx);
+}
+
+TEST(Context, RefusesOverflowAndBadIds)
+{
+        Loaded l("stories260K-f32.gguf");
+        ASSERT_NE(l.model, nullptr);
+        SlmContext *ctx = nullptr;
+        EXPECT_EQ(slm_context_new(l.model, l.backend, 100000, &ctx, &l.err), -EINVAL);
+        EXPECT_NE(std::string(l.err.msg).find("exceeds the model's 512"), std::string::npos);
+        ASSERT_EQ(slm_context_new(l.model, l.backend, 16, &ctx, &l.err), 0);
+        std::vector<int32_t> ids(17, 5);
+        EXPECT_EQ(slm_context_eval(ctx, ids.data(), 17, nullptr), -ENOSPC);
+        EXPECT_EQ(slm_context_n_past(ctx), 0);
+        int32_t bad[2] = { 5, 512 };
+        EXPECT_EQ(slm_context_eval(ctx, bad, 2, nullptr), -EINVAL);
+        bad[1] = -1;
+        EXPECT_EQ(slm_context_eval(ctx, bad, 2, nullptr), -EINVAL);
+        EXPECT_EQ(slm_context_eval(ctx, ids.data(), 16, nullptr), 0);
+        EXPECT_EQ(slm_context_eval(ctx, ids.data(), 1, nullptr), -ENOSPC);
+        slm_context_free(ctx);
+}
