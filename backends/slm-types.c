@@ -350,9 +350,17 @@ void slm_dequantize_row(SlmType type, const void *src, float *dst, int64_t n)
 
 /* ---- activation quantization --------------------------------------------------------------- */
 
-/* Round half to even, as the vector units do in their default mode. */
+/*
+ * Round half to even, as the vector units do in their default mode. Values
+ * from a corrupt model can be NaN or huge: those become 0 or saturate, so
+ * the conversion to int is always defined.
+ */
 static inline int round_even(float v)
 {
+        if (!(v > -128.0f))
+                return v <= -128.0f ? -128 : 0; /* -inf..-128, or NaN */
+        if (v > 127.0f)
+                return 127;
         return (int)nearbyintf(v);
 }
 

@@ -159,6 +159,10 @@ int32_t slm_sampler_sample(SlmSampler *s, float *logits, const int32_t *history,
         const SlmSamplerParams *p = &s->p;
         size_t n = (size_t)s->n_vocab;
 
+        /* a corrupt model can produce NaN: such a token is never chosen */
+        for (size_t i = 0; i < n; i++)
+                if (isnan(logits[i]))
+                        logits[i] = -INFINITY;
         apply_penalties(s, logits, history, n_history);
         if (p->temperature == 0.0f)
                 return slm_argmax(logits, s->n_vocab);
