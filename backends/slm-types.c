@@ -212,9 +212,11 @@ static void unpack_q6_k(const SlmBlockQ6_K *b, int8_t *q)
         for (int n = 0; n < SLM_QK_K; n += 128, ql += 64, qh += 32) {
                 for (int l = 0; l < 32; l++) {
                         q[n + l] = (int8_t)(((ql[l] & 0xf) | (((qh[l] >> 0) & 3) << 4)) - 32);
-                        q[n + l + 32] = (int8_t)(((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32);
+                        q[n + l + 32] =
+                            (int8_t)(((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32);
                         q[n + l + 64] = (int8_t)(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
-                        q[n + l + 96] = (int8_t)(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+                        q[n + l + 96] =
+                            (int8_t)(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
                 }
         }
 }

@@ -50,8 +50,8 @@ typedef enum {
         SLM_TYPE_COUNT = 31,
 } SlmType;
 
-#define SLM_QK     32
-#define SLM_QK_K   256
+#define SLM_QK           32
+#define SLM_QK_K         256
 #define SLM_K_SCALE_SIZE 12
 
 typedef uint16_t slm_fp16;

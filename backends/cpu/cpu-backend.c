@@ -61,15 +61,14 @@ static void matmul_task(void *data, int ith, int nth)
                         const uint8_t *x = (const uint8_t *)m->xq + t * m->xq_row_bytes;
                         float *y = m->y + t * w->n_out;
                         for (long long r = r0; r < r1; r++)
-                                y[r] = slm_vec_dot_ref(w->type, w->n_in,
-                                                       (const uint8_t *)w->data + r * w->row_bytes,
-                                                       x);
+                                y[r] =
+                                    slm_vec_dot_ref(w->type, w->n_in,
+                                                    (const uint8_t *)w->data + r * w->row_bytes, x);
                 }
         }
 }
 
-static int cpu_matmul(SlmBackend *b, const SlmMatrix *w, const float *x, int64_t n_tokens,
-                      float *y)
+static int cpu_matmul(SlmBackend *b, const SlmMatrix *w, const float *x, int64_t n_tokens, float *y)
 {
         CpuBackend *cpu = (CpuBackend *)b;
         const SlmTypeTraits *tt = slm_type_traits(w->type);

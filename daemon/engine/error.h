@@ -16,7 +16,7 @@ typedef struct {
 
 /* Fill @err (may be NULL) with the formatted message and return @errnum (negative). */
 int slm_error_set(SlmError *err, int errnum, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Prefix the message already in @err (may be NULL) with @prefix and ": ". */
 void slm_error_prefix(SlmError *err, const char *prefix);

@@ -67,9 +67,9 @@ static int read_str(Cursor *c, SlmGgufStr *s, uint64_t max_len, const char *what
         if (r < 0)
                 return r;
         if (len > remaining(c))
-                return slm_error_set(c->err, -EBADMSG,
-                                     "%s: string length %llu at offset %llu runs past the end", what,
-                                     (unsigned long long)len, (unsigned long long)(c->pos - 8));
+                return slm_error_set(
+                    c->err, -EBADMSG, "%s: string length %llu at offset %llu runs past the end",
+                    what, (unsigned long long)len, (unsigned long long)(c->pos - 8));
         if (max_len && len > max_len)
                 return slm_error_set(c->err, -ERANGE, "%s: string length %llu exceeds %llu", what,
                                      (unsigned long long)len, (unsigned long long)max_len);
@@ -225,9 +225,10 @@ static int read_array(Cursor *c, SlmGgufValue *v, int depth, const char *what)
         esz = slm_gguf_type_size(etype);
         if (esz) {
                 if (n > remaining(c) / esz)
-                        return slm_error_set(c->err, -EBADMSG,
-                                             "%s: array of %llu elements of %zu bytes runs past the end",
-                                             what, (unsigned long long)n, esz);
+                        return slm_error_set(
+                            c->err, -EBADMSG,
+                            "%s: array of %llu elements of %zu bytes runs past the end", what,
+                            (unsigned long long)n, esz);
                 v->arr.data = c->base + c->pos;
                 if (etype == SLM_GGUF_BOOL)
                         for (uint64_t i = 0; i < n; i++)
@@ -497,7 +498,8 @@ static int read_tensor_info(Cursor *c, SlmGgufTensor *t, uint64_t idx)
         if (r < 0)
                 return r;
         if (t->n_dims == 0 || t->n_dims > SLM_GGUF_MAX_DIMS)
-                return slm_error_set(c->err, -EINVAL, "tensor '%.*s': %u dimensions (1..%d allowed)",
+                return slm_error_set(c->err, -EINVAL,
+                                     "tensor '%.*s': %u dimensions (1..%d allowed)",
                                      (int)t->name.len, t->name.ptr, t->n_dims, SLM_GGUF_MAX_DIMS);
         for (uint32_t d = 0; d < SLM_GGUF_MAX_DIMS; d++)
                 t->ne[d] = 1;

@@ -13,17 +13,17 @@
 #define BATCH        64 /* tokens per forward pass when evaluating a prompt */
 
 typedef struct {
-        const float *attn_norm; /* (n_embd) */
-        SlmMatrix wq;           /* (n_embd, n_head * head_dim) */
-        SlmMatrix wk;           /* (n_embd, n_head_kv * head_dim) */
-        SlmMatrix wv;           /* (n_embd, n_head_kv * head_dim) */
-        SlmMatrix wqkv;         /* phi3: (n_embd, q + k + v rows) */
+        const float *attn_norm;    /* (n_embd) */
+        SlmMatrix wq;              /* (n_embd, n_head * head_dim) */
+        SlmMatrix wk;              /* (n_embd, n_head_kv * head_dim) */
+        SlmMatrix wv;              /* (n_embd, n_head_kv * head_dim) */
+        SlmMatrix wqkv;            /* phi3: (n_embd, q + k + v rows) */
         const float *bq, *bk, *bv; /* qwen2 */
-        SlmMatrix wo;           /* (n_head * head_dim, n_embd) */
-        const float *ffn_norm;  /* (n_embd) */
-        SlmMatrix w_gate;       /* (n_embd, n_ff) */
-        SlmMatrix w_up;         /* (n_embd, n_ff), phi3: (n_embd, 2 * n_ff) gate rows first */
-        SlmMatrix w_down;       /* (n_ff, n_embd) */
+        SlmMatrix wo;              /* (n_head * head_dim, n_embd) */
+        const float *ffn_norm;     /* (n_embd) */
+        SlmMatrix w_gate;          /* (n_embd, n_ff) */
+        SlmMatrix w_up;            /* (n_embd, n_ff), phi3: (n_embd, 2 * n_ff) gate rows first */
+        SlmMatrix w_down;          /* (n_ff, n_embd) */
 } Layer;
 
 struct SlmModel {
@@ -127,11 +127,12 @@ static int load_hparams(SlmModel *m, SlmError *err)
         if ((r = get_dim(g, arch, "embedding_length", true, 0, MAX_DIM, &hp->n_embd, err)) < 0 ||
             (r = get_dim(g, arch, "block_count", true, 0, MAX_LAYERS, &hp->n_layer, err)) < 0 ||
             (r = get_dim(g, arch, "feed_forward_length", true, 0, MAX_DIM, &hp->n_ff, err)) < 0 ||
-            (r = get_dim(g, arch, "attention.head_count", true, 0, MAX_DIM, &hp->n_head, err)) < 0 ||
+            (r = get_dim(g, arch, "attention.head_count", true, 0, MAX_DIM, &hp->n_head, err)) <
+                0 ||
             (r = get_dim(g, arch, "attention.head_count_kv", false, hp->n_head, MAX_DIM,
                          &hp->n_head_kv, err)) < 0 ||
-            (r = get_dim(g, arch, "context_length", false, 2048, 1 << 24, &hp->n_ctx_train,
-                         err)) < 0)
+            (r = get_dim(g, arch, "context_length", false, 2048, 1 << 24, &hp->n_ctx_train, err)) <
+                0)
                 return r;
         if (hp->n_head % hp->n_head_kv)
                 return slm_error_set(err, -EINVAL, "%d heads cannot share %d KV heads", hp->n_head,
@@ -200,11 +201,10 @@ static int find_tensor(SlmModel *m, const char *name, int n_dims, int64_t ne0, i
                 return required ? slm_error_set(err, -EINVAL, "tensor '%s' is missing", name) : 0;
         if ((int)t->n_dims != n_dims || (int64_t)t->ne[0] != ne0 ||
             (n_dims > 1 && (int64_t)t->ne[1] != ne1))
-                return slm_error_set(err, -EINVAL,
-                                     "tensor '%s' has shape (%llu, %llu), expected (%lld, %lld)",
-                                     name, (unsigned long long)t->ne[0],
-                                     (unsigned long long)t->ne[1], (long long)ne0,
-                                     (long long)(n_dims > 1 ? ne1 : 1));
+                return slm_error_set(
+                    err, -EINVAL, "tensor '%s' has shape (%llu, %llu), expected (%lld, %lld)", name,
+                    (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], (long long)ne0,
+                    (long long)(n_dims > 1 ? ne1 : 1));
         *ret = t;
         return 0;
 }
@@ -427,8 +427,8 @@ int slm_context_new(SlmModel *m, SlmBackend *backend, int n_ctx, SlmContext **re
         c->k = malloc(BATCH * kvd * sizeof(float));
         c->v = malloc(BATCH * kvd * sizeof(float));
         c->att = malloc(BATCH * qd * sizeof(float));
-        c->tmp = malloc(BATCH * (e > (size_t)hp->n_vocab ? e : (size_t)hp->n_vocab) *
-                        sizeof(float));
+        c->tmp =
+            malloc(BATCH * (e > (size_t)hp->n_vocab ? e : (size_t)hp->n_vocab) * sizeof(float));
         c->gate = malloc(BATCH * 2 * ff * sizeof(float));
         c->up = malloc(BATCH * ff * sizeof(float));
         c->hb = malloc(BATCH * ff * sizeof(float));
@@ -565,7 +565,8 @@ static int forward_layer(SlmContext *c, int il, int n)
                 for (int t = 0; t < n; t++) {
                         /* rows of 2*ff, gate then up: pack them into their own arrays (in
                          * ascending order a row's destination never reaches a later source) */
-                        memcpy(c->up + t * ff, c->gate + t * 2 * ff + ff, (size_t)ff * sizeof(float));
+                        memcpy(c->up + t * ff, c->gate + t * 2 * ff + ff,
+                               (size_t)ff * sizeof(float));
                         memmove(c->gate + t * ff, c->gate + t * 2 * ff, (size_t)ff * sizeof(float));
                 }
         } else {
@@ -590,8 +591,8 @@ static int forward(SlmContext *c, const int32_t *ids, int n, float *ret_logits)
         int r;
 
         for (int t = 0; t < n; t++) {
-                const uint8_t *row = (const uint8_t *)m->tok_embd.data +
-                                     (size_t)ids[t] * m->tok_embd.row_bytes;
+                const uint8_t *row =
+                    (const uint8_t *)m->tok_embd.data + (size_t)ids[t] * m->tok_embd.row_bytes;
                 slm_dequantize_row(m->tok_embd.type, row, c->x + t * e, e);
                 if (hp->arch == SLM_ARCH_GEMMA)
                         scale(c->x + t * e, e, sqrtf((float)e));

@@ -42,7 +42,7 @@ typedef struct {
         int n_head_kv;
         int head_dim; /* per head, for q, k and v */
         int n_ff;
-        int n_swa;    /* sliding attention window, 0 for none */
+        int n_swa; /* sliding attention window, 0 for none */
         float norm_eps;
         SlmRopeParams rope;
 } SlmHParams;

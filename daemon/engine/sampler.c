@@ -153,8 +153,7 @@ static void softmax(Candidate *c, size_t n, float temp)
                 c[i].p = (float)(c[i].p / sum);
 }
 
-int32_t slm_sampler_sample(SlmSampler *s, float *logits, const int32_t *history,
-                           size_t n_history)
+int32_t slm_sampler_sample(SlmSampler *s, float *logits, const int32_t *history, size_t n_history)
 {
         const SlmSamplerParams *p = &s->p;
         size_t n = (size_t)s->n_vocab;

@@ -18,12 +18,12 @@ extern "C" {
 #endif
 
 typedef struct {
-        float temperature;      /* 0: greedy */
-        int top_k;              /* 0: all */
-        float top_p;            /* 1: off */
-        float min_p;            /* 0: off */
-        float repeat_penalty;   /* 1: off */
-        int penalty_last_n;     /* history window for the penalties */
+        float temperature;    /* 0: greedy */
+        int top_k;            /* 0: all */
+        float top_p;          /* 1: off */
+        float min_p;          /* 0: off */
+        float repeat_penalty; /* 1: off */
+        int penalty_last_n;   /* history window for the penalties */
         float frequency_penalty;
         float presence_penalty;
         uint64_t seed;
@@ -39,8 +39,7 @@ SlmSampler *slm_sampler_free(SlmSampler *s);
 const char *slm_sampler_params_check(const SlmSamplerParams *p);
 
 /* Pick a token from @logits (modified in place); @history is what the sequence holds so far. */
-int32_t slm_sampler_sample(SlmSampler *s, float *logits, const int32_t *history,
-                           size_t n_history);
+int32_t slm_sampler_sample(SlmSampler *s, float *logits, const int32_t *history, size_t n_history);
 
 /* Greedy choice: the largest logit, ties to the lowest id. */
 int32_t slm_argmax(const float *logits, int n);

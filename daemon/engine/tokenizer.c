@@ -14,7 +14,8 @@
 
 typedef enum {
         PRE_GPT2,   /* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
-        PRE_LLAMA3, /* (?i:'s|...)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|... */
+        PRE_LLAMA3, /* (?i:'s|...)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|...
+                     */
         PRE_QWEN2,  /* as llama3 with \p{N} one digit at a time */
         PRE_SMOLLM, /* every digit alone, then gpt2 */
 } PreType;
@@ -61,12 +62,11 @@ static uint32_t byte_to_cp(uint8_t b)
         return 256 + (uint32_t)n;
 }
 
-
 /* ---- loading ------------------------------------------------------------------------------- */
 
 static const char *const eog_texts[] = {
-        "<|eot_id|>", "<|im_end|>", "<|end|>",   "<end_of_turn>", "<|endoftext|>",
-        "<EOT>",      "<|eom_id|>", "<|end_of_text|>",
+        "<|eot_id|>",    "<|im_end|>", "<|end|>",    "<end_of_turn>",
+        "<|endoftext|>", "<EOT>",      "<|eom_id|>", "<|end_of_text|>",
 };
 
 static int cmp_special(const void *a, const void *b, void *data);
@@ -88,7 +88,8 @@ static int load_tokens(SlmTokenizer *tk, const SlmGguf *g, SlmError *err)
 
         r = slm_gguf_get_arr(g, "tokenizer.ggml.scores", SLM_GGUF_F32, &scores);
         if (r == -EINVAL || (r == 0 && scores->arr.n != toks->arr.n))
-                return slm_error_set(err, -EINVAL, "tokenizer.ggml.scores does not match the tokens");
+                return slm_error_set(err, -EINVAL,
+                                     "tokenizer.ggml.scores does not match the tokens");
         if (r < 0)
                 scores = NULL;
         r = slm_gguf_get_arr(g, "tokenizer.ggml.token_type", SLM_GGUF_I32, &types);
@@ -192,7 +193,8 @@ static int load_merges(SlmTokenizer *tk, const SlmGguf *g, SlmError *err)
                 return slm_error_set(err, -EINVAL, "tokenizer.ggml.merges %s",
                                      r == -ENOENT ? "is missing" : "is not an array of strings");
         if (merges->arr.n > MAX_VOCAB)
-                return slm_error_set(err, -EINVAL, "%llu merges", (unsigned long long)merges->arr.n);
+                return slm_error_set(err, -EINVAL, "%llu merges",
+                                     (unsigned long long)merges->arr.n);
         size_t total = 0, off = 0;
         for (uint64_t i = 0; i < merges->arr.n; i++) {
                 if (merges->arr.strs[i].len > 2048)
@@ -750,8 +752,8 @@ static size_t contraction(const Range *r, size_t pos, bool any_case)
         }
         if (a == 's' || a == 't' || a == 'm' || a == 'd')
                 return 2;
-        if (pos + 2 < r->hi && ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') ||
-                                (a == 'l' && b == 'l')))
+        if (pos + 2 < r->hi &&
+            ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')))
                 return 3;
         return 0;
 }
@@ -1085,8 +1087,7 @@ void slm_detokenizer_init(SlmDetokenizer *d, const SlmTokenizer *tk, bool specia
 }
 
 /* Append @n bytes as valid UTF-8 (bad sequences as U+FFFD), holding an unfinished tail. */
-static int emit_utf8(SlmDetokenizer *d, const char *p, size_t n, char *out, size_t size,
-                     bool final)
+static int emit_utf8(SlmDetokenizer *d, const char *p, size_t n, char *out, size_t size, bool final)
 {
         size_t o = 0, i = 0;
 

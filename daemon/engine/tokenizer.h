@@ -69,8 +69,7 @@ int slm_tokenizer_encode(const SlmTokenizer *tk, const char *text, size_t len, u
  * @special. Returns a pointer valid as long as the tokenizer, or NULL
  * with *ret_len = 0 for an id out of range.
  */
-const char *slm_tokenizer_piece(const SlmTokenizer *tk, int32_t id, bool special,
-                                size_t *ret_len);
+const char *slm_tokenizer_piece(const SlmTokenizer *tk, int32_t id, bool special, size_t *ret_len);
 
 /*
  * Decode @n ids into a malloc'ed NUL-terminated string of *ret_len bytes

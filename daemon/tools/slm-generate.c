@@ -18,26 +18,25 @@
 
 static void usage(FILE *f)
 {
-        fprintf(f,
-                "Usage: slm-generate MODEL.gguf PROMPT [options]\n"
-                "\n"
-                "Options:\n"
-                "  -n, --n-predict N       tokens to generate (default 128)\n"
-                "      --temp T            temperature, 0 = greedy (default 0)\n"
-                "      --top-k K           keep the K most likely tokens (default 40)\n"
-                "      --top-p P           nucleus sampling threshold (default 0.95)\n"
-                "      --min-p P           drop tokens below P x the best (default 0.05)\n"
-                "      --repeat-penalty R  penalty for recent tokens (default 1.0 = off)\n"
-                "      --frequency-penalty F, --presence-penalty P\n"
-                "      --seed S            random seed (default 0)\n"
-                "      --stop TEXT         stop when TEXT appears (repeatable)\n"
-                "      --ignore-eos        keep going past end-of-generation tokens\n"
-                "  -c, --ctx N             context size (default: the model's)\n"
-                "  -t, --threads N         worker threads (default 1)\n"
-                "      --backend NAME      cpu or auto (default auto)\n"
-                "      --ids               print prompt ids and generated ids, not text\n"
-                "      --parse-special     match control-token text such as <|im_start|>\n"
-                "  -h, --help\n");
+        fprintf(f, "Usage: slm-generate MODEL.gguf PROMPT [options]\n"
+                   "\n"
+                   "Options:\n"
+                   "  -n, --n-predict N       tokens to generate (default 128)\n"
+                   "      --temp T            temperature, 0 = greedy (default 0)\n"
+                   "      --top-k K           keep the K most likely tokens (default 40)\n"
+                   "      --top-p P           nucleus sampling threshold (default 0.95)\n"
+                   "      --min-p P           drop tokens below P x the best (default 0.05)\n"
+                   "      --repeat-penalty R  penalty for recent tokens (default 1.0 = off)\n"
+                   "      --frequency-penalty F, --presence-penalty P\n"
+                   "      --seed S            random seed (default 0)\n"
+                   "      --stop TEXT         stop when TEXT appears (repeatable)\n"
+                   "      --ignore-eos        keep going past end-of-generation tokens\n"
+                   "  -c, --ctx N             context size (default: the model's)\n"
+                   "  -t, --threads N         worker threads (default 1)\n"
+                   "      --backend NAME      cpu or auto (default auto)\n"
+                   "      --ids               print prompt ids and generated ids, not text\n"
+                   "      --parse-special     match control-token text such as <|im_start|>\n"
+                   "  -h, --help\n");
 }
 
 static double now(void)
@@ -252,7 +251,7 @@ int main(int argc, char **argv)
 
         r = slm_tokenizer_encode(tk, prompt, strlen(prompt),
                                  SLM_TOKENIZE_ADD_SPECIAL |
-                                         (parse_special ? SLM_TOKENIZE_PARSE_SPECIAL : 0),
+                                     (parse_special ? SLM_TOKENIZE_PARSE_SPECIAL : 0),
                                  &ids, &n_prompt);
         if (r < 0) {
                 fprintf(stderr, "slm-generate: cannot tokenize the prompt: %s\n", strerror(-r));
@@ -263,7 +262,8 @@ int main(int argc, char **argv)
                 goto out;
         }
         if (n_prompt + (size_t)n_predict > (size_t)slm_context_n_ctx(ctx)) {
-                fprintf(stderr, "slm-generate: %zu prompt + %ld new tokens exceed the context of %d\n",
+                fprintf(stderr,
+                        "slm-generate: %zu prompt + %ld new tokens exceed the context of %d\n",
                         n_prompt, n_predict, slm_context_n_ctx(ctx));
                 goto out;
         }
@@ -298,9 +298,8 @@ int main(int argc, char **argv)
                         const char *out;
                         size_t n_out;
                         int n = slm_detokenizer_feed(&detok, id, buf, sizeof(buf));
-                        if (n > 0 &&
-                            slm_stop_matcher_feed(&stopm, buf, (size_t)n, &out, &n_out,
-                                                  &stopped) == 0) {
+                        if (n > 0 && slm_stop_matcher_feed(&stopm, buf, (size_t)n, &out, &n_out,
+                                                           &stopped) == 0) {
                                 fwrite(out, 1, n_out, stdout);
                                 fflush(stdout);
                         }

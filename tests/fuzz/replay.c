@@ -46,8 +46,14 @@ static uint8_t *read_all(const char *path, size_t *ret_size)
 
 static void mutate(uint8_t *buf, size_t *size)
 {
-        static const uint64_t extremes[] = { 0, 1, 0xff, 0xffffffffull, 0x7fffffffffffffffull,
-                                             0xffffffffffffffffull, 1ull << 32, 1ull << 62 };
+        static const uint64_t extremes[] = { 0,
+                                             1,
+                                             0xff,
+                                             0xffffffffull,
+                                             0x7fffffffffffffffull,
+                                             0xffffffffffffffffull,
+                                             1ull << 32,
+                                             1ull << 62 };
         size_t n = *size;
 
         if (n == 0)

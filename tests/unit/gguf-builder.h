@@ -7,7 +7,8 @@
 #include <string>
 #include <vector>
 
-namespace slmtest {
+namespace slmtest
+{
 
 struct GgufBuilder {
         std::vector<uint8_t> b;
@@ -19,8 +20,14 @@ struct GgufBuilder {
                 b.insert(b.end(), tmp, tmp + sizeof(T));
                 return *this;
         }
-        GgufBuilder &u32(uint32_t v) { return raw(v); }
-        GgufBuilder &u64(uint64_t v) { return raw(v); }
+        GgufBuilder &u32(uint32_t v)
+        {
+                return raw(v);
+        }
+        GgufBuilder &u64(uint64_t v)
+        {
+                return raw(v);
+        }
         GgufBuilder &str(const std::string &s)
         {
                 u64(s.size());
@@ -31,13 +38,22 @@ struct GgufBuilder {
         {
                 return u32(0x46554747).u32(version).u64(n_tensors).u64(n_kv);
         }
-        GgufBuilder &kv_u32(const std::string &k, uint32_t v) { return str(k).u32(4).u32(v); }
+        GgufBuilder &kv_u32(const std::string &k, uint32_t v)
+        {
+                return str(k).u32(4).u32(v);
+        }
         GgufBuilder &kv_str(const std::string &k, const std::string &v)
         {
                 return str(k).u32(8).str(v);
         }
-        GgufBuilder &kv_f32(const std::string &k, float v) { return str(k).u32(6).raw(v); }
-        GgufBuilder &kv_bool(const std::string &k, bool v) { return str(k).u32(7).raw<uint8_t>(v); }
+        GgufBuilder &kv_f32(const std::string &k, float v)
+        {
+                return str(k).u32(6).raw(v);
+        }
+        GgufBuilder &kv_bool(const std::string &k, bool v)
+        {
+                return str(k).u32(7).raw<uint8_t>(v);
+        }
         GgufBuilder &kv_strs(const std::string &k, const std::vector<std::string> &v)
         {
                 str(k).u32(9).u32(8).u64(v.size());
@@ -72,7 +88,10 @@ struct GgufBuilder {
                 b.insert(b.end(), n, 0);
                 return *this;
         }
-        size_t size() const { return b.size(); }
+        size_t size() const
+        {
+                return b.size();
+        }
 };
 
 } // namespace slmtest

@@ -12,7 +12,8 @@
 
 using slmtest::shared;
 
-namespace {
+namespace
+{
 
 struct Result {
         std::string out;
@@ -103,7 +104,8 @@ TEST(Generate, StopString)
 TEST(Generate, SeededSamplingIsRepeatable)
 {
         std::string args = stories() + " 'Once upon a time' -n 60 --temp 0.9 --top-k 20";
-        Result a = run(args + " --seed 7"), b = run(args + " --seed 7"), c = run(args + " --seed 8");
+        Result a = run(args + " --seed 7"), b = run(args + " --seed 7"),
+               c = run(args + " --seed 8");
         EXPECT_EQ(a.status, 0);
         EXPECT_EQ(a.out, b.out);
         EXPECT_NE(a.out, c.out);

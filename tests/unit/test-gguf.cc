@@ -15,7 +15,8 @@
 
 using slmtest::GgufBuilder;
 
-namespace {
+namespace
+{
 
 struct Parsed {
         SlmGguf *g = nullptr;
@@ -25,7 +26,10 @@ struct Parsed {
         {
                 r = slm_gguf_open_buffer(bytes.data(), bytes.size(), &g, &err);
         }
-        ~Parsed() { slm_gguf_free(g); }
+        ~Parsed()
+        {
+                slm_gguf_free(g);
+        }
 };
 
 // A valid version-3 file with every value type, a nested array, and two tensors.
@@ -128,7 +132,7 @@ TEST(Gguf, ReadsRealModelFromFile)
         SlmError err = {};
         ASSERT_EQ(slm_gguf_open(slmtest::shared("models/stories260K-q8_0.gguf").c_str(), &g, &err),
                   0)
-                << err.msg;
+            << err.msg;
         EXPECT_EQ(g->n_tensors, 48u);
         const SlmGgufTensor *t = slm_gguf_tensor(g, "blk.0.ffn_down.weight");
         ASSERT_NE(t, nullptr);
@@ -149,7 +153,7 @@ TEST(Gguf, TruncatedAtEveryByte)
                 EXPECT_TRUE(msg.find("truncated") != std::string::npos ||
                             msg.find("past the end") != std::string::npos ||
                             msg.find("cannot fit") != std::string::npos)
-                        << len << ": " << msg;
+                    << len << ": " << msg;
         }
 }
 
@@ -172,9 +176,8 @@ TEST(Gguf, MalformedFilesGetSpecificErrors)
                   "version 4" },
                 { "absurd kv count", [](GgufBuilder &b) { b.header(0, 1ull << 60).zeros(64); },
                   -EBADMSG, "key/value count" },
-                { "absurd tensor count",
-                  [](GgufBuilder &b) { b.header(1ull << 60, 0).zeros(64); }, -EBADMSG,
-                  "tensor count" },
+                { "absurd tensor count", [](GgufBuilder &b) { b.header(1ull << 60, 0).zeros(64); },
+                  -EBADMSG, "tensor count" },
                 { "key length past the end",
                   [](GgufBuilder &b) { b.header(0, 1).u64(1ull << 62).zeros(32); }, -EBADMSG,
                   "runs past the end" },
@@ -184,10 +187,14 @@ TEST(Gguf, MalformedFilesGetSpecificErrors)
                   [](GgufBuilder &b) { b.header(0, 1).str("k").u32(13).u32(1); }, -EPROTO,
                   "unknown value type 13" },
                 { "absurd array count",
-                  [](GgufBuilder &b) { b.header(0, 1).str("k").u32(9).u32(4).u64(1ull << 61).zeros(16); },
+                  [](GgufBuilder &b) {
+                          b.header(0, 1).str("k").u32(9).u32(4).u64(1ull << 61).zeros(16);
+                  },
                   -EBADMSG, "array of" },
                 { "absurd string array",
-                  [](GgufBuilder &b) { b.header(0, 1).str("k").u32(9).u32(8).u64(1ull << 40).zeros(16); },
+                  [](GgufBuilder &b) {
+                          b.header(0, 1).str("k").u32(9).u32(8).u64(1ull << 40).zeros(16);
+                  },
                   -EBADMSG, "strings runs past the end" },
                 { "unknown array element type",
                   [](GgufBuilder &b) { b.header(0, 1).str("k").u32(9).u32(77).u64(1); }, -EPROTO,
@@ -214,58 +221,96 @@ TEST(Gguf, MalformedFilesGetSpecificErrors)
                   -EINVAL, "general.alignment" },
                 { "five dimensions",
                   [](GgufBuilder &b) {
-                          b.header(1, 0).tensor_info("t", { 1, 1, 1, 1, 1 }, 0, 0).align().zeros(32);
+                          b.header(1, 0)
+                              .tensor_info("t", { 1, 1, 1, 1, 1 }, 0, 0)
+                              .align()
+                              .zeros(32);
                   },
                   -EINVAL, "5 dimensions" },
                 { "zero dimension",
-                  [](GgufBuilder &b) { b.header(1, 0).tensor_info("t", { 4, 0 }, 0, 0).align().zeros(32); },
+                  [](GgufBuilder &b) {
+                          b.header(1, 0).tensor_info("t", { 4, 0 }, 0, 0).align().zeros(32);
+                  },
                   -EINVAL, "dimension 1 is 0" },
                 { "dims whose product overflows",
                   [](GgufBuilder &b) {
-                          b.header(1, 0).tensor_info("t", { 1ull << 32, 1ull << 32 }, 0, 0).align().zeros(32);
+                          b.header(1, 0)
+                              .tensor_info("t", { 1ull << 32, 1ull << 32 }, 0, 0)
+                              .align()
+                              .zeros(32);
                   },
                   -EOVERFLOW, "element count overflows" },
                 { "byte size overflows",
                   [](GgufBuilder &b) {
-                          b.header(1, 0).tensor_info("t", { 1ull << 31, 1ull << 31 }, 0, 0).align().zeros(32);
+                          b.header(1, 0)
+                              .tensor_info("t", { 1ull << 31, 1ull << 31 }, 0, 0)
+                              .align()
+                              .zeros(32);
                   },
                   -EOVERFLOW, "byte size overflows" },
                 { "unknown tensor type",
-                  [](GgufBuilder &b) { b.header(1, 0).tensor_info("t", { 4 }, 99, 0).align().zeros(32); },
+                  [](GgufBuilder &b) {
+                          b.header(1, 0).tensor_info("t", { 4 }, 99, 0).align().zeros(32);
+                  },
                   -ENOTSUP, "unknown tensor type 99" },
                 { "activation-only type as a tensor",
-                  [](GgufBuilder &b) { b.header(1, 0).tensor_info("t", { 256 }, SLM_TYPE_Q8_K, 0).align().zeros(512); },
+                  [](GgufBuilder &b) {
+                          b.header(1, 0)
+                              .tensor_info("t", { 256 }, SLM_TYPE_Q8_K, 0)
+                              .align()
+                              .zeros(512);
+                  },
                   -ENOTSUP, "unknown tensor type 15" },
                 { "row not a multiple of the block",
-                  [](GgufBuilder &b) { b.header(1, 0).tensor_info("t", { 33 }, SLM_TYPE_Q4_0, 0).align().zeros(64); },
+                  [](GgufBuilder &b) {
+                          b.header(1, 0)
+                              .tensor_info("t", { 33 }, SLM_TYPE_Q4_0, 0)
+                              .align()
+                              .zeros(64);
+                  },
                   -EINVAL, "not a multiple of the Q4_0 block size" },
                 { "misaligned data",
-                  [](GgufBuilder &b) { b.header(1, 0).tensor_info("t", { 4 }, 0, 1).align().zeros(64); },
+                  [](GgufBuilder &b) {
+                          b.header(1, 0).tensor_info("t", { 4 }, 0, 1).align().zeros(64);
+                  },
                   -EINVAL, "not aligned" },
                 { "offset past the end",
-                  [](GgufBuilder &b) { b.header(1, 0).tensor_info("t", { 4 }, 0, 1024).align().zeros(64); },
+                  [](GgufBuilder &b) {
+                          b.header(1, 0).tensor_info("t", { 4 }, 0, 1024).align().zeros(64);
+                  },
                   -EBADMSG, "runs past the end of the file" },
                 { "data cut short",
-                  [](GgufBuilder &b) { b.header(1, 0).tensor_info("t", { 64 }, 0, 0).align().zeros(100); },
+                  [](GgufBuilder &b) {
+                          b.header(1, 0).tensor_info("t", { 64 }, 0, 0).align().zeros(100);
+                  },
                   -EBADMSG, "runs past the end of the file" },
                 { "overlapping tensors",
                   [](GgufBuilder &b) {
-                          b.header(2, 0).tensor_info("a", { 16 }, 0, 0).tensor_info("b", { 16 }, 0, 32);
+                          b.header(2, 0)
+                              .tensor_info("a", { 16 }, 0, 0)
+                              .tensor_info("b", { 16 }, 0, 32);
                           b.align().zeros(128);
                   },
                   -EBADMSG, "overlap" },
                 { "duplicate tensor name",
                   [](GgufBuilder &b) {
-                          b.header(2, 0).tensor_info("a", { 8 }, 0, 0).tensor_info("a", { 8 }, 0, 32);
+                          b.header(2, 0)
+                              .tensor_info("a", { 8 }, 0, 0)
+                              .tensor_info("a", { 8 }, 0, 32);
                           b.align().zeros(64);
                   },
                   -EEXIST, "duplicate tensor name 'a'" },
                 { "empty tensor name",
-                  [](GgufBuilder &b) { b.header(1, 0).tensor_info("", { 8 }, 0, 0).align().zeros(32); },
+                  [](GgufBuilder &b) {
+                          b.header(1, 0).tensor_info("", { 8 }, 0, 0).align().zeros(32);
+                  },
                   -EINVAL, "empty tensor name" },
                 { "tensor name too long",
                   [](GgufBuilder &b) {
-                          b.header(1, 0).tensor_info(std::string(300, 'x'), { 8 }, 0, 0).align().zeros(32);
+                          b.header(1, 0)
+                              .tensor_info(std::string(300, 'x'), { 8 }, 0, 0)
+                              .align()
+                              .zeros(32);
                   },
                   -ERANGE, "exceeds" },
         };
@@ -275,7 +320,7 @@ TEST(Gguf, MalformedFilesGetSpecificErrors)
                 Parsed p(b.b);
                 EXPECT_EQ(p.r, c.err) << c.name << ": " << p.err.msg;
                 EXPECT_NE(std::string(p.err.msg).find(c.msg), std::string::npos)
-                        << c.name << ": got \"" << p.err.msg << "\"";
+                    << c.name << ": got \"" << p.err.msg << "\"";
         }
 }
 
@@ -296,16 +341,16 @@ TEST(Gguf, ModelLoaderRefusesUnknownArchitecture)
         SlmModel *m = nullptr;
         SlmError err = {};
         // the gpt-2 vocabulary file says general.architecture = gpt2
-        int r = slm_model_load(slmtest::shared("models/vocab/ggml-vocab-gpt-2.gguf").c_str(), &m,
-                               &err);
+        int r =
+            slm_model_load(slmtest::shared("models/vocab/ggml-vocab-gpt-2.gguf").c_str(), &m, &err);
         EXPECT_EQ(r, -ENOTSUP);
         EXPECT_NE(std::string(err.msg).find("unsupported architecture 'gpt2'"), std::string::npos)
-                << err.msg;
+            << err.msg;
         // a llama vocabulary without tensors: the first missing tensor is named
         r = slm_model_load(slmtest::shared("models/vocab/ggml-vocab-llama-spm.gguf").c_str(), &m,
                            &err);
         EXPECT_EQ(r, -EINVAL);
         EXPECT_NE(std::string(err.msg).find("tensor 'token_embd.weight' is missing"),
                   std::string::npos)
-                << err.msg;
+            << err.msg;
 }

@@ -20,7 +20,8 @@
 using nlohmann::json;
 using slmtest::shared;
 
-namespace {
+namespace
+{
 
 struct RefRun {
         std::string model, json;
@@ -50,7 +51,9 @@ std::string model_path(const std::string &name)
         return shared("models/synthetic/" + name);
 }
 
-class Reference : public ::testing::TestWithParam<RefRun> {};
+class Reference : public ::testing::TestWithParam<RefRun>
+{
+};
 
 TEST_P(Reference, Matches)
 {
@@ -94,8 +97,8 @@ TEST_P(Reference, Matches)
         bool diverged = false;
         for (size_t step = 0; step < gen.size(); step++) {
                 if (step < logit_files.size()) {
-                        auto want = slmtest::read_f32(shared("reference/vectors/" + dir +
-                                                             logit_files[step]));
+                        auto want = slmtest::read_f32(
+                            shared("reference/vectors/" + dir + logit_files[step]));
                         ASSERT_EQ(want.size(), (size_t)n_vocab);
                         double e = slmtest::nmse(logits.data(), want.data(), want.size());
                         EXPECT_LT(e, exact ? 1e-6 : 1e-3) << "logits at step " << step;
@@ -145,7 +148,8 @@ INSTANTIATE_TEST_SUITE_P(Vectors, Reference, ::testing::ValuesIn(runs()), run_na
 
 } // namespace
 
-namespace {
+namespace
+{
 
 struct Loaded {
         SlmModel *model = nullptr;

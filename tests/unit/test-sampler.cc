@@ -8,7 +8,8 @@
 
 #include "sampler.h"
 
-namespace {
+namespace
+{
 
 SlmSamplerParams plain(float temp)
 {
@@ -135,7 +136,8 @@ TEST(Sampler, RejectsBadParameters)
         EXPECT_EQ(slm_sampler_new(&p, 10, &s), -EINVAL);
 }
 
-namespace {
+namespace
+{
 
 struct Fed {
         std::string shown;
@@ -153,7 +155,8 @@ Fed feed_all(const std::vector<std::string> &stops, const std::vector<std::strin
         for (const auto &chunk : chunks) {
                 const char *out;
                 size_t n;
-                EXPECT_EQ(slm_stop_matcher_feed(&m, chunk.data(), chunk.size(), &out, &n, &f.stopped), 0);
+                EXPECT_EQ(
+                    slm_stop_matcher_feed(&m, chunk.data(), chunk.size(), &out, &n, &f.stopped), 0);
                 f.shown.append(out, n);
                 if (f.stopped)
                         break;

@@ -11,10 +11,11 @@
 #include "unicode.h"
 #include "test-util.h"
 
-using slmtest::shared;
 using nlohmann::json;
+using slmtest::shared;
 
-namespace {
+namespace
+{
 
 struct Vocab {
         SlmGguf *g = nullptr;
@@ -148,7 +149,8 @@ TEST(Tokenizer, RealLlama2VocabRoundTrip)
         Vocab v(shared("models/llama-2-tiny-random.gguf"));
         ASSERT_NE(v.tk, nullptr);
         EXPECT_EQ(slm_tokenizer_n_vocab(v.tk), 32000);
-        const std::string text = "Hello world, this is a test of 32000 tokens: caf\xc3\xa9 \xe4\xb8\xad!";
+        const std::string text =
+            "Hello world, this is a test of 32000 tokens: caf\xc3\xa9 \xe4\xb8\xad!";
         auto ids = v.encode(text, SLM_TOKENIZE_ADD_SPECIAL);
         ASSERT_GE(ids.size(), 2u);
         EXPECT_EQ(ids[0], 1); // BOS
@@ -177,14 +179,15 @@ TEST(Tokenizer, StreamingNeverSplitsCharacters)
                         held_back = true;
                 for (size_t i = 0; i < chunk.size();) {
                         // every chunk is whole characters
-                        ASSERT_TRUE(slm_utf8_valid(chunk.data(), chunk.size())) << slmtest::to_hex(chunk);
+                        ASSERT_TRUE(slm_utf8_valid(chunk.data(), chunk.size()))
+                            << slmtest::to_hex(chunk);
                         i = chunk.size();
                 }
                 all += chunk;
         }
         char buf[32];
         EXPECT_EQ(slm_detokenizer_flush(&d, buf, sizeof(buf)), 0);
-        EXPECT_TRUE(held_back); // the vocab has no CJK pieces: byte tokens were used
+        EXPECT_TRUE(held_back);     // the vocab has no CJK pieces: byte tokens were used
         EXPECT_EQ(all, " " + text); // the SentencePiece leading space is part of the stream
 }
 
@@ -201,7 +204,8 @@ TEST(Tokenizer, StreamingReplacesBrokenBytes)
         char buf[64];
         EXPECT_EQ(slm_detokenizer_feed(&d, lead, buf, sizeof(buf)), 0); // held back
         int n = slm_detokenizer_feed(&d, a, buf, sizeof(buf));
-        EXPECT_EQ(std::string(buf, (size_t)n), "\xef\xbf\xbd" "a");
+        EXPECT_EQ(std::string(buf, (size_t)n), "\xef\xbf\xbd"
+                                               "a");
         EXPECT_EQ(slm_detokenizer_feed(&d, lead, buf, sizeof(buf)), 0);
         n = slm_detokenizer_flush(&d, buf, sizeof(buf));
         EXPECT_EQ(std::string(buf, (size_t)n), "\xef\xbf\xbd");

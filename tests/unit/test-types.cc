@@ -87,7 +87,8 @@ TEST(Types, TraitsAndRowSizes)
         EXPECT_STREQ(slm_type_name(1000), "unknown");
 }
 
-namespace {
+namespace
+{
 
 // Random blocks with sane scales: random bytes, then every fp16 scale set to a small value.
 std::vector<uint8_t> random_row(SlmType type, int64_t n, std::mt19937 &rng)
@@ -163,15 +164,18 @@ TEST(Types, DotProductsMatchDequantizedRows)
                         if (t->dot_type == SLM_TYPE_Q8_K) {
                                 // Q8_K is activation-only: expand it here from its fields
                                 for (int64_t b = 0; b < n / 256; b++) {
-                                        const SlmBlockQ8_K *blk = (const SlmBlockQ8_K *)xq.data() + b;
+                                        const SlmBlockQ8_K *blk =
+                                            (const SlmBlockQ8_K *)xq.data() + b;
                                         for (int j = 0; j < 256; j++)
                                                 xf[b * 256 + j] = blk->d * blk->qs[j];
                                 }
                         } else if (t->dot_type == SLM_TYPE_Q8_1) {
                                 for (int64_t b = 0; b < n / 32; b++) {
-                                        const SlmBlockQ8_1 *blk = (const SlmBlockQ8_1 *)xq.data() + b;
+                                        const SlmBlockQ8_1 *blk =
+                                            (const SlmBlockQ8_1 *)xq.data() + b;
                                         for (int j = 0; j < 32; j++)
-                                                xf[b * 32 + j] = slm_fp16_to_fp32(blk->d) * blk->qs[j];
+                                                xf[b * 32 + j] =
+                                                    slm_fp16_to_fp32(blk->d) * blk->qs[j];
                                 }
                         } else {
                                 slm_dequantize_row(t->dot_type, xq.data(), xf.data(), n);
@@ -204,7 +208,7 @@ TEST(Types, Q4_1AndQ5LayoutsByHand)
 
         SlmBlockQ5_0 b = {};
         b.d = slm_fp32_to_fp16(2.0f);
-        b.qs[1] = 0x21;                  // x[1] low nibble 1, x[17] low nibble 2
+        b.qs[1] = 0x21;                       // x[1] low nibble 1, x[17] low nibble 2
         uint32_t qh = (1u << 1) | (1u << 17); // fifth bits of x[1] and x[17]
         memcpy(b.qh, &qh, 4);
         slm_dequantize_row(SLM_TYPE_Q5_0, &b, y, 32);
@@ -215,8 +219,8 @@ TEST(Types, Q4_1AndQ5LayoutsByHand)
         SlmBlockQ5_1 c = {};
         c.d = slm_fp32_to_fp16(1.0f);
         c.m = slm_fp32_to_fp16(0.25f);
-        c.qs[31 - 16] = 0xf0;            // x[31] low bits 15
-        qh = 1u << 31;                   // x[31] fifth bit
+        c.qs[31 - 16] = 0xf0; // x[31] low bits 15
+        qh = 1u << 31;        // x[31] fifth bit
         memcpy(c.qh, &qh, 4);
         slm_dequantize_row(SLM_TYPE_Q5_1, &c, y, 32);
         EXPECT_EQ(y[31], 31.25f);

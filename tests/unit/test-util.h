@@ -11,7 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
-namespace slmtest {
+namespace slmtest
+{
 
 inline std::string shared(const std::string &rel)
 {
