@@ -71,6 +71,29 @@ static const char *const eog_texts[] = {
 
 static int cmp_special(const void *a, const void *b, void *data);
 
+static int hex_digit(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        return -1;
+}
+
+/* The byte of a "<0xXX>" token, or -1. */
+static int parse_byte_token(const char *text, size_t len)
+{
+        int hi, lo;
+
+        if (len != 6 || memcmp(text, "<0x", 3) != 0 || text[5] != '>')
+                return -1;
+        hi = hex_digit(text[3]);
+        lo = hex_digit(text[4]);
+        return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
 static int load_tokens(SlmTokenizer *tk, const SlmGguf *g, SlmError *err)
 {
         const SlmGgufValue *toks, *scores = NULL, *types = NULL;
@@ -140,10 +163,10 @@ static int load_tokens(SlmTokenizer *tk, const SlmGguf *g, SlmError *err)
                 /* the piece: what the token stands for in text */
                 piece = tk->arena + off;
                 if (t->type == SLM_TOKEN_BYTE && tk->type == SLM_VOCAB_SPM) {
-                        unsigned v;
-                        if (s.len != 6 || sscanf(text, "<0x%2X>", &v) != 1)
-                                return slm_error_set(err, -EINVAL, "byte token %d is '%s'", i,
-                                                     text);
+                        int v = parse_byte_token(text, s.len);
+                        if (v < 0)
+                                return slm_error_set(err, -EINVAL, "byte token %d is not <0xXX>",
+                                                     i);
                         piece[pl++] = (char)v;
                         tk->byte_token[v] = i;
                 } else if (t->type == SLM_TOKEN_UNKNOWN && tk->type == SLM_VOCAB_SPM) {
