@@ -659,10 +659,8 @@ SlmGguf *slm_gguf_free(SlmGguf *g)
                         value_clear(&g->kv[i].value);
         free(g->kv);
         free(g->tensors);
-        if (g->fd >= 0 && g->map)
+        if (g->owns_map)
                 munmap((void *)g->map, g->map_size);
-        if (g->fd >= 0)
-                close(g->fd);
         free(g);
         return NULL;
 }
@@ -685,7 +683,6 @@ int slm_gguf_open_buffer(const void *buf, size_t size, SlmGguf **ret_gguf, SlmEr
 
         if (!g)
                 return slm_error_set(err, -ENOMEM, "out of memory");
-        g->fd = -1;
         g->map = buf;
         g->map_size = size;
         return finish_open(g, ret_gguf, err);
@@ -696,7 +693,6 @@ int slm_gguf_open_fd(int fd, SlmGguf **ret_gguf, SlmError *err)
         struct stat st;
         SlmGguf *g;
         void *map;
-        int dfd;
 
         if (fstat(fd, &st) < 0)
                 return slm_error_set(err, -errno, "cannot stat: %s", strerror(errno));
@@ -708,23 +704,16 @@ int slm_gguf_open_fd(int fd, SlmGguf **ret_gguf, SlmError *err)
                                      (long long)st.st_size);
         if ((uint64_t)st.st_size > SIZE_MAX)
                 return slm_error_set(err, -EFBIG, "file too large to map");
-        dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (dfd < 0)
-                return slm_error_set(err, -errno, "cannot duplicate descriptor: %s",
-                                     strerror(errno));
-        map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, dfd, 0);
-        if (map == MAP_FAILED) {
-                int e = errno;
-                close(dfd);
-                return slm_error_set(err, -e, "cannot map: %s", strerror(e));
-        }
+        /* the mapping outlives the descriptor: the caller may close it */
+        map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        if (map == MAP_FAILED)
+                return slm_error_set(err, -errno, "cannot map: %s", strerror(errno));
         g = calloc(1, sizeof(*g));
         if (!g) {
                 munmap(map, (size_t)st.st_size);
-                close(dfd);
                 return slm_error_set(err, -ENOMEM, "out of memory");
         }
-        g->fd = dfd;
+        g->owns_map = true;
         g->map = map;
         g->map_size = (size_t)st.st_size;
         return finish_open(g, ret_gguf, err);

@@ -101,7 +101,7 @@ typedef struct {
 } SlmGgufTensor;
 
 typedef struct {
-        int fd;
+        bool owns_map; /* mapped by the reader (unmapped on free), not a caller's buffer */
         const uint8_t *map;
         size_t map_size;
         uint32_t version;

@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: MIT
+// CPU backend ops against straightforward double-precision versions: RoPE (both orderings,
+// linear scaling), attention (GQA, MQA, sliding window), norms, gated activations, and matrix
+// products that do not depend on the thread count.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "slm-backend.h"
+
+namespace
+{
+
+std::vector<float> randn(size_t n, unsigned seed)
+{
+        std::mt19937 rng(seed);
+        std::normal_distribution<float> d(0.0f, 1.0f);
+        std::vector<float> v(n);
+        for (auto &x : v)
+                x = d(rng);
+        return v;
+}
+
+} // namespace
+
+TEST(CpuOps, RopeRotatesTheRightPairs)
+{
+        const int hd = 8, n_rot = 4;
+        SlmRopeParams norm = { n_rot, 10000.0f, 1.0f, SLM_ROPE_NORM };
+        SlmRopeParams neox = { n_rot, 10000.0f, 1.0f, SLM_ROPE_NEOX };
+        int32_t pos = 3;
+        std::vector<float> x = randn(hd, 1), a = x, b = x;
+        slm_cpu_rope(a.data(), 1, 1, hd, &pos, &norm);
+        slm_cpu_rope(b.data(), 1, 1, hd, &pos, &neox);
+        for (int i = 0; i < n_rot / 2; i++) {
+                double theta = pos * std::pow(10000.0, -2.0 * i / n_rot);
+                double c = std::cos(theta), s = std::sin(theta);
+                // norm: (2i, 2i+1); neox: (i, i + n_rot/2)
+                EXPECT_NEAR(a[2 * i], x[2 * i] * c - x[2 * i + 1] * s, 1e-5);
+                EXPECT_NEAR(a[2 * i + 1], x[2 * i] * s + x[2 * i + 1] * c, 1e-5);
+                EXPECT_NEAR(b[i], x[i] * c - x[i + n_rot / 2] * s, 1e-5);
+                EXPECT_NEAR(b[i + n_rot / 2], x[i] * s + x[i + n_rot / 2] * c, 1e-5);
+        }
+        for (int i = n_rot; i < hd; i++) { // dims past n_rot are left alone
+                EXPECT_EQ(a[i], x[i]);
+                EXPECT_EQ(b[i], x[i]);
+        }
+}
+
+TEST(CpuOps, RopeLinearScalingDividesPositions)
+{
+        const int hd = 64;
+        SlmRopeParams scaled = { hd, 10000.0f, 0.25f, SLM_ROPE_NEOX };
+        SlmRopeParams plain = { hd, 10000.0f, 1.0f, SLM_ROPE_NEOX };
+        int32_t p4 = 40, p1 = 10;
+        std::vector<float> x = randn(hd, 2), a = x, b = x;
+        slm_cpu_rope(a.data(), 1, 1, hd, &p4, &scaled);
+        slm_cpu_rope(b.data(), 1, 1, hd, &p1, &plain);
+        for (int i = 0; i < hd; i++)
+                EXPECT_NEAR(a[i], b[i], 1e-5);
+}
+
+TEST(CpuOps, RmsNormAndGatedActivations)
+{
+        std::vector<float> x = { 1.0f, -2.0f, 3.0f, -4.0f }, w = { 1.0f, 2.0f, 0.5f, 1.0f }, y(4);
+        slm_cpu_rmsnorm(x.data(), w.data(), 4, 1, 0.0f, y.data());
+        double rms = std::sqrt((1 + 4 + 9 + 16) / 4.0);
+        for (int i = 0; i < 4; i++)
+                EXPECT_NEAR(y[i], x[i] / rms * w[i], 1e-6);
+
+        std::vector<float> g = { -3.0f, 0.0f, 0.5f, 12.0f }, u = { 2.0f, 2.0f, 2.0f, 2.0f };
+        slm_cpu_glu(SLM_ACT_SILU, g.data(), u.data(), 4, y.data());
+        for (int i = 0; i < 4; i++)
+                EXPECT_NEAR(y[i], g[i] / (1 + std::exp(-g[i])) * 2.0, 1e-6);
+        slm_cpu_glu(SLM_ACT_GELU, g.data(), u.data(), 4, y.data());
+        for (int i = 0; i < 4; i++) {
+                double v = g[i];
+                double gelu = 0.5 * v * (1 + std::tanh(0.7978845608 * (v + 0.044715 * v * v * v)));
+                EXPECT_NEAR(y[i], gelu * 2.0, 2e-3 * std::fabs(gelu) * 2 + 1e-6); // fp16 table
+        }
+}
+
+namespace
+{
+
+// Causal attention in double, one query row per token.
+std::vector<double> naive_attention(const std::vector<float> &q, const std::vector<float> &k,
+                                    const std::vector<float> &v, int n_tokens, int pos0,
+                                    const SlmAttnParams &p)
+{
+        int qd = p.n_head * p.head_dim, kvd = p.n_head_kv * p.head_dim;
+        std::vector<double> out((size_t)n_tokens * qd);
+        for (int t = 0; t < n_tokens; t++)
+                for (int h = 0; h < p.n_head; h++) {
+                        int kvh = h / (p.n_head / p.n_head_kv), last = pos0 + t;
+                        int first = p.n_swa > 0 ? std::max(0, last - p.n_swa + 1) : 0;
+                        std::vector<double> s;
+                        double mx = -1e300, sum = 0;
+                        for (int j = first; j <= last; j++) {
+                                double d = 0;
+                                for (int c = 0; c < p.head_dim; c++)
+                                        d += (double)q[t * qd + h * p.head_dim + c] *
+                                             k[j * kvd + kvh * p.head_dim + c];
+                                s.push_back(d * p.scale);
+                                mx = std::max(mx, s.back());
+                        }
+                        for (double &e : s)
+                                sum += (e = std::exp(e - mx));
+                        for (int c = 0; c < p.head_dim; c++) {
+                                double acc = 0;
+                                for (int j = first; j <= last; j++)
+                                        acc +=
+                                            s[j - first] / sum * v[j * kvd + kvh * p.head_dim + c];
+                                out[t * qd + h * p.head_dim + c] = acc;
+                        }
+                }
+        return out;
+}
+
+} // namespace
+
+TEST(CpuOps, AttentionGqaMqaAndWindow)
+{
+        struct {
+                int n_head, n_head_kv, n_swa;
+        } shapes[] = { { 4, 4, 0 }, { 8, 2, 0 }, { 6, 1, 0 }, { 4, 2, 5 } };
+        for (int threads : { 1, 3 }) {
+                SlmBackend *b = nullptr;
+                ASSERT_EQ(slm_backend_cpu_new(threads, &b), 0);
+                for (const auto &sh : shapes) {
+                        const int hd = 16, pos0 = 9, n = 7, n_kv = pos0 + n;
+                        SlmAttnParams p = { sh.n_head, sh.n_head_kv, hd, 0.25f, sh.n_swa };
+                        auto q = randn((size_t)n * sh.n_head * hd, 3);
+                        auto k = randn((size_t)n_kv * sh.n_head_kv * hd, 4);
+                        auto v = randn((size_t)n_kv * sh.n_head_kv * hd, 5);
+                        std::vector<float> out(q.size());
+                        ASSERT_EQ(slm_backend_attention(b, q.data(), k.data(), v.data(), n, pos0,
+                                                        &p, out.data()),
+                                  0);
+                        auto want = naive_attention(q, k, v, n, pos0, p);
+                        for (size_t i = 0; i < out.size(); i++)
+                                ASSERT_NEAR(out[i], want[i], 1e-5)
+                                    << sh.n_head << "/" << sh.n_head_kv << " swa " << sh.n_swa;
+                }
+                slm_backend_free(b);
+        }
+}
+
+TEST(CpuOps, MatmulIndependentOfThreadsAndOddSizes)
+{
+        // 37 output rows (not a multiple of the row block or the thread count), 5 tokens
+        const int n_in = 96, n_out = 37, n_tok = 5;
+        std::vector<float> w = randn((size_t)n_in * n_out, 6), x = randn((size_t)n_in * n_tok, 7);
+        std::vector<uint8_t> wq((size_t)n_out * (n_in / 32) * sizeof(SlmBlockQ8_0));
+        for (int r = 0; r < n_out; r++)
+                slm_quantize_row(SLM_TYPE_Q8_0, w.data() + r * n_in,
+                                 wq.data() + r * (n_in / 32) * sizeof(SlmBlockQ8_0), n_in);
+        SlmMatrix m = { SLM_TYPE_Q8_0, n_in, n_out, (n_in / 32) * sizeof(SlmBlockQ8_0), wq.data() };
+        std::vector<float> y1((size_t)n_out * n_tok), y4(y1.size());
+        SlmBackend *b1 = nullptr, *b4 = nullptr;
+        ASSERT_EQ(slm_backend_cpu_new(1, &b1), 0);
+        ASSERT_EQ(slm_backend_cpu_new(4, &b4), 0);
+        ASSERT_EQ(slm_backend_matmul(b1, &m, x.data(), n_tok, y1.data()), 0);
+        ASSERT_EQ(slm_backend_matmul(b4, &m, x.data(), n_tok, y4.data()), 0);
+        EXPECT_EQ(y1, y4);
+        for (int t = 0; t < n_tok; t++)
+                for (int r = 0; r < n_out; r++) {
+                        double d = 0;
+                        for (int i = 0; i < n_in; i++)
+                                d += (double)w[r * n_in + i] * x[t * n_in + i];
+                        EXPECT_NEAR(y1[t * n_out + r], d, 0.05 * std::sqrt((double)n_in));
+                }
+        ASSERT_EQ(slm_backend_set_threads(b4, 2), 0);
+        ASSERT_EQ(slm_backend_matmul(b4, &m, x.data(), n_tok, y4.data()), 0);
+        EXPECT_EQ(y1, y4);
+        slm_backend_free(b1);
+        slm_backend_free(b4);
+}
