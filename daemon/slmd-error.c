@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+#include "slmd-error.h"
+
+#include <string.h>
+
+static const GDBusErrorEntry entries[] = {
+        { SLMD_ERROR_FAILED, "org.slmd.Slm1.Error.Failed" },
+        { SLMD_ERROR_INVALID_ARGUMENT, "org.slmd.Slm1.Error.InvalidArgument" },
+        { SLMD_ERROR_NO_MODEL, "org.slmd.Slm1.Error.NoModel" },
+        { SLMD_ERROR_INVALID_MODEL, "org.slmd.Slm1.Error.InvalidModel" },
+        { SLMD_ERROR_BUSY, "org.slmd.Slm1.Error.Busy" },
+        { SLMD_ERROR_QUOTA_EXCEEDED, "org.slmd.Slm1.Error.QuotaExceeded" },
+        { SLMD_ERROR_CONTEXT_OVERFLOW, "org.slmd.Slm1.Error.ContextOverflow" },
+        { SLMD_ERROR_CANCELLED, "org.slmd.Slm1.Error.Cancelled" },
+        { SLMD_ERROR_PERMISSION_DENIED, "org.slmd.Slm1.Error.PermissionDenied" },
+        { SLMD_ERROR_THROTTLED, "org.slmd.Slm1.Error.Throttled" },
+        { SLMD_ERROR_NOT_FOUND, "org.slmd.Slm1.Error.NotFound" },
+};
+
+G_STATIC_ASSERT(G_N_ELEMENTS(entries) == SLMD_N_ERRORS);
+
+GQuark slmd_error_quark(void)
+{
+        static gsize quark;
+
+        g_dbus_error_register_error_domain("slmd-error-quark", &quark, entries,
+                                           G_N_ELEMENTS(entries));
+        return (GQuark)quark;
+}
+
+void slmd_set_errno(GError **error, SlmdError code, int r, const char *msg)
+{
+        if (msg && *msg)
+                g_set_error(error, SLMD_ERROR, code, "%s", msg);
+        else
+                g_set_error(error, SLMD_ERROR, code, "%s", g_strerror(r < 0 ? -r : r));
+}

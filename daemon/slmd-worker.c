@@ -1,0 +1,876 @@
+/* SPDX-License-Identifier: MIT */
+#include "slmd-worker.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "chat.h"
+#include "model.h"
+#include "slmd-error.h"
+
+#define DEFAULT_CTX    2048
+#define PREFILL_CHUNK  64 /* prompt tokens per step */
+#define WORD_TOKENS    5  /* tokens a suggested word may take */
+#define REPLY_TOKENS   24 /* tokens a smart reply may take */
+
+struct SlmdSeq {
+        guint n_ctx_requested;
+        char *system_prompt;
+        SlmdPriority priority;
+        SlmContext *ctx;
+        guint model_gen;
+        GArray *history;   /* int32_t: what the KV cache holds */
+        GArray *unevaluated; /* int32_t: generated but not yet in the cache */
+        gint used, size;   /* mirrors for the main thread */
+};
+
+typedef struct SlmdProgress {
+        int32_t *prompt; /* tokens still to be evaluated */
+        size_t n_prompt, n_done;
+        gboolean accepted;
+        SlmSampler *sampler;
+        SlmDetokenizer detok;
+        SlmStopMatcher stop;
+        gint64 t_start, t_decode;
+} Progress;
+
+struct SlmdWorker {
+        GThread *thread;
+        GMutex lock;
+        GCond cond;
+        GQueue incoming;
+        gboolean stopping;
+        char *default_name, *default_path;
+        gint pending; /* queued + running */
+
+        /* the worker thread's own */
+        GMainContext *main_ctx;
+        SlmBackend *backend;
+        SlmModel *model;
+        char *model_name;
+        guint model_gen;
+        float *logits;
+        GQueue active[SLMD_PRIORITY_SYSTEM + 1];
+        SlmdModelFunc model_changed;
+        gpointer user_data;
+};
+
+/* ---- requests and sequences ---------------------------------------------------------------- */
+
+SlmdRequest *slmd_request_new(SlmdRequestKind kind, SlmdSeq *seq)
+{
+        SlmdRequest *r = g_new0(SlmdRequest, 1);
+
+        r->ref_count = 1;
+        r->kind = kind;
+        r->seq = seq;
+        r->priority = seq ? seq->priority : SLMD_PRIORITY_SYSTEM;
+        r->max_tokens = 256;
+        slm_sampler_params_default(&r->sampling);
+        return r;
+}
+
+SlmdRequest *slmd_request_ref(SlmdRequest *r)
+{
+        g_atomic_int_inc(&r->ref_count);
+        return r;
+}
+
+static void progress_free(Progress *p)
+{
+        if (!p)
+                return;
+        g_free(p->prompt);
+        slm_sampler_free(p->sampler);
+        slm_stop_matcher_clear(&p->stop);
+        g_free(p);
+}
+
+void slmd_request_unref(SlmdRequest *r)
+{
+        if (!r || !g_atomic_int_dec_and_test(&r->ref_count))
+                return;
+        g_free(r->text);
+        g_free(r->model_name);
+        g_strfreev(r->roles);
+        g_strfreev(r->contents);
+        g_strfreev(r->stops);
+        g_clear_error(&r->error);
+        if (r->results)
+                g_ptr_array_unref(r->results);
+        if (r->user_data_free)
+                r->user_data_free(r->user_data);
+        progress_free(r->progress);
+        g_free(r);
+}
+
+void slmd_request_cancel(SlmdRequest *r)
+{
+        g_atomic_int_set(&r->cancelled, 1);
+}
+
+SlmdSeq *slmd_seq_new(guint n_ctx, const char *system_prompt, SlmdPriority priority)
+{
+        SlmdSeq *s = g_new0(SlmdSeq, 1);
+
+        s->n_ctx_requested = n_ctx;
+        s->system_prompt = g_strdup(system_prompt && *system_prompt ? system_prompt : NULL);
+        s->priority = priority;
+        s->history = g_array_new(FALSE, FALSE, sizeof(int32_t));
+        s->unevaluated = g_array_new(FALSE, FALSE, sizeof(int32_t));
+        s->size = (gint)(n_ctx ? n_ctx : DEFAULT_CTX);
+        return s;
+}
+
+static void seq_free(SlmdSeq *s)
+{
+        slm_context_free(s->ctx);
+        g_array_unref(s->history);
+        g_array_unref(s->unevaluated);
+        g_free(s->system_prompt);
+        g_free(s);
+}
+
+guint slmd_seq_context_used(SlmdSeq *s)
+{
+        return (guint)g_atomic_int_get(&s->used);
+}
+
+guint slmd_seq_context_size(SlmdSeq *s)
+{
+        return (guint)g_atomic_int_get(&s->size);
+}
+
+static void seq_truncate(SlmdSeq *s, guint n)
+{
+        if (n < s->history->len) {
+                slm_context_truncate(s->ctx, (int)n);
+                g_array_set_size(s->history, n);
+        }
+        g_atomic_int_set(&s->used, (gint)s->history->len);
+}
+
+static int seq_eval(SlmdSeq *s, const int32_t *ids, size_t n, float *logits)
+{
+        int r = slm_context_eval(s->ctx, ids, (int)n, logits);
+
+        if (r == 0)
+                g_array_append_vals(s->history, ids, (guint)n);
+        g_atomic_int_set(&s->used, (gint)s->history->len);
+        return r;
+}
+
+/* ---- events to the main loop --------------------------------------------------------------- */
+
+typedef struct {
+        SlmdRequest *req;
+        SlmdEvent event;
+        char *text;
+} Post;
+
+static gboolean post_deliver(gpointer data)
+{
+        Post *p = data;
+
+        if (p->req->func)
+                p->req->func(p->req, p->event, p->text, p->req->user_data);
+        return G_SOURCE_REMOVE;
+}
+
+static void post_free(gpointer data)
+{
+        Post *p = data;
+
+        slmd_request_unref(p->req);
+        g_free(p->text);
+        g_free(p);
+}
+
+static void post(SlmdWorker *w, SlmdRequest *req, SlmdEvent event, const char *text, gsize len)
+{
+        Post *p = g_new0(Post, 1);
+
+        p->req = slmd_request_ref(req);
+        p->event = event;
+        p->text = text ? g_strndup(text, len) : NULL;
+        g_main_context_invoke_full(w->main_ctx, G_PRIORITY_DEFAULT, post_deliver, p, post_free);
+}
+
+typedef struct {
+        SlmdWorker *w;
+        char *name;
+} ModelPost;
+
+static gboolean model_deliver(gpointer data)
+{
+        ModelPost *m = data;
+
+        m->w->model_changed(m->name, m->w->user_data);
+        return G_SOURCE_REMOVE;
+}
+
+static void model_post_free(gpointer data)
+{
+        ModelPost *m = data;
+
+        g_free(m->name);
+        g_free(m);
+}
+
+static void post_model(SlmdWorker *w)
+{
+        ModelPost *m = g_new0(ModelPost, 1);
+
+        m->w = w;
+        m->name = g_strdup(w->model_name);
+        if (w->model_changed)
+                g_main_context_invoke_full(w->main_ctx, G_PRIORITY_DEFAULT, model_deliver, m,
+                                           model_post_free);
+        else
+                model_post_free(m);
+}
+
+static gboolean fail(SlmdRequest *req, SlmdError code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+
+/* Finish @req with an error; returns TRUE (the request is done). */
+static gboolean fail(SlmdRequest *req, SlmdError code, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        g_clear_error(&req->error);
+        req->error = g_error_new_valist(SLMD_ERROR, code, fmt, ap);
+        va_end(ap);
+        req->reason = "error";
+        return TRUE;
+}
+
+/* ---- the model ----------------------------------------------------------------------------- */
+
+static void end_accepted_generations(SlmdWorker *w, const char *reason)
+{
+        for (int p = 0; p <= SLMD_PRIORITY_SYSTEM; p++)
+                for (GList *l = w->active[p].head; l; l = l->next) {
+                        SlmdRequest *r = l->data;
+                        if (r->seq && r->progress && r->progress->accepted && !r->reason)
+                                r->reason = reason; /* finished on its next step */
+                }
+}
+
+static void unload(SlmdWorker *w)
+{
+        end_accepted_generations(w, "unloaded");
+        w->model = slm_model_free(w->model);
+        g_clear_pointer(&w->model_name, g_free);
+        g_clear_pointer(&w->logits, g_free);
+        w->model_gen++; /* every session's context is rebuilt on its next use */
+}
+
+static int load(SlmdWorker *w, const char *name, const char *path, GError **error)
+{
+        SlmModel *m = NULL;
+        SlmError err = { { 0 } };
+        int r = slm_model_load(path, &m, &err);
+
+        if (r < 0) {
+                g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_MODEL, "cannot load %s: %s",
+                            name, err.msg);
+                return r;
+        }
+        unload(w);
+        w->model = m;
+        w->model_name = g_strdup(name);
+        w->logits = g_new(float, slm_model_hparams(m)->n_vocab);
+        post_model(w);
+        return 0;
+}
+
+/* The model, loading the default one when none is resident. */
+static gboolean ensure_model(SlmdWorker *w, SlmdRequest *req)
+{
+        g_autofree char *name = NULL, *path = NULL;
+        g_autoptr(GError) error = NULL;
+
+        if (w->model)
+                return TRUE;
+        g_mutex_lock(&w->lock);
+        name = g_strdup(w->default_name);
+        path = g_strdup(w->default_path);
+        g_mutex_unlock(&w->lock);
+        if (!path) {
+                fail(req, SLMD_ERROR_NO_MODEL, "no model is loaded and there is no default model");
+                return FALSE;
+        }
+        if (load(w, name, path, &error) < 0) {
+                fail(req, SLMD_ERROR_NO_MODEL, "%s", error->message);
+                return FALSE;
+        }
+        return TRUE;
+}
+
+/* The session's context for the resident model. */
+static gboolean ensure_ctx(SlmdWorker *w, SlmdRequest *req)
+{
+        SlmdSeq *s = req->seq;
+        SlmError err = { { 0 } };
+        int n_ctx;
+
+        if (!ensure_model(w, req))
+                return FALSE;
+        if (s->ctx && s->model_gen == w->model_gen)
+                return TRUE;
+        s->ctx = slm_context_free(s->ctx);
+        g_array_set_size(s->history, 0);
+        g_array_set_size(s->unevaluated, 0);
+        n_ctx = slm_model_hparams(w->model)->n_ctx_train;
+        if (s->n_ctx_requested && (int)s->n_ctx_requested < n_ctx)
+                n_ctx = (int)s->n_ctx_requested;
+        else if (!s->n_ctx_requested && n_ctx > DEFAULT_CTX)
+                n_ctx = DEFAULT_CTX;
+        if (slm_context_new(w->model, w->backend, n_ctx, &s->ctx, &err) < 0) {
+                fail(req, SLMD_ERROR_FAILED, "cannot create a context: %s", err.msg);
+                return FALSE;
+        }
+        s->model_gen = w->model_gen;
+        g_atomic_int_set(&s->size, n_ctx);
+        g_atomic_int_set(&s->used, 0);
+        return TRUE;
+}
+
+/* ---- tokens -------------------------------------------------------------------------------- */
+
+static GArray *encode(SlmdWorker *w, const char *text, unsigned flags)
+{
+        const SlmTokenizer *tk = slm_model_tokenizer(w->model);
+        int32_t *ids = NULL;
+        size_t n = 0;
+        GArray *a = g_array_new(FALSE, FALSE, sizeof(int32_t));
+
+        if (text && slm_tokenizer_encode(tk, text, strlen(text), flags, &ids, &n) == 0) {
+                g_array_append_vals(a, ids, (guint)n);
+                free(ids);
+        }
+        return a;
+}
+
+/*
+ * What a request adds to the session: a fresh context starts with BOS and
+ * the system prompt; tokens generated last time and not yet evaluated
+ * come first.
+ */
+static GArray *prompt_tokens(SlmdWorker *w, SlmdRequest *req, const char *text, unsigned flags)
+{
+        SlmdSeq *s = req->seq;
+        GArray *out = g_array_new(FALSE, FALSE, sizeof(int32_t));
+        g_autoptr(GArray) body = NULL;
+
+        if (s->history->len == 0 && s->unevaluated->len == 0) {
+                g_autoptr(GArray) sys = encode(w, s->system_prompt,
+                                               SLM_TOKENIZE_ADD_SPECIAL |
+                                                       SLM_TOKENIZE_PARSE_SPECIAL);
+                g_array_append_vals(out, sys->data, sys->len);
+                if (sys->len == 0 && slm_tokenizer_add_bos(slm_model_tokenizer(w->model)))
+                        g_array_append_val(out, (int32_t){ slm_tokenizer_bos(
+                                                        slm_model_tokenizer(w->model)) });
+        }
+        g_array_append_vals(out, s->unevaluated->data, s->unevaluated->len);
+        g_array_set_size(s->unevaluated, 0);
+        body = encode(w, text, flags);
+        g_array_append_vals(out, body->data, body->len);
+        return out;
+}
+
+/* ---- append, generate, chat ---------------------------------------------------------------- */
+
+static gboolean start_prompt(SlmdWorker *w, SlmdRequest *req)
+{
+        SlmdSeq *s = req->seq;
+        Progress *p = g_new0(Progress, 1);
+        g_autoptr(GArray) toks = NULL;
+        g_autofree char *chat = NULL;
+        const char *text = req->text;
+        unsigned flags = 0;
+        guint need;
+
+        req->progress = p;
+        p->t_start = g_get_monotonic_time();
+        if (!ensure_ctx(w, req))
+                return TRUE;
+        if (req->kind == SLMD_REQ_CHAT) {
+                guint n = g_strv_length(req->roles);
+                g_autofree SlmChatMessage *msgs = g_new0(SlmChatMessage, n ? n : 1);
+                for (guint i = 0; i < n; i++)
+                        msgs[i] = (SlmChatMessage){ req->roles[i], req->contents[i] };
+                if (slm_chat_format(slm_chat_template_detect(w->model), msgs, n, &chat) < 0)
+                        return fail(req, SLMD_ERROR_INVALID_ARGUMENT,
+                                    "roles are system, user or assistant");
+                text = chat;
+                flags = SLM_TOKENIZE_PARSE_SPECIAL; /* the template's markers */
+        }
+        toks = prompt_tokens(w, req, text, flags);
+        if (toks->len == 0 && s->history->len == 0 && req->kind != SLMD_REQ_APPEND)
+                return fail(req, SLMD_ERROR_INVALID_ARGUMENT,
+                            "the prompt is empty and the model has no BOS token");
+        if (toks->len == 0 && req->kind != SLMD_REQ_APPEND) {
+                /* nothing new: evaluate the last token again for its logits */
+                int32_t last = g_array_index(s->history, int32_t, s->history->len - 1);
+                seq_truncate(s, s->history->len - 1);
+                g_array_append_val(toks, last);
+        }
+        need = s->history->len + toks->len + (req->kind == SLMD_REQ_APPEND ? 0 : 1);
+        if (need > (guint)slm_context_n_ctx(s->ctx))
+                return fail(req, SLMD_ERROR_CONTEXT_OVERFLOW,
+                            "%u tokens do not fit in the context of %d (%u already used)",
+                            toks->len, slm_context_n_ctx(s->ctx), s->history->len);
+        if (req->kind != SLMD_REQ_APPEND) {
+                const char *bad = slm_sampler_params_check(&req->sampling);
+                if (bad)
+                        return fail(req, SLMD_ERROR_INVALID_ARGUMENT, "invalid %s", bad);
+                if (slm_sampler_new(&req->sampling, slm_model_hparams(w->model)->n_vocab,
+                                    &p->sampler) < 0 ||
+                    slm_stop_matcher_init(&p->stop, (const char *const *)req->stops,
+                                          req->stops ? g_strv_length(req->stops) : 0) < 0)
+                        return fail(req, SLMD_ERROR_FAILED, "out of memory");
+                slm_detokenizer_init(&p->detok, slm_model_tokenizer(w->model), FALSE);
+        }
+        p->n_prompt = toks->len;
+        p->prompt = (int32_t *)g_array_free(g_steal_pointer(&toks), FALSE);
+        p->accepted = TRUE;
+        req->n_prompt = (guint)p->n_prompt;
+        post(w, req, SLMD_EVENT_ACCEPTED, NULL, 0);
+        return FALSE;
+}
+
+static gboolean finish_text(SlmdWorker *w, SlmdRequest *req, const char *reason)
+{
+        Progress *p = req->progress;
+        char buf[64];
+        const char *out;
+        size_t n;
+        bool stopped = false;
+
+        /* whatever the detokenizer and the stop matcher still hold */
+        int k = slm_detokenizer_flush(&p->detok, buf, sizeof(buf));
+        if (k > 0 && slm_stop_matcher_feed(&p->stop, buf, (size_t)k, &out, &n, &stopped) == 0 &&
+            n > 0)
+                post(w, req, SLMD_EVENT_TOKEN, out, n);
+        if (!stopped) {
+                slm_stop_matcher_flush(&p->stop, &out, &n);
+                if (n > 0)
+                        post(w, req, SLMD_EVENT_TOKEN, out, n);
+        }
+        req->reason = reason;
+        return TRUE;
+}
+
+/* One step: a chunk of the prompt, or one generated token. Returns TRUE when done. */
+static gboolean step_text(SlmdWorker *w, SlmdRequest *req)
+{
+        SlmdSeq *s = req->seq;
+        Progress *p = req->progress;
+
+        if (!p)
+                return start_prompt(w, req);
+        if (req->reason) /* ended from outside: the model went away */
+                return TRUE;
+        if (g_atomic_int_get(&req->cancelled))
+                return req->kind == SLMD_REQ_APPEND ? fail(req, SLMD_ERROR_CANCELLED, "cancelled")
+                                                    : finish_text(w, req, "cancelled");
+
+        if (p->n_done < p->n_prompt) {
+                size_t n = MIN(p->n_prompt - p->n_done, (size_t)PREFILL_CHUNK);
+                gboolean last = p->n_done + n == p->n_prompt;
+                int r = seq_eval(s, p->prompt + p->n_done, n, last ? w->logits : NULL);
+                if (r < 0)
+                        return fail(req, SLMD_ERROR_FAILED, "evaluation failed: %s",
+                                    g_strerror(-r));
+                p->n_done += n;
+                if (last) {
+                        gint64 now = g_get_monotonic_time();
+                        req->prompt_ms = (double)(now - p->t_start) / 1000.0;
+                        p->t_decode = now;
+                        if (req->kind == SLMD_REQ_APPEND) {
+                                req->reason = "done";
+                                return TRUE;
+                        }
+                }
+                return FALSE;
+        }
+
+        /* decode one token */
+        const SlmTokenizer *tk = slm_model_tokenizer(w->model);
+        int32_t id = slm_sampler_sample(p->sampler, w->logits, (const int32_t *)s->history->data,
+                                        s->history->len);
+        req->n_generated++;
+        req->decode_ms = (double)(g_get_monotonic_time() - p->t_decode) / 1000.0;
+        if (slm_tokenizer_is_eog(tk, id)) {
+                g_array_append_val(s->unevaluated, id);
+                return finish_text(w, req, "stop");
+        }
+        char buf[4096];
+        int k = slm_detokenizer_feed(&p->detok, id, buf, sizeof(buf));
+        if (k > 0) {
+                const char *out;
+                size_t n;
+                bool stopped = false;
+                if (slm_stop_matcher_feed(&p->stop, buf, (size_t)k, &out, &n, &stopped) == 0 &&
+                    n > 0)
+                        post(w, req, SLMD_EVENT_TOKEN, out, n);
+                if (stopped) {
+                        g_array_append_val(s->unevaluated, id);
+                        req->reason = "stop";
+                        return TRUE;
+                }
+        }
+        if (req->n_generated >= req->max_tokens) {
+                g_array_append_val(s->unevaluated, id);
+                return finish_text(w, req, "length");
+        }
+        if (s->history->len + 1 >= (guint)slm_context_n_ctx(s->ctx)) {
+                g_array_append_val(s->unevaluated, id);
+                return finish_text(w, req, "context");
+        }
+        int r = seq_eval(s, &id, 1, w->logits);
+        if (r < 0)
+                return fail(req, SLMD_ERROR_FAILED, "evaluation failed: %s", g_strerror(-r));
+        return FALSE;
+}
+
+/* ---- suggestions and smart replies --------------------------------------------------------- */
+
+/*
+ * Make the context hold exactly @toks, reusing the longest common prefix,
+ * and leave the logits of the last token in w->logits.
+ */
+static int sync_context(SlmdWorker *w, SlmdSeq *s, GArray *toks)
+{
+        guint common = 0, n_ctx = (guint)slm_context_n_ctx(s->ctx);
+        const int32_t *t = (const int32_t *)toks->data;
+
+        if (toks->len > n_ctx - WORD_TOKENS - REPLY_TOKENS)
+                return -ENOSPC;
+        g_array_set_size(s->unevaluated, 0);
+        while (common < toks->len && common < s->history->len &&
+               t[common] == g_array_index(s->history, int32_t, common))
+                common++;
+        if (common == toks->len)
+                common--; /* the last token again, for its logits */
+        seq_truncate(s, common);
+        return seq_eval(s, t + common, toks->len - common, w->logits);
+}
+
+static gboolean is_word_byte(unsigned char c)
+{
+        return g_ascii_isalnum(c) || c == '\'' || c >= 0x80;
+}
+
+/* Candidate token ids, most likely first: the top @k of w->logits. */
+static GArray *top_tokens(SlmdWorker *w, guint k)
+{
+        int n_vocab = slm_model_hparams(w->model)->n_vocab;
+        GArray *best = g_array_new(FALSE, FALSE, sizeof(int32_t));
+
+        for (int32_t i = 0; i < n_vocab; i++) {
+                guint pos = best->len;
+                while (pos > 0 && w->logits[g_array_index(best, int32_t, pos - 1)] < w->logits[i])
+                        pos--;
+                if (pos < k) {
+                        g_array_insert_val(best, pos, i);
+                        if (best->len > k)
+                                g_array_set_size(best, k);
+                }
+        }
+        return best;
+}
+
+static gboolean contains(GPtrArray *a, const char *s)
+{
+        for (guint i = 0; i < a->len; i++)
+                if (strcmp(a->pdata[i], s) == 0)
+                        return TRUE;
+        return FALSE;
+}
+
+/*
+ * From the context's current end: take @first, then greedy tokens while
+ * @more accepts them, at most @max; the text is returned and the context
+ * is put back as it was.
+ */
+static char *extend(SlmdWorker *w, SlmdSeq *s, int32_t first, guint max,
+                    gboolean (*more)(const char *piece, size_t len, GString *sofar))
+{
+        const SlmTokenizer *tk = slm_model_tokenizer(w->model);
+        guint base = s->history->len;
+        GString *text = g_string_new(NULL);
+        int32_t id = first;
+        size_t len;
+
+        for (guint i = 0; i < max; i++) {
+                const char *piece = slm_tokenizer_piece(tk, id, FALSE, &len);
+                if (i > 0 && (slm_tokenizer_is_eog(tk, id) || !more(piece, len, text)))
+                        break;
+                g_string_append_len(text, piece, (gssize)len);
+                if (i + 1 == max || seq_eval(s, &id, 1, w->logits) < 0)
+                        break;
+                id = slm_argmax(w->logits, slm_model_hparams(w->model)->n_vocab);
+        }
+        seq_truncate(s, base);
+        return g_string_free(text, FALSE);
+}
+
+/* A word goes on while pieces continue it: no leading space, word characters. */
+static gboolean word_continues(const char *piece, size_t len, GString *sofar)
+{
+        (void)sofar;
+        return len > 0 && is_word_byte((unsigned char)piece[0]);
+}
+
+/* A reply goes on until a newline. */
+static gboolean reply_continues(const char *piece, size_t len, GString *sofar)
+{
+        (void)sofar;
+        return memchr(piece, '\n', len) == NULL;
+}
+
+static gboolean step_suggest(SlmdWorker *w, SlmdRequest *req)
+{
+        SlmdSeq *s = req->seq;
+        const SlmTokenizer *tk;
+        g_autoptr(GArray) toks = NULL, cands = NULL;
+        int r;
+
+        if (!ensure_ctx(w, req))
+                return TRUE;
+        tk = slm_model_tokenizer(w->model);
+        toks = encode(w, req->text, SLM_TOKENIZE_ADD_SPECIAL);
+        if (toks->len == 0)
+                return fail(req, SLMD_ERROR_INVALID_ARGUMENT, "the model has no BOS token");
+        /* a long text: keep its end, which is what the next word depends on */
+        guint keep = (guint)slm_context_n_ctx(s->ctx) / 2;
+        if (toks->len > keep)
+                g_array_remove_range(toks, slm_tokenizer_add_bos(tk) ? 1 : 0, toks->len - keep);
+        r = sync_context(w, s, toks);
+        if (r < 0)
+                return fail(req, r == -ENOSPC ? SLMD_ERROR_CONTEXT_OVERFLOW : SLMD_ERROR_FAILED,
+                            "cannot evaluate the text: %s", g_strerror(-r));
+
+        req->results = g_ptr_array_new_with_free_func(g_free);
+        cands = top_tokens(w, req->n * 4);
+        for (guint i = 0; i < cands->len && req->results->len < req->n; i++) {
+                int32_t id = g_array_index(cands, int32_t, i);
+                size_t len;
+                g_autofree char *word = NULL;
+                size_t a = 0, b;
+
+                if (slm_tokenizer_is_eog(tk, id) || !slm_tokenizer_piece(tk, id, FALSE, &len) ||
+                    len == 0)
+                        continue;
+                word = extend(w, s, id, WORD_TOKENS, word_continues);
+                while (word[a] == ' ')
+                        a++;
+                for (b = a; word[b] && is_word_byte((unsigned char)word[b]); b++)
+                        ;
+                word[b] = 0;
+                if (b > a && g_utf8_validate(word + a, -1, NULL) && !contains(req->results, word + a))
+                        g_ptr_array_add(req->results, g_strdup(word + a));
+        }
+        req->reason = "done";
+        return TRUE;
+}
+
+static gboolean step_replies(SlmdWorker *w, SlmdRequest *req)
+{
+        SlmdSeq *s = req->seq;
+        g_autoptr(GArray) toks = NULL, cands = NULL;
+        g_autofree char *prompt = NULL;
+        SlmChatMessage msg = { "user", req->text };
+        const SlmTokenizer *tk;
+        int r;
+
+        if (!ensure_ctx(w, req))
+                return TRUE;
+        tk = slm_model_tokenizer(w->model);
+        if (slm_chat_format(slm_chat_template_detect(w->model), &msg, 1, &prompt) < 0)
+                return fail(req, SLMD_ERROR_FAILED, "out of memory");
+        toks = encode(w, prompt, SLM_TOKENIZE_ADD_SPECIAL | SLM_TOKENIZE_PARSE_SPECIAL);
+        r = sync_context(w, s, toks);
+        if (r < 0)
+                return fail(req, r == -ENOSPC ? SLMD_ERROR_CONTEXT_OVERFLOW : SLMD_ERROR_FAILED,
+                            "cannot evaluate the message: %s", g_strerror(-r));
+
+        /* distinct first tokens make distinct replies */
+        req->results = g_ptr_array_new_with_free_func(g_free);
+        cands = top_tokens(w, req->n * 4);
+        for (guint i = 0; i < cands->len && req->results->len < req->n; i++) {
+                int32_t id = g_array_index(cands, int32_t, i);
+                if (slm_tokenizer_is_eog(tk, id))
+                        continue;
+                g_autofree char *reply = extend(w, s, id, REPLY_TOKENS, reply_continues);
+                g_strstrip(reply);
+                if (*reply && g_utf8_validate(reply, -1, NULL) && !contains(req->results, reply))
+                        g_ptr_array_add(req->results, g_steal_pointer(&reply));
+        }
+        req->reason = "done";
+        return TRUE;
+}
+
+/* ---- the loop ------------------------------------------------------------------------------ */
+
+static gboolean step(SlmdWorker *w, SlmdRequest *req)
+{
+        g_autoptr(GError) error = NULL;
+
+        switch (req->kind) {
+        case SLMD_REQ_APPEND:
+        case SLMD_REQ_GENERATE:
+        case SLMD_REQ_CHAT:
+                return step_text(w, req);
+        case SLMD_REQ_SUGGEST:
+                return step_suggest(w, req);
+        case SLMD_REQ_REPLIES:
+                return step_replies(w, req);
+        case SLMD_REQ_RESET:
+                if (req->seq->ctx)
+                        seq_truncate(req->seq, 0);
+                g_array_set_size(req->seq->unevaluated, 0);
+                req->reason = "done";
+                return TRUE;
+        case SLMD_REQ_FREE_SEQ:
+                seq_free(req->seq);
+                req->seq = NULL;
+                req->reason = "done";
+                return TRUE;
+        case SLMD_REQ_LOAD:
+                if (load(w, req->model_name, req->text, &error) < 0) {
+                        req->error = g_steal_pointer(&error);
+                        req->reason = "error";
+                } else {
+                        req->reason = "done";
+                }
+                return TRUE;
+        case SLMD_REQ_UNLOAD:
+                if (w->model) {
+                        unload(w);
+                        post_model(w);
+                }
+                req->reason = "done";
+                return TRUE;
+        }
+        return TRUE;
+}
+
+static gpointer worker_main(gpointer data)
+{
+        SlmdWorker *w = data;
+
+        for (;;) {
+                SlmdRequest *req = NULL;
+                int p;
+
+                g_mutex_lock(&w->lock);
+                for (;;) {
+                        SlmdRequest *in;
+                        while ((in = g_queue_pop_head(&w->incoming)))
+                                g_queue_push_tail(&w->active[in->priority], in);
+                        for (p = SLMD_PRIORITY_SYSTEM; p >= 0 && !req; p--)
+                                req = g_queue_peek_head(&w->active[p]);
+                        if (req || w->stopping)
+                                break;
+                        g_cond_wait(&w->cond, &w->lock);
+                }
+                g_mutex_unlock(&w->lock);
+                if (!req)
+                        break;
+
+                GQueue *q = &w->active[req->priority];
+                g_queue_pop_head(q);
+                if (step(w, req)) {
+                        post(w, req, SLMD_EVENT_DONE, NULL, 0);
+                        slmd_request_unref(req);
+                        g_atomic_int_dec_and_test(&w->pending);
+                } else {
+                        g_queue_push_tail(q, req); /* round-robin within the class */
+                }
+        }
+        return NULL;
+}
+
+SlmdWorker *slmd_worker_new(const char *backend, int n_threads, SlmdModelFunc model_changed,
+                            gpointer user_data, GError **error)
+{
+        SlmdWorker *w = g_new0(SlmdWorker, 1);
+        int r;
+
+        r = slm_backend_new(backend, n_threads, &w->backend);
+        if (r < 0) {
+                g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                            "backend '%s': %s", backend,
+                            r == -ENODEV ? "not available in this build" : g_strerror(-r));
+                g_free(w);
+                return NULL;
+        }
+        g_mutex_init(&w->lock);
+        g_cond_init(&w->cond);
+        w->main_ctx = g_main_context_ref_thread_default();
+        w->model_changed = model_changed;
+        w->user_data = user_data;
+        w->thread = g_thread_new("slmd-inference", worker_main, w);
+        return w;
+}
+
+void slmd_worker_free(SlmdWorker *w)
+{
+        SlmdRequest *r;
+
+        if (!w)
+                return;
+        g_mutex_lock(&w->lock);
+        w->stopping = TRUE;
+        g_cond_signal(&w->cond);
+        g_mutex_unlock(&w->lock);
+        g_thread_join(w->thread);
+        for (int p = 0; p <= SLMD_PRIORITY_SYSTEM; p++)
+                while ((r = g_queue_pop_head(&w->active[p])))
+                        slmd_request_unref(r);
+        while ((r = g_queue_pop_head(&w->incoming)))
+                slmd_request_unref(r);
+        slm_model_free(w->model);
+        slm_backend_free(w->backend);
+        g_free(w->model_name);
+        g_free(w->logits);
+        g_free(w->default_name);
+        g_free(w->default_path);
+        g_main_context_unref(w->main_ctx);
+        g_mutex_clear(&w->lock);
+        g_cond_clear(&w->cond);
+        g_free(w);
+}
+
+void slmd_worker_set_default(SlmdWorker *w, const char *name, const char *path)
+{
+        g_mutex_lock(&w->lock);
+        g_free(w->default_name);
+        g_free(w->default_path);
+        w->default_name = g_strdup(name);
+        w->default_path = g_strdup(path);
+        g_mutex_unlock(&w->lock);
+}
+
+void slmd_worker_submit(SlmdWorker *w, SlmdRequest *req)
+{
+        g_atomic_int_inc(&w->pending);
+        g_mutex_lock(&w->lock);
+        g_queue_push_tail(&w->incoming, slmd_request_ref(req));
+        g_cond_signal(&w->cond);
+        g_mutex_unlock(&w->lock);
+}
+
+const char *slmd_worker_backend(SlmdWorker *w)
+{
+        return slm_backend_name(w->backend);
+}
+
+gboolean slmd_worker_busy(SlmdWorker *w)
+{
+        return g_atomic_int_get(&w->pending) > 0;
+}
