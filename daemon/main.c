@@ -47,6 +47,12 @@ static void on_closed(GDBusConnection *conn, gboolean remote, GError *error, gpo
         g_main_loop_quit(d->loop);
 }
 
+static gboolean on_request_done(gpointer data)
+{
+        slmd_daemon_update_state(data);
+        return G_SOURCE_REMOVE;
+}
+
 static void on_model_changed(const char *name, gpointer data)
 {
         SlmdDaemon *d = data;
@@ -81,7 +87,8 @@ static gboolean load_config(SlmdConfig *c, const char *path, gboolean must_exist
                 } else if (strcmp(*k, "threads") == 0) {
                         c->threads = g_key_file_get_integer(kf, "daemon", *k, &e);
                 } else if (strcmp(*k, "max-sessions-per-user") == 0) {
-                        c->max_sessions_per_user = (guint)g_key_file_get_uint64(kf, "daemon", *k, &e);
+                        c->max_sessions_per_user =
+                            (guint)g_key_file_get_uint64(kf, "daemon", *k, &e);
                 } else if (strcmp(*k, "max-prompt-bytes") == 0) {
                         c->max_prompt_bytes = g_key_file_get_uint64(kf, "daemon", *k, &e);
                 } else if (strcmp(*k, "max-import-bytes") == 0) {
@@ -103,10 +110,10 @@ static GDBusConnection *connect_bus(gboolean session, const char *address, GErro
 {
         if (address)
                 return g_dbus_connection_new_for_address_sync(
-                        address,
-                        G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-                                G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-                        NULL, NULL, error);
+                    address,
+                    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                        G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                    NULL, NULL, error);
         return g_bus_get_sync(session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL, error);
 }
 
@@ -156,8 +163,8 @@ int main(int argc, char **argv)
         d.config.max_sessions_per_user = 16;
         d.config.max_prompt_bytes = 1 << 20;
         d.config.max_import_bytes = 64ull << 30;
-        if (!load_config(&d.config, config_path ? config_path : DEFAULT_CONFIG,
-                         config_path != NULL, &error)) {
+        if (!load_config(&d.config, config_path ? config_path : DEFAULT_CONFIG, config_path != NULL,
+                         &error)) {
                 g_printerr("slmd: %s\n", error->message);
                 return 2;
         }
@@ -181,8 +188,8 @@ int main(int argc, char **argv)
                 g_printerr("slmd: model store: %s\n", error->message);
                 return 1;
         }
-        d.worker = slmd_worker_new(d.config.backend, d.config.threads, on_model_changed, &d,
-                                   &error);
+        d.worker = slmd_worker_new(d.config.backend, d.config.threads, on_model_changed,
+                                   on_request_done, &d, &error);
         if (!d.worker) {
                 g_printerr("slmd: %s\n", error->message);
                 goto out;
@@ -231,9 +238,9 @@ int main(int argc, char **argv)
 
         g_unix_signal_add(SIGTERM, on_signal, &d);
         g_unix_signal_add(SIGINT, on_signal, &d);
-        owner_id = g_bus_own_name_on_connection(d.conn, SLMD_BUS_NAME,
-                                                G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE,
-                                                on_name_acquired, on_name_lost, &d, NULL);
+        owner_id =
+            g_bus_own_name_on_connection(d.conn, SLMD_BUS_NAME, G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE,
+                                         on_name_acquired, on_name_lost, &d, NULL);
         g_message("slmd %s: state in %s, backend %s, %d threads", PACKAGE_VERSION,
                   d.config.state_dir, slmd_worker_backend(d.worker), d.config.threads);
         g_main_loop_run(d.loop);

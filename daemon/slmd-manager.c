@@ -96,16 +96,15 @@ static void auth_done(GObject *source, GAsyncResult *res, gpointer data)
         AuthCall *c = data;
         g_autoptr(GError) error = NULL;
         g_autoptr(PolkitAuthorizationResult) result =
-                polkit_authority_check_authorization_finish(POLKIT_AUTHORITY(source), res, &error);
+            polkit_authority_check_authorization_finish(POLKIT_AUTHORITY(source), res, &error);
 
         if (result && polkit_authorization_result_get_is_authorized(result))
                 c->func(c->d, c->inv, c->params);
         else
-                g_dbus_method_invocation_return_error(c->inv, SLMD_ERROR,
-                                                      SLMD_ERROR_PERMISSION_DENIED,
-                                                      "not authorized to manage models%s%s",
-                                                      error ? ": " : "",
-                                                      error ? error->message : "");
+                g_dbus_method_invocation_return_error(
+                    c->inv, SLMD_ERROR, SLMD_ERROR_PERMISSION_DENIED,
+                    "not authorized to manage models%s%s", error ? ": " : "",
+                    error ? error->message : "");
         auth_call_free(c);
 }
 
@@ -124,10 +123,9 @@ static void authorize(SlmdDaemon *d, GDBusMethodInvocation *inv, GVariant *param
                 if (uid == 0 || uid == (guint)geteuid())
                         func(d, inv, params);
                 else
-                        g_dbus_method_invocation_return_error(inv, SLMD_ERROR,
-                                                              SLMD_ERROR_PERMISSION_DENIED,
-                                                              "only uid %u may manage models",
-                                                              (guint)geteuid());
+                        g_dbus_method_invocation_return_error(
+                            inv, SLMD_ERROR, SLMD_ERROR_PERMISSION_DENIED,
+                            "only uid %u may manage models", (guint)geteuid());
                 return;
         }
         c = g_new0(AuthCall, 1);
@@ -137,8 +135,8 @@ static void authorize(SlmdDaemon *d, GDBusMethodInvocation *inv, GVariant *param
         c->func = func;
         g_autoptr(PolkitSubject) subject = polkit_system_bus_name_new(sender);
         polkit_authority_check_authorization(
-                d->authority, subject, SLMD_MANAGE_ACTION, NULL,
-                POLKIT_CHECK_AUTHORIZATION_FLAGS_ALLOW_USER_INTERACTION, NULL, auth_done, c);
+            d->authority, subject, SLMD_MANAGE_ACTION, NULL,
+            POLKIT_CHECK_AUTHORIZATION_FLAGS_ALLOW_USER_INTERACTION, NULL, auth_done, c);
 }
 
 /* ---- models -------------------------------------------------------------------------------- */
@@ -223,7 +221,8 @@ static void import_done(GObject *source, GAsyncResult *res, gpointer data)
 
 static void do_import(SlmdDaemon *d, GDBusMethodInvocation *inv, GVariant *params)
 {
-        GUnixFDList *fds = g_dbus_message_get_unix_fd_list(g_dbus_method_invocation_get_message(inv));
+        GUnixFDList *fds =
+            g_dbus_message_get_unix_fd_list(g_dbus_method_invocation_get_message(inv));
         g_autoptr(GError) error = NULL;
         g_autoptr(GVariant) options = NULL;
         g_autoptr(GTask) task = NULL;
@@ -233,15 +232,14 @@ static void do_import(SlmdDaemon *d, GDBusMethodInvocation *inv, GVariant *param
 
         g_variant_get(params, "(h&s@a{sv})", &handle, &name, &options);
         if (g_variant_n_children(options) > 0) {
-                g_dbus_method_invocation_return_error(inv, SLMD_ERROR,
-                                                      SLMD_ERROR_INVALID_ARGUMENT,
+                g_dbus_method_invocation_return_error(inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
                                                       "ImportModel takes no options yet");
                 return;
         }
         if (*name && !slmd_model_name_is_valid(name)) {
                 g_dbus_method_invocation_return_error(
-                        inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
-                        "invalid model name '%s': use 1 to 64 of A-Z a-z 0-9 . _ -", name);
+                    inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                    "invalid model name '%s': use 1 to 64 of A-Z a-z 0-9 . _ -", name);
                 return;
         }
         if (*name && slmd_store_get(d->store, name)) {
@@ -256,8 +254,7 @@ static void do_import(SlmdDaemon *d, GDBusMethodInvocation *inv, GVariant *param
         j->fd = fds ? g_unix_fd_list_get(fds, handle, &error) : -1;
         if (j->fd < 0) {
                 import_job_free(j);
-                g_dbus_method_invocation_return_error(inv, SLMD_ERROR,
-                                                      SLMD_ERROR_INVALID_ARGUMENT,
+                g_dbus_method_invocation_return_error(inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
                                                       "no readable file descriptor was passed");
                 return;
         }
@@ -266,9 +263,9 @@ static void do_import(SlmdDaemon *d, GDBusMethodInvocation *inv, GVariant *param
         g_task_run_in_thread(task, import_thread);
 }
 
-static gboolean handle_import_model(SlmdDBusManager *skel, GDBusMethodInvocation *inv,
-                                    GUnixFDList *fds, GVariant *fd, const char *name,
-                                    GVariant *options, gpointer user_data)
+/* The descriptor travels in the message's fd list; do_import takes it from there. */
+static gboolean handle_import_model(SlmdDBusManager *skel, GDBusMethodInvocation *inv, GVariant *fd,
+                                    const char *name, GVariant *options, gpointer user_data)
 {
         authorize(user_data, inv, g_dbus_method_invocation_get_parameters(inv), do_import);
         return TRUE;
@@ -311,8 +308,8 @@ static void do_remove(SlmdDaemon *d, GDBusMethodInvocation *inv, GVariant *param
         if (g_strcmp0(slmd_dbus_manager_get_active_model(d->manager), name) == 0) {
                 if (!force) {
                         g_dbus_method_invocation_return_error(
-                                inv, SLMD_ERROR, SLMD_ERROR_BUSY,
-                                "'%s' is loaded: unload it first or force the removal", name);
+                            inv, SLMD_ERROR, SLMD_ERROR_BUSY,
+                            "'%s' is loaded: unload it first or force the removal", name);
                         return;
                 }
                 g_autoptr(SlmdRequest) req = slmd_request_new(SLMD_REQ_UNLOAD, NULL);
@@ -347,9 +344,8 @@ static void do_load(SlmdDaemon *d, GDBusMethodInvocation *inv, GVariant *params)
                 m = slmd_store_get(d->store, *name ? name : slmd_store_get_default(d->store));
                 if (!m) {
                         g_dbus_method_invocation_return_error(
-                                inv, SLMD_ERROR, *name ? SLMD_ERROR_NOT_FOUND : SLMD_ERROR_NO_MODEL,
-                                *name ? "no model named '%s'" : "there is no default model%s",
-                                name);
+                            inv, SLMD_ERROR, *name ? SLMD_ERROR_NOT_FOUND : SLMD_ERROR_NO_MODEL,
+                            *name ? "no model named '%s'" : "there is no default model%s", name);
                         return;
                 }
                 req->model_name = g_strdup(m->name);
@@ -425,8 +421,8 @@ static gboolean handle_create_session(SlmdDBusManager *skel, GDBusMethodInvocati
                         n_uid++;
         if (n_uid >= d->config.max_sessions_per_user) {
                 g_dbus_method_invocation_return_error(
-                        inv, SLMD_ERROR, SLMD_ERROR_QUOTA_EXCEEDED,
-                        "uid %u already has %u sessions, the most allowed", uid, n_uid);
+                    inv, SLMD_ERROR, SLMD_ERROR_QUOTA_EXCEEDED,
+                    "uid %u already has %u sessions, the most allowed", uid, n_uid);
                 return TRUE;
         }
         s = slmd_session_new(d, sender, uid, options, &error);
@@ -439,9 +435,9 @@ static gboolean handle_create_session(SlmdDBusManager *skel, GDBusMethodInvocati
                 o->name = g_strdup(sender);
                 o->uid = uid;
                 g_hash_table_insert(d->owners, o->name, o);
-                o->watch = g_bus_watch_name_on_connection(d->conn, sender,
-                                                          G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
-                                                          owner_vanished_cb, d, NULL);
+                o->watch =
+                    g_bus_watch_name_on_connection(d->conn, sender, G_BUS_NAME_WATCHER_FLAGS_NONE,
+                                                   NULL, owner_vanished_cb, d, NULL);
         }
         o->n_sessions++;
         g_hash_table_insert(d->sessions, g_strdup(slmd_session_path(s)), s);
@@ -491,8 +487,7 @@ gboolean slmd_manager_export(SlmdDaemon *d, GError **error)
         g_signal_connect(d->manager, "handle-unload-model", G_CALLBACK(handle_unload_model), d);
         g_signal_connect(d->manager, "handle-set-default-model",
                          G_CALLBACK(handle_set_default_model), d);
-        g_signal_connect(d->manager, "handle-create-session", G_CALLBACK(handle_create_session),
-                         d);
+        g_signal_connect(d->manager, "handle-create-session", G_CALLBACK(handle_create_session), d);
         return g_dbus_interface_skeleton_export(G_DBUS_INTERFACE_SKELETON(d->manager), d->conn,
                                                 SLMD_MANAGER_PATH, error);
 }

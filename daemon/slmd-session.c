@@ -61,8 +61,7 @@ guint slmd_session_uid(SlmdSession *s)
 static gboolean check_caller(SlmdSession *s, GDBusMethodInvocation *inv)
 {
         if (g_strcmp0(g_dbus_method_invocation_get_sender(inv), s->owner) != 0) {
-                g_dbus_method_invocation_return_error(inv, SLMD_ERROR,
-                                                      SLMD_ERROR_PERMISSION_DENIED,
+                g_dbus_method_invocation_return_error(inv, SLMD_ERROR, SLMD_ERROR_PERMISSION_DENIED,
                                                       "this session belongs to another client");
                 return FALSE;
         }
@@ -84,9 +83,9 @@ static gboolean check_text(SlmdSession *s, GDBusMethodInvocation *inv, const cha
 {
         if (strlen(text) > s->d->config.max_prompt_bytes) {
                 g_dbus_method_invocation_return_error(
-                        inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
-                        "the %s is %zu bytes; at most %" G_GUINT64_FORMAT " are accepted", what,
-                        strlen(text), s->d->config.max_prompt_bytes);
+                    inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                    "the %s is %zu bytes; at most %" G_GUINT64_FORMAT " are accepted", what,
+                    strlen(text), s->d->config.max_prompt_bytes);
                 return FALSE;
         }
         return TRUE;
@@ -126,15 +125,15 @@ static gboolean parse_generate_options(SlmdRequest *req, GVariant *options, GErr
                                 req->stops = g_variant_dup_strv(v, NULL);
                         }
                 } else {
-                        float *f = strcmp(key, "temperature") == 0   ? &req->sampling.temperature
-                                   : strcmp(key, "top-p") == 0       ? &req->sampling.top_p
-                                   : strcmp(key, "min-p") == 0       ? &req->sampling.min_p
-                                   : strcmp(key, "repeat-penalty") == 0 ? &req->sampling.repeat_penalty
-                                   : strcmp(key, "frequency-penalty") == 0
-                                           ? &req->sampling.frequency_penalty
-                                   : strcmp(key, "presence-penalty") == 0
-                                           ? &req->sampling.presence_penalty
-                                           : NULL;
+                        float *f =
+                            strcmp(key, "temperature") == 0      ? &req->sampling.temperature
+                            : strcmp(key, "top-p") == 0          ? &req->sampling.top_p
+                            : strcmp(key, "min-p") == 0          ? &req->sampling.min_p
+                            : strcmp(key, "repeat-penalty") == 0 ? &req->sampling.repeat_penalty
+                            : strcmp(key, "frequency-penalty") == 0
+                                ? &req->sampling.frequency_penalty
+                            : strcmp(key, "presence-penalty") == 0 ? &req->sampling.presence_penalty
+                                                                   : NULL;
                         if (!f) {
                                 g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
                                             "unknown option '%s'", key);
@@ -182,8 +181,8 @@ static void emit(SlmdSession *s, const char *signal, GVariant *params)
         g_autoptr(GError) error = NULL;
 
         /* to the owner only */
-        if (!g_dbus_connection_emit_signal(s->d->conn, s->owner, s->path,
-                                           "org.slmd.Slm1.Session", signal, params, &error))
+        if (!g_dbus_connection_emit_signal(s->d->conn, s->owner, s->path, "org.slmd.Slm1.Session",
+                                           signal, params, &error))
                 g_debug("cannot send %s to %s: %s", signal, s->owner, error->message);
 }
 
@@ -197,9 +196,9 @@ static GVariant *stats(SlmdRequest *req)
         g_variant_builder_add(&b, "{sv}", "prompt-ms", g_variant_new_double(req->prompt_ms));
         g_variant_builder_add(&b, "{sv}", "decode-ms", g_variant_new_double(req->decode_ms));
         g_variant_builder_add(&b, "{sv}", "tokens-per-second",
-                              g_variant_new_double(req->decode_ms > 0 ? req->n_generated * 1000.0 /
-                                                                                req->decode_ms
-                                                                      : 0.0));
+                              g_variant_new_double(req->decode_ms > 0
+                                                       ? req->n_generated * 1000.0 / req->decode_ms
+                                                       : 0.0));
         if (req->error)
                 g_variant_builder_add(&b, "{sv}", "message",
                                       g_variant_new_string(req->error->message));
@@ -241,8 +240,8 @@ static void on_event(SlmdRequest *req, SlmdEvent event, const char *text, gpoint
                 } else if (pd->inv && req->results) {
                         g_ptr_array_add(req->results, NULL);
                         g_dbus_method_invocation_return_value(
-                                g_steal_pointer(&pd->inv),
-                                g_variant_new("(^as)", (char **)req->results->pdata));
+                            g_steal_pointer(&pd->inv),
+                            g_variant_new("(^as)", (char **)req->results->pdata));
                 } else if (pd->inv) {
                         g_dbus_method_invocation_return_value(g_steal_pointer(&pd->inv), NULL);
                 } else if (streams && !s->closed) {
@@ -323,8 +322,8 @@ static gboolean handle_chat(SlmdDBusSession *skel, GDBusMethodInvocation *inv, G
         if (!check_caller(s, inv) || !check_idle(s, inv))
                 return TRUE;
         if (n == 0) {
-                g_dbus_method_invocation_return_error(inv, SLMD_ERROR,
-                                                      SLMD_ERROR_INVALID_ARGUMENT, "no messages");
+                g_dbus_method_invocation_return_error(inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                                                      "no messages");
                 return TRUE;
         }
         req = slmd_request_new(SLMD_REQ_CHAT, s->seq);
@@ -334,8 +333,8 @@ static gboolean handle_chat(SlmdDBusSession *skel, GDBusMethodInvocation *inv, G
         while (g_variant_iter_next(&iter, "(&s&s)", &role, &content)) {
                 if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant")) {
                         g_dbus_method_invocation_return_error(
-                                inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
-                                "unknown role '%s': use system, user or assistant", role);
+                            inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                            "unknown role '%s': use system, user or assistant", role);
                         return TRUE;
                 }
                 total += strlen(content);
@@ -343,8 +342,7 @@ static gboolean handle_chat(SlmdDBusSession *skel, GDBusMethodInvocation *inv, G
                 req->contents[i++] = g_strdup(content);
         }
         if (total > s->d->config.max_prompt_bytes) {
-                g_dbus_method_invocation_return_error(inv, SLMD_ERROR,
-                                                      SLMD_ERROR_INVALID_ARGUMENT,
+                g_dbus_method_invocation_return_error(inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
                                                       "the messages are too long");
                 return TRUE;
         }
@@ -360,8 +358,7 @@ static gboolean handle_suggest(SlmdDBusSession *skel, GDBusMethodInvocation *inv
         if (!check_caller(s, inv) || !check_idle(s, inv) || !check_text(s, inv, text, "text"))
                 return TRUE;
         if (n < 1 || n > MAX_SUGGESTIONS) {
-                g_dbus_method_invocation_return_error(inv, SLMD_ERROR,
-                                                      SLMD_ERROR_INVALID_ARGUMENT,
+                g_dbus_method_invocation_return_error(inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
                                                       "n must be 1 to %d", MAX_SUGGESTIONS);
                 return TRUE;
         }
@@ -379,12 +376,10 @@ static gboolean handle_smart_replies(SlmdDBusSession *skel, GDBusMethodInvocatio
         SlmdSession *s = user_data;
         g_autoptr(SlmdRequest) req = NULL;
 
-        if (!check_caller(s, inv) || !check_idle(s, inv) ||
-            !check_text(s, inv, message, "message"))
+        if (!check_caller(s, inv) || !check_idle(s, inv) || !check_text(s, inv, message, "message"))
                 return TRUE;
         if (n < 1 || n > MAX_REPLIES) {
-                g_dbus_method_invocation_return_error(inv, SLMD_ERROR,
-                                                      SLMD_ERROR_INVALID_ARGUMENT,
+                g_dbus_method_invocation_return_error(inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
                                                       "n must be 1 to %d", MAX_REPLIES);
                 return TRUE;
         }
@@ -395,8 +390,7 @@ static gboolean handle_smart_replies(SlmdDBusSession *skel, GDBusMethodInvocatio
         return TRUE;
 }
 
-static gboolean handle_cancel(SlmdDBusSession *skel, GDBusMethodInvocation *inv,
-                              gpointer user_data)
+static gboolean handle_cancel(SlmdDBusSession *skel, GDBusMethodInvocation *inv, gpointer user_data)
 {
         SlmdSession *s = user_data;
 
@@ -510,8 +504,8 @@ SlmdSession *slmd_session_new(SlmdDaemon *d, const char *owner, guint uid, GVari
         g_signal_connect(s->skel, "handle-cancel", G_CALLBACK(handle_cancel), s);
         g_signal_connect(s->skel, "handle-reset", G_CALLBACK(handle_reset), s);
         g_signal_connect(s->skel, "handle-close", G_CALLBACK(handle_close), s);
-        if (!g_dbus_interface_skeleton_export(G_DBUS_INTERFACE_SKELETON(s->skel), d->conn,
-                                              s->path, error)) {
+        if (!g_dbus_interface_skeleton_export(G_DBUS_INTERFACE_SKELETON(s->skel), d->conn, s->path,
+                                              error)) {
                 slmd_session_close(s);
                 slmd_session_unref(s);
                 return NULL;

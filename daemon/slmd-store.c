@@ -97,10 +97,9 @@ static gboolean write_record(SlmdStore *store, const SlmdModelInfo *i, GError **
         g_key_file_set_uint64(kf, "model", "parameters", i->parameters);
         data = g_key_file_to_data(kf, &len, NULL);
         /* written to a temporary file, fsync'ed and renamed: all or nothing */
-        return g_file_set_contents_full(ini, data, (gssize)len,
-                                        G_FILE_SET_CONTENTS_CONSISTENT |
-                                                G_FILE_SET_CONTENTS_DURABLE,
-                                        0644, error);
+        return g_file_set_contents_full(
+            ini, data, (gssize)len, G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
+            0644, error);
 }
 
 static void sync_dir(const char *dir)
@@ -125,8 +124,8 @@ SlmdStore *slmd_store_new(const char *state_dir, GError **error)
         store->dir = g_build_filename(state_dir, "models", NULL);
         store->models = g_ptr_array_new_with_free_func(info_free);
         if (g_mkdir_with_parents(store->dir, 0755) < 0) {
-                g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
-                            "cannot create %s: %s", store->dir, g_strerror(errno));
+                g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "cannot create %s: %s",
+                            store->dir, g_strerror(errno));
                 return NULL;
         }
         d = g_dir_open(store->dir, 0, error);
@@ -155,8 +154,7 @@ SlmdStore *slmd_store_new(const char *state_dir, GError **error)
                         store->default_name = g_steal_pointer(&def);
         }
         if (!store->default_name && store->models->len > 0)
-                store->default_name =
-                        g_strdup(((SlmdModelInfo *)store->models->pdata[0])->name);
+                store->default_name = g_strdup(((SlmdModelInfo *)store->models->pdata[0])->name);
         return g_steal_pointer(&store);
 }
 
@@ -221,8 +219,8 @@ gboolean slmd_store_remove(SlmdStore *store, const char *name, GError **error)
         ini = g_strdup_printf("%s/%s.ini", store->dir, name);
         /* the record goes first: without it the model no longer exists */
         if (g_unlink(ini) < 0 && errno != ENOENT) {
-                g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
-                            "cannot remove %s: %s", ini, g_strerror(errno));
+                g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "cannot remove %s: %s",
+                            ini, g_strerror(errno));
                 return FALSE;
         }
         g_unlink(m->path);
@@ -231,10 +229,9 @@ gboolean slmd_store_remove(SlmdStore *store, const char *name, GError **error)
         g_ptr_array_remove(store->models, (gpointer)m);
         if (was_default)
                 return slmd_store_set_default(
-                        store,
-                        store->models->len ? ((SlmdModelInfo *)store->models->pdata[0])->name
-                                           : NULL,
-                        error);
+                    store,
+                    store->models->len ? ((SlmdModelInfo *)store->models->pdata[0])->name : NULL,
+                    error);
         return TRUE;
 }
 
@@ -317,10 +314,8 @@ static char *name_from_file(const SlmModel *m)
         if (slm_gguf_get_str(slm_model_gguf(m), "general.name", &s) == 0)
                 for (uint64_t i = 0; i < s.len && out->len < 64; i++) {
                         char c = s.ptr[i];
-                        g_string_append_c(out, g_ascii_isalnum(c) || c == '.' || c == '_' ||
-                                                               c == '-'
-                                                       ? c
-                                                       : '-');
+                        g_string_append_c(
+                            out, g_ascii_isalnum(c) || c == '.' || c == '_' || c == '-' ? c : '-');
                 }
         while (out->len && out->str[0] == '.')
                 g_string_erase(out, 0, 1);

@@ -8,10 +8,10 @@
 #include "model.h"
 #include "slmd-error.h"
 
-#define DEFAULT_CTX    2048
-#define PREFILL_CHUNK  64 /* prompt tokens per step */
-#define WORD_TOKENS    5  /* tokens a suggested word may take */
-#define REPLY_TOKENS   24 /* tokens a smart reply may take */
+#define DEFAULT_CTX   2048
+#define PREFILL_CHUNK 64 /* prompt tokens per step */
+#define WORD_TOKENS   5  /* tokens a suggested word may take */
+#define REPLY_TOKENS  24 /* tokens a smart reply may take */
 
 struct SlmdSeq {
         guint n_ctx_requested;
@@ -19,9 +19,9 @@ struct SlmdSeq {
         SlmdPriority priority;
         SlmContext *ctx;
         guint model_gen;
-        GArray *history;   /* int32_t: what the KV cache holds */
+        GArray *history;     /* int32_t: what the KV cache holds */
         GArray *unevaluated; /* int32_t: generated but not yet in the cache */
-        gint used, size;   /* mirrors for the main thread */
+        gint used, size;     /* mirrors for the main thread */
 };
 
 typedef struct SlmdProgress {
@@ -52,6 +52,7 @@ struct SlmdWorker {
         float *logits;
         GQueue active[SLMD_PRIORITY_SYSTEM + 1];
         SlmdModelFunc model_changed;
+        GSourceFunc request_done;
         gpointer user_data;
 };
 
@@ -163,6 +164,7 @@ static int seq_eval(SlmdSeq *s, const int32_t *ids, size_t n, float *logits)
 /* ---- events to the main loop --------------------------------------------------------------- */
 
 typedef struct {
+        SlmdWorker *w;
         SlmdRequest *req;
         SlmdEvent event;
         char *text;
@@ -174,6 +176,8 @@ static gboolean post_deliver(gpointer data)
 
         if (p->req->func)
                 p->req->func(p->req, p->event, p->text, p->req->user_data);
+        if (p->event == SLMD_EVENT_DONE && p->w->request_done)
+                p->w->request_done(p->w->user_data);
         return G_SOURCE_REMOVE;
 }
 
@@ -190,6 +194,7 @@ static void post(SlmdWorker *w, SlmdRequest *req, SlmdEvent event, const char *t
 {
         Post *p = g_new0(Post, 1);
 
+        p->w = w;
         p->req = slmd_request_ref(req);
         p->event = event;
         p->text = text ? g_strndup(text, len) : NULL;
@@ -273,8 +278,8 @@ static int load(SlmdWorker *w, const char *name, const char *path, GError **erro
         int r = slm_model_load(path, &m, &err);
 
         if (r < 0) {
-                g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_MODEL, "cannot load %s: %s",
-                            name, err.msg);
+                g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_MODEL, "cannot load %s: %s", name,
+                            err.msg);
                 return r;
         }
         unload(w);
@@ -365,13 +370,12 @@ static GArray *prompt_tokens(SlmdWorker *w, SlmdRequest *req, const char *text, 
         g_autoptr(GArray) body = NULL;
 
         if (s->history->len == 0 && s->unevaluated->len == 0) {
-                g_autoptr(GArray) sys = encode(w, s->system_prompt,
-                                               SLM_TOKENIZE_ADD_SPECIAL |
-                                                       SLM_TOKENIZE_PARSE_SPECIAL);
+                g_autoptr(GArray) sys = encode(
+                    w, s->system_prompt, SLM_TOKENIZE_ADD_SPECIAL | SLM_TOKENIZE_PARSE_SPECIAL);
                 g_array_append_vals(out, sys->data, sys->len);
                 if (sys->len == 0 && slm_tokenizer_add_bos(slm_model_tokenizer(w->model)))
-                        g_array_append_val(out, (int32_t){ slm_tokenizer_bos(
-                                                        slm_model_tokenizer(w->model)) });
+                        g_array_append_val(
+                            out, (int32_t){ slm_tokenizer_bos(slm_model_tokenizer(w->model)) });
         }
         g_array_append_vals(out, s->unevaluated->data, s->unevaluated->len);
         g_array_set_size(s->unevaluated, 0);
@@ -671,7 +675,8 @@ static gboolean step_suggest(SlmdWorker *w, SlmdRequest *req)
                 for (b = a; word[b] && is_word_byte((unsigned char)word[b]); b++)
                         ;
                 word[b] = 0;
-                if (b > a && g_utf8_validate(word + a, -1, NULL) && !contains(req->results, word + a))
+                if (b > a && g_utf8_validate(word + a, -1, NULL) &&
+                    !contains(req->results, word + a))
                         g_ptr_array_add(req->results, g_strdup(word + a));
         }
         req->reason = "done";
@@ -785,9 +790,10 @@ static gpointer worker_main(gpointer data)
                 GQueue *q = &w->active[req->priority];
                 g_queue_pop_head(q);
                 if (step(w, req)) {
+                        /* counted down before the event, which looks at slmd_worker_busy() */
+                        g_atomic_int_dec_and_test(&w->pending);
                         post(w, req, SLMD_EVENT_DONE, NULL, 0);
                         slmd_request_unref(req);
-                        g_atomic_int_dec_and_test(&w->pending);
                 } else {
                         g_queue_push_tail(q, req); /* round-robin within the class */
                 }
@@ -796,16 +802,15 @@ static gpointer worker_main(gpointer data)
 }
 
 SlmdWorker *slmd_worker_new(const char *backend, int n_threads, SlmdModelFunc model_changed,
-                            gpointer user_data, GError **error)
+                            GSourceFunc request_done, gpointer user_data, GError **error)
 {
         SlmdWorker *w = g_new0(SlmdWorker, 1);
         int r;
 
         r = slm_backend_new(backend, n_threads, &w->backend);
         if (r < 0) {
-                g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
-                            "backend '%s': %s", backend,
-                            r == -ENODEV ? "not available in this build" : g_strerror(-r));
+                g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT, "backend '%s': %s",
+                            backend, r == -ENODEV ? "not available in this build" : g_strerror(-r));
                 g_free(w);
                 return NULL;
         }
@@ -813,6 +818,7 @@ SlmdWorker *slmd_worker_new(const char *backend, int n_threads, SlmdModelFunc mo
         g_cond_init(&w->cond);
         w->main_ctx = g_main_context_ref_thread_default();
         w->model_changed = model_changed;
+        w->request_done = request_done;
         w->user_data = user_data;
         w->thread = g_thread_new("slmd-inference", worker_main, w);
         return w;

@@ -53,8 +53,8 @@ struct SlmdRequest {
         SlmdRequestKind kind;
         SlmdPriority priority;
         SlmdSeq *seq;
-        char *text;       /* prompt, appended text, suggest text, message, or model path */
-        char *model_name; /* LOAD */
+        char *text;               /* prompt, appended text, suggest text, message, or model path */
+        char *model_name;         /* LOAD */
         char **roles, **contents; /* CHAT, NULL-terminated */
         SlmSamplerParams sampling;
         guint max_tokens;
@@ -92,8 +92,9 @@ guint slmd_seq_context_size(SlmdSeq *seq);
 /* Called in the main context when the resident model changes (name NULL: none). */
 typedef void (*SlmdModelFunc)(const char *name, gpointer user_data);
 
+/* @request_done runs in the main context after each request's DONE event. */
 SlmdWorker *slmd_worker_new(const char *backend, int n_threads, SlmdModelFunc model_changed,
-                            gpointer user_data, GError **error);
+                            GSourceFunc request_done, gpointer user_data, GError **error);
 void slmd_worker_free(SlmdWorker *w);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SlmdWorker, slmd_worker_free)
 

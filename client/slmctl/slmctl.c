@@ -1,0 +1,506 @@
+/* SPDX-License-Identifier: MIT */
+/* slmctl: manage and use slmd from the command line (built on libslm). */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "slm-client.h"
+
+static bool json;
+static SlmSession *running; /* the session a Ctrl-C cancels */
+
+static void usage(FILE *f)
+{
+        fprintf(f, "Usage: slmctl [--system|--session|--address ADDR] [--json] COMMAND [ARGS]\n"
+                   "\n"
+                   "Commands:\n"
+                   "  status                  the daemon, its model and backend\n"
+                   "  list                    stored models\n"
+                   "  import FILE [--name N]  copy a GGUF model into the store\n"
+                   "  rm NAME [--force]       remove a stored model (--force: even if loaded)\n"
+                   "  load [NAME]             make a model resident (default: the default one)\n"
+                   "  unload                  free the resident model\n"
+                   "  default NAME            set the default model\n"
+                   "  run MODEL|--default PROMPT [-n N] [--temp T] [--seed S]\n"
+                   "                          generate, streaming to the terminal\n"
+                   "  chat [--system-prompt T] talk to the model; Ctrl-C stops an answer\n"
+                   "  suggest TEXT [-n N]     next-word candidates\n"
+                   "  replies MESSAGE [-n N]  short replies to a message\n");
+}
+
+/* ---- output -------------------------------------------------------------------------------- */
+
+static void json_string(const char *s)
+{
+        putchar('"');
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                        printf("\\%c", *p);
+                else if (*p == '\n')
+                        printf("\\n");
+                else if (*p == '\t')
+                        printf("\\t");
+                else if (*p < 0x20)
+                        printf("\\u%04x", *p);
+                else
+                        putchar(*p);
+        }
+        putchar('"');
+}
+
+static int fail(const SlmClientError *err)
+{
+        if (json) {
+                printf("{\"error\":");
+                json_string(slm_status_name(err->status));
+                printf(",\"message\":");
+                json_string(err->message);
+                printf("}\n");
+        } else {
+                fprintf(stderr, "slmctl: %s\n", err->message);
+        }
+        return err->status == SLM_STATUS_PERMISSION_DENIED ? 4 : 1;
+}
+
+static void human_size(uint64_t b, char *out, size_t n)
+{
+        const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+        double v = (double)b;
+        int u = 0;
+
+        while (v >= 1024 && u < 4) {
+                v /= 1024;
+                u++;
+        }
+        snprintf(out, n, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+/* ---- commands ------------------------------------------------------------------------------ */
+
+static int cmd_status(SlmClient *c)
+{
+        SlmClientError err;
+        SlmDaemonStatus st;
+
+        if (slm_client_status(c, &st, &err) < 0)
+                return fail(&err);
+        if (json) {
+                printf("{\"version\":");
+                json_string(st.version);
+                printf(",\"state\":");
+                json_string(st.state);
+                printf(",\"active_model\":");
+                json_string(st.active_model);
+                printf(",\"default_model\":");
+                json_string(st.default_model);
+                printf(",\"backend\":");
+                json_string(st.backend);
+                printf(",\"sessions\":%u}\n", st.sessions);
+        } else {
+                printf("slmd %s, %s\n", st.version, st.state);
+                printf("  model:    %s\n", *st.active_model ? st.active_model : "(none loaded)");
+                printf("  default:  %s\n", *st.default_model ? st.default_model : "(none)");
+                printf("  backend:  %s\n", st.backend);
+                printf("  sessions: %u\n", st.sessions);
+        }
+        slm_daemon_status_clear(&st);
+        return 0;
+}
+
+static int cmd_list(SlmClient *c)
+{
+        SlmClientError err;
+        SlmModelInfo *m;
+        size_t n;
+
+        if (slm_client_list_models(c, &m, &n, &err) < 0)
+                return fail(&err);
+        if (json) {
+                printf("[");
+                for (size_t i = 0; i < n; i++) {
+                        printf("%s{\"name\":", i ? "," : "");
+                        json_string(m[i].name);
+                        printf(",\"architecture\":");
+                        json_string(m[i].architecture);
+                        printf(",\"quantization\":");
+                        json_string(m[i].quantization);
+                        printf(",\"size\":%llu,\"parameters\":%llu,\"sha256\":",
+                               (unsigned long long)m[i].size, (unsigned long long)m[i].parameters);
+                        json_string(m[i].sha256);
+                        printf(",\"default\":%s,\"loaded\":%s}", m[i].is_default ? "true" : "false",
+                               m[i].loaded ? "true" : "false");
+                }
+                printf("]\n");
+        } else if (n == 0) {
+                printf("No models. Add one with: slmctl import FILE.gguf\n");
+        } else {
+                printf("%-28s %-8s %-8s %10s %10s  %s\n", "NAME", "ARCH", "QUANT", "SIZE", "PARAMS",
+                       "");
+                for (size_t i = 0; i < n; i++) {
+                        char size[32], params[32];
+                        human_size(m[i].size, size, sizeof(size));
+                        snprintf(params, sizeof(params), "%.1fM", m[i].parameters / 1e6);
+                        printf("%-28s %-8s %-8s %10s %10s  %s%s\n", m[i].name, m[i].architecture,
+                               m[i].quantization, size, params, m[i].is_default ? "default " : "",
+                               m[i].loaded ? "loaded" : "");
+                }
+        }
+        slm_model_info_free(m, n);
+        return 0;
+}
+
+static void progress_bar(uint64_t done, uint64_t total, void *data)
+{
+        int width = 40, filled = total ? (int)(done * (uint64_t)width / total) : width;
+        char a[32], b[32];
+
+        (void)data;
+        if (json || !isatty(STDERR_FILENO))
+                return;
+        human_size(done, a, sizeof(a));
+        human_size(total, b, sizeof(b));
+        fprintf(stderr, "\r[%.*s%*s] %s / %s ", filled, "########################################",
+                width - filled, "", a, b);
+}
+
+static int cmd_import(SlmClient *c, const char *path, const char *name)
+{
+        SlmClientError err;
+        char *stored = NULL;
+        int r = slm_client_import(c, path, name, progress_bar, NULL, &stored, &err);
+
+        if (!json && isatty(STDERR_FILENO))
+                fprintf(stderr, "\n");
+        if (r < 0)
+                return fail(&err);
+        if (json) {
+                printf("{\"name\":");
+                json_string(stored);
+                printf("}\n");
+        } else {
+                printf("Imported %s as %s\n", path, stored);
+        }
+        free(stored);
+        return 0;
+}
+
+static int simple(int r, const SlmClientError *err, const char *done)
+{
+        if (r < 0)
+                return fail(err);
+        if (json)
+                printf("{\"ok\":true}\n");
+        else if (done)
+                printf("%s\n", done);
+        return 0;
+}
+
+static bool print_token(const char *text, void *data)
+{
+        (void)data;
+        fputs(text, stdout);
+        fflush(stdout);
+        return true;
+}
+
+static void on_sigint(int sig)
+{
+        (void)sig;
+        if (running)
+                slm_session_request_cancel(running);
+}
+
+static int cmd_run(SlmClient *c, const char *model, const char *prompt, SlmGenerateOptions *o)
+{
+        SlmClientError err;
+        SlmDaemonStatus st;
+        SlmSession *s;
+        SlmFinish fin;
+        int r;
+
+        if (model) {
+                if (slm_client_status(c, &st, &err) < 0)
+                        return fail(&err);
+                bool loaded = strcmp(st.active_model, model) == 0;
+                slm_daemon_status_clear(&st);
+                if (!loaded && slm_client_load(c, model, &err) < 0)
+                        return fail(&err);
+        }
+        if (slm_client_create_session(c, NULL, &s, &err) < 0)
+                return fail(&err);
+        running = s;
+        r = slm_session_generate(s, prompt, o, json ? NULL : print_token, NULL, &fin, &err);
+        running = NULL;
+        if (r < 0) {
+                slm_session_free(s);
+                if (!json)
+                        printf("\n");
+                return fail(&err);
+        }
+        if (json) {
+                printf("{\"reason\":");
+                json_string(fin.reason);
+                printf(",\"tokens\":%u,\"prompt_tokens\":%u,\"tokens_per_second\":%.2f}\n",
+                       fin.tokens, fin.prompt_tokens, fin.tokens_per_second);
+        } else {
+                printf("\n");
+                fprintf(stderr, "[%s: %u tokens, %.1f tokens/s]\n", fin.reason, fin.tokens,
+                        fin.tokens_per_second);
+        }
+        slm_session_free(s);
+        return strcmp(fin.reason, "error") == 0 ? 1 : 0;
+}
+
+static int cmd_chat(SlmClient *c, const char *system, SlmGenerateOptions *o)
+{
+        SlmClientError err;
+        SlmSession *s;
+        char line[8192];
+
+        if (slm_client_create_session(c, NULL, &s, &err) < 0)
+                return fail(&err);
+        if (isatty(STDIN_FILENO))
+                printf("Chatting with slmd. Ctrl-C stops an answer, Ctrl-D ends.\n");
+        for (bool first = true;; first = false) {
+                SlmChatTurn turns[2];
+                size_t n = 0;
+                SlmFinish fin;
+                if (isatty(STDIN_FILENO)) {
+                        printf("> ");
+                        fflush(stdout);
+                }
+                if (!fgets(line, sizeof(line), stdin))
+                        break;
+                line[strcspn(line, "\n")] = 0;
+                if (!*line)
+                        continue;
+                if (first && system)
+                        turns[n++] = (SlmChatTurn){ "system", system };
+                turns[n++] = (SlmChatTurn){ "user", line };
+                running = s;
+                int r = slm_session_chat(s, turns, n, o, print_token, NULL, &fin, &err);
+                running = NULL;
+                printf("\n");
+                if (r < 0) {
+                        slm_session_free(s);
+                        return fail(&err);
+                }
+        }
+        slm_session_free(s);
+        return 0;
+}
+
+static int cmd_strv(SlmClient *c, bool suggest, const char *text, uint32_t n)
+{
+        SlmClientError err;
+        SlmSessionOptions so = { NULL, suggest ? "interactive" : NULL, 0 };
+        SlmSession *s;
+        char **v;
+        int r;
+
+        if (slm_client_create_session(c, &so, &s, &err) < 0)
+                return fail(&err);
+        r = suggest ? slm_session_suggest(s, text, n, &v, &err)
+                    : slm_session_smart_replies(s, text, n, &v, &err);
+        slm_session_free(s);
+        if (r < 0)
+                return fail(&err);
+        if (json)
+                printf("[");
+        for (size_t i = 0; v[i]; i++) {
+                if (json) {
+                        printf("%s", i ? "," : "");
+                        json_string(v[i]);
+                } else {
+                        printf("%s\n", v[i]);
+                }
+        }
+        if (json)
+                printf("]\n");
+        slm_strv_free(v);
+        return 0;
+}
+
+/* ---- main ---------------------------------------------------------------------------------- */
+
+static int parse_u32(const char *s, uint32_t *ret)
+{
+        char *end;
+        unsigned long v;
+
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno || *end || end == s || v > UINT32_MAX || s[0] == '-')
+                return -1;
+        *ret = (uint32_t)v;
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        enum {
+                OPT_SYSTEM = 256,
+                OPT_SESSION,
+                OPT_ADDRESS,
+                OPT_JSON,
+                OPT_NAME,
+                OPT_FORCE,
+                OPT_DEFAULT,
+                OPT_TEMP,
+                OPT_SEED,
+                OPT_SYSPROMPT
+        };
+        static const struct option opts[] = {
+                { "system", no_argument, NULL, OPT_SYSTEM },
+                { "session", no_argument, NULL, OPT_SESSION },
+                { "address", required_argument, NULL, OPT_ADDRESS },
+                { "json", no_argument, NULL, OPT_JSON },
+                { "name", required_argument, NULL, OPT_NAME },
+                { "force", no_argument, NULL, OPT_FORCE },
+                { "default", no_argument, NULL, OPT_DEFAULT },
+                { "temp", required_argument, NULL, OPT_TEMP },
+                { "seed", required_argument, NULL, OPT_SEED },
+                { "system-prompt", required_argument, NULL, OPT_SYSPROMPT },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        SlmBusType bus = SLM_BUS_SYSTEM;
+        const char *address = NULL, *name = NULL, *sysprompt = NULL;
+        bool force = false, use_default = false;
+        uint32_t n = 0;
+        SlmGenerateOptions go;
+        SlmClientError err;
+        SlmClient *c = NULL;
+        int opt, r;
+
+        slm_generate_options_init(&go);
+        /* options may come anywhere on the line */
+        while ((opt = getopt_long(argc, argv, "+n:h", opts, NULL)) != -1 || optind < argc) {
+                if (opt == -1) {
+                        /* a positional argument: keep it and go on past it */
+                        optind++;
+                        continue;
+                }
+                switch (opt) {
+                case OPT_SYSTEM:
+                        bus = SLM_BUS_SYSTEM;
+                        address = NULL;
+                        break;
+                case OPT_SESSION:
+                        bus = SLM_BUS_SESSION;
+                        address = NULL;
+                        break;
+                case OPT_ADDRESS:
+                        address = optarg;
+                        break;
+                case OPT_JSON:
+                        json = true;
+                        break;
+                case OPT_NAME:
+                        name = optarg;
+                        break;
+                case OPT_FORCE:
+                        force = true;
+                        break;
+                case OPT_DEFAULT:
+                        use_default = true;
+                        break;
+                case OPT_SYSPROMPT:
+                        sysprompt = optarg;
+                        break;
+                case 'n':
+                        if (parse_u32(optarg, &n) < 0) {
+                                fprintf(stderr, "slmctl: invalid count '%s'\n", optarg);
+                                return 2;
+                        }
+                        go.max_tokens = n;
+                        break;
+                case OPT_TEMP: {
+                        char *end;
+                        go.temperature = strtod(optarg, &end);
+                        if (*end || end == optarg || go.temperature < 0) {
+                                fprintf(stderr, "slmctl: invalid temperature '%s'\n", optarg);
+                                return 2;
+                        }
+                        break;
+                }
+                case OPT_SEED: {
+                        char *end;
+                        go.seed = strtoull(optarg, &end, 10);
+                        go.has_seed = true;
+                        if (*end || end == optarg) {
+                                fprintf(stderr, "slmctl: invalid seed '%s'\n", optarg);
+                                return 2;
+                        }
+                        break;
+                }
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        /* collect the positional arguments */
+        char *pos[8];
+        int npos = 0;
+        for (int i = 1; i < argc; i++) {
+                if (argv[i][0] == '-' && argv[i][1]) {
+                        /* skip an option and its argument */
+                        for (const struct option *o = opts; o->name; o++)
+                                if (argv[i][1] == '-' && strcmp(argv[i] + 2, o->name) == 0 &&
+                                    o->has_arg)
+                                        i++;
+                        if (strcmp(argv[i], "-n") == 0)
+                                i++;
+                        continue;
+                }
+                if (npos < 8)
+                        pos[npos++] = argv[i];
+        }
+        if (npos == 0) {
+                usage(stderr);
+                return 2;
+        }
+        const char *cmd = pos[0];
+
+        r = address ? slm_client_connect_address(address, &c, &err)
+                    : slm_client_connect(bus, &c, &err);
+        if (r < 0)
+                return fail(&err);
+        signal(SIGINT, on_sigint);
+
+        if (strcmp(cmd, "status") == 0 && npos == 1)
+                r = cmd_status(c);
+        else if (strcmp(cmd, "list") == 0 && npos == 1)
+                r = cmd_list(c);
+        else if (strcmp(cmd, "import") == 0 && npos == 2)
+                r = cmd_import(c, pos[1], name);
+        else if (strcmp(cmd, "rm") == 0 && npos == 2)
+                r = simple(slm_client_remove(c, pos[1], force, &err), &err, "Removed.");
+        else if (strcmp(cmd, "load") == 0 && npos <= 2)
+                r = simple(slm_client_load(c, npos == 2 ? pos[1] : NULL, &err), &err, "Loaded.");
+        else if (strcmp(cmd, "unload") == 0 && npos == 1)
+                r = simple(slm_client_unload(c, &err), &err, "Unloaded.");
+        else if (strcmp(cmd, "default") == 0 && npos == 2)
+                r = simple(slm_client_set_default(c, pos[1], &err), &err, NULL);
+        else if (strcmp(cmd, "run") == 0 && npos == (use_default ? 2 : 3))
+                r = cmd_run(c, use_default ? NULL : pos[1], pos[npos - 1], &go);
+        else if (strcmp(cmd, "chat") == 0 && npos == 1)
+                r = cmd_chat(c, sysprompt, &go);
+        else if (strcmp(cmd, "suggest") == 0 && npos == 2)
+                r = cmd_strv(c, true, pos[1], n ? n : 3);
+        else if (strcmp(cmd, "replies") == 0 && npos == 2)
+                r = cmd_strv(c, false, pos[1], n ? n : 3);
+        else {
+                usage(stderr);
+                r = 2;
+        }
+        slm_client_free(c);
+        return r;
+}
