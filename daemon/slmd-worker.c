@@ -28,6 +28,7 @@ typedef struct SlmdProgress {
         int32_t *prompt; /* tokens still to be evaluated */
         size_t n_prompt, n_done;
         gboolean accepted;
+        float *logits; /* this request's own: others run between its steps */
         SlmSampler *sampler;
         SlmDetokenizer detok;
         SlmStopMatcher stop;
@@ -49,7 +50,7 @@ struct SlmdWorker {
         SlmModel *model;
         char *model_name;
         guint model_gen;
-        float *logits;
+        float *logits; /* for requests that finish in one step (suggest, replies) */
         GQueue active[SLMD_PRIORITY_SYSTEM + 1];
         SlmdModelFunc model_changed;
         GSourceFunc request_done;
@@ -82,6 +83,7 @@ static void progress_free(Progress *p)
         if (!p)
                 return;
         g_free(p->prompt);
+        g_free(p->logits);
         slm_sampler_free(p->sampler);
         slm_stop_matcher_clear(&p->stop);
         g_free(p);
@@ -437,6 +439,7 @@ static gboolean start_prompt(SlmdWorker *w, SlmdRequest *req)
                         return fail(req, SLMD_ERROR_FAILED, "out of memory");
                 slm_detokenizer_init(&p->detok, slm_model_tokenizer(w->model), FALSE);
         }
+        p->logits = g_new(float, slm_model_hparams(w->model)->n_vocab);
         p->n_prompt = toks->len;
         p->prompt = (int32_t *)g_array_free(g_steal_pointer(&toks), FALSE);
         p->accepted = TRUE;
@@ -484,7 +487,7 @@ static gboolean step_text(SlmdWorker *w, SlmdRequest *req)
         if (p->n_done < p->n_prompt) {
                 size_t n = MIN(p->n_prompt - p->n_done, (size_t)PREFILL_CHUNK);
                 gboolean last = p->n_done + n == p->n_prompt;
-                int r = seq_eval(s, p->prompt + p->n_done, n, last ? w->logits : NULL);
+                int r = seq_eval(s, p->prompt + p->n_done, n, last ? p->logits : NULL);
                 if (r < 0)
                         return fail(req, SLMD_ERROR_FAILED, "evaluation failed: %s",
                                     g_strerror(-r));
@@ -503,7 +506,7 @@ static gboolean step_text(SlmdWorker *w, SlmdRequest *req)
 
         /* decode one token */
         const SlmTokenizer *tk = slm_model_tokenizer(w->model);
-        int32_t id = slm_sampler_sample(p->sampler, w->logits, (const int32_t *)s->history->data,
+        int32_t id = slm_sampler_sample(p->sampler, p->logits, (const int32_t *)s->history->data,
                                         s->history->len);
         req->n_generated++;
         req->decode_ms = (double)(g_get_monotonic_time() - p->t_decode) / 1000.0;
@@ -534,7 +537,7 @@ static gboolean step_text(SlmdWorker *w, SlmdRequest *req)
                 g_array_append_val(s->unevaluated, id);
                 return finish_text(w, req, "context");
         }
-        int r = seq_eval(s, &id, 1, w->logits);
+        int r = seq_eval(s, &id, 1, p->logits);
         if (r < 0)
                 return fail(req, SLMD_ERROR_FAILED, "evaluation failed: %s", g_strerror(-r));
         return FALSE;

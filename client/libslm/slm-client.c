@@ -107,6 +107,23 @@ static int from_dbus_error(SlmClientError *err, DBusError *e)
         return r;
 }
 
+/* D-Bus carries only valid UTF-8: refuse anything else before it reaches the wire. */
+static int check_utf8(const char *s, SlmClientError *err)
+{
+        if (!s || !dbus_validate_utf8(s, NULL))
+                return set_error(err, SLM_STATUS_INVALID_ARGUMENT, NULL,
+                                 "the text is not valid UTF-8");
+        return 0;
+}
+
+static int check_options_utf8(const SlmGenerateOptions *o, SlmClientError *err)
+{
+        for (const char *const *p = o && o->stop ? o->stop : NULL; p && *p; p++)
+                if (check_utf8(*p, err) < 0)
+                        return SLM_STATUS_INVALID_ARGUMENT;
+        return 0;
+}
+
 /* ---- calls --------------------------------------------------------------------------------- */
 
 static DBusMessage *new_call(const char *path, const char *iface, const char *method)
@@ -417,6 +434,8 @@ int slm_client_import(SlmClient *c, const char *path, const char *name, SlmProgr
         const char *n = name ? name : "", *stored;
         int fd, r = 0;
 
+        if (check_utf8(n, err) < 0)
+                return SLM_STATUS_INVALID_ARGUMENT;
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return set_error(err, SLM_STATUS_IO, NULL, "cannot open %s: %s", path,
@@ -507,12 +526,16 @@ int slm_client_set_default(SlmClient *c, const char *name, SlmClientError *err)
 int slm_client_create_session(SlmClient *c, const SlmSessionOptions *opts, SlmSession **ret,
                               SlmClientError *err)
 {
-        DBusMessage *msg = new_call(MANAGER_PATH, MANAGER_IFACE, "CreateSession"), *reply;
+        DBusMessage *msg, *reply;
         DBusMessageIter it, dict;
         DBusError e;
         const char *path;
         SlmSession *s;
 
+        if (opts && ((opts->system_prompt && check_utf8(opts->system_prompt, err) < 0) ||
+                     (opts->priority && check_utf8(opts->priority, err) < 0)))
+                return SLM_STATUS_INVALID_ARGUMENT;
+        msg = new_call(MANAGER_PATH, MANAGER_IFACE, "CreateSession");
         dbus_message_iter_init_append(msg, &it);
         dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict);
         if (opts && opts->system_prompt)
@@ -692,9 +715,12 @@ int slm_session_generate(SlmSession *s, const char *prompt, const SlmGenerateOpt
                          SlmTokenFunc on_token, void *user_data, SlmFinish *ret_finish,
                          SlmClientError *err)
 {
-        DBusMessage *msg = new_call(s->path, SESSION_IFACE, "Generate");
+        DBusMessage *msg;
         DBusMessageIter it;
 
+        if (check_utf8(prompt, err) < 0 || check_options_utf8(opts, err) < 0)
+                return SLM_STATUS_INVALID_ARGUMENT;
+        msg = new_call(s->path, SESSION_IFACE, "Generate");
         s->cancel = 0;
         dbus_message_iter_init_append(msg, &it);
         dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &prompt);
@@ -708,9 +734,15 @@ int slm_session_chat(SlmSession *s, const SlmChatTurn *turns, size_t n,
                      const SlmGenerateOptions *opts, SlmTokenFunc on_token, void *user_data,
                      SlmFinish *ret_finish, SlmClientError *err)
 {
-        DBusMessage *msg = new_call(s->path, SESSION_IFACE, "Chat");
+        DBusMessage *msg;
         DBusMessageIter it, arr, st;
 
+        for (size_t i = 0; i < n; i++)
+                if (check_utf8(turns[i].role, err) < 0 || check_utf8(turns[i].content, err) < 0)
+                        return SLM_STATUS_INVALID_ARGUMENT;
+        if (check_options_utf8(opts, err) < 0)
+                return SLM_STATUS_INVALID_ARGUMENT;
+        msg = new_call(s->path, SESSION_IFACE, "Chat");
         s->cancel = 0;
         dbus_message_iter_init_append(msg, &it);
         dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "(ss)", &arr);
@@ -729,8 +761,11 @@ int slm_session_chat(SlmSession *s, const SlmChatTurn *turns, size_t n,
 
 int slm_session_append(SlmSession *s, const char *text, SlmClientError *err)
 {
-        DBusMessage *msg = new_call(s->path, SESSION_IFACE, "Append");
+        DBusMessage *msg;
 
+        if (check_utf8(text, err) < 0)
+                return SLM_STATUS_INVALID_ARGUMENT;
+        msg = new_call(s->path, SESSION_IFACE, "Append");
         dbus_message_append_args(msg, DBUS_TYPE_STRING, &text, DBUS_TYPE_INVALID);
         return call_void(s->c, msg, err);
 }
@@ -743,11 +778,14 @@ int slm_session_reset(SlmSession *s, SlmClientError *err)
 static int call_strv(SlmSession *s, const char *method, const char *text, uint32_t n, char ***ret,
                      SlmClientError *err)
 {
-        DBusMessage *msg = new_call(s->path, SESSION_IFACE, method), *reply;
+        DBusMessage *msg, *reply;
         DBusError e;
         char **v = NULL;
         int len = 0;
 
+        if (check_utf8(text, err) < 0)
+                return SLM_STATUS_INVALID_ARGUMENT;
+        msg = new_call(s->path, SESSION_IFACE, method);
         dbus_message_append_args(msg, DBUS_TYPE_STRING, &text, DBUS_TYPE_UINT32, &n,
                                  DBUS_TYPE_INVALID);
         reply = call(s->c, msg, err);

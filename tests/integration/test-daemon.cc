@@ -1,0 +1,633 @@
+// SPDX-License-Identifier: MIT
+// slmd end to end: a private bus configured like the system bus with the project's own policy,
+// slmd from the build tree, libslm (and raw D-Bus calls where a client would never go) talking
+// to it.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <dbus/dbus.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <thread>
+#include <climits>
+#include <cstdlib>
+#include <unistd.h>
+
+#include "slm-client.h"
+
+namespace
+{
+
+using namespace std::chrono_literals;
+
+std::string env(const char *name)
+{
+        const char *v = getenv(name);
+        return v ? v : "";
+}
+
+std::string shared(const std::string &rel)
+{
+        return env("SLM_SHARED_DIR") + "/" + rel;
+}
+
+const std::string kStory = "models/stories260K-f32.gguf";
+
+pid_t spawn(const std::vector<std::string> &args, const std::string &log = "")
+{
+        pid_t pid = fork();
+        if (pid == 0) {
+                if (!log.empty()) {
+                        int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+                        dup2(fd, 1);
+                        dup2(fd, 2);
+                }
+                std::vector<char *> argv;
+                for (const auto &a : args)
+                        argv.push_back(const_cast<char *>(a.c_str()));
+                argv.push_back(nullptr);
+                execvp(argv[0], argv.data());
+                _exit(127);
+        }
+        return pid;
+}
+
+int wait_exit(pid_t pid)
+{
+        int st = 0;
+        waitpid(pid, &st, 0);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+// Run a command line, return its exit status and output.
+int run_cmd(const std::string &cmd, std::string *out = nullptr)
+{
+        FILE *p = popen((cmd + " 2>&1").c_str(), "r");
+        std::string s;
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
+                s.append(buf, n);
+        int st = pclose(p);
+        if (out)
+                *out = s;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+template <typename F> bool eventually(F f, std::chrono::milliseconds limit = 10s)
+{
+        auto end = std::chrono::steady_clock::now() + limit;
+        while (std::chrono::steady_clock::now() < end) {
+                if (f())
+                        return true;
+                std::this_thread::sleep_for(20ms);
+        }
+        return f();
+}
+
+class Daemon : public ::testing::Test
+{
+      protected:
+        std::string dir, address, state;
+        pid_t bus_pid = -1, slmd_pid = -1;
+
+        void SetUp() override
+        {
+                char tmpl[] = "/tmp/slmd-test-XXXXXX";
+                ASSERT_NE(mkdtemp(tmpl), nullptr);
+                dir = tmpl;
+                chmod(dir.c_str(), 0755); // another user must reach the bus socket
+                state = dir + "/state";
+                address = "unix:path=" + dir + "/bus";
+                std::string conf;
+                run_cmd("sed 's|__LISTEN__|" + address + "|' '" + env("SLMD_BUS_CONF") + "' > '" +
+                            dir + "/bus.conf'",
+                        &conf);
+                bus_pid = spawn({ "dbus-daemon", "--nofork", "--config-file=" + dir + "/bus.conf" },
+                                dir + "/bus.log");
+                ASSERT_TRUE(eventually([&] { return access((dir + "/bus").c_str(), F_OK) == 0; }))
+                    << "the test bus did not start";
+        }
+
+        void TearDown() override
+        {
+                if (slmd_pid > 0)
+                        stop();
+                if (bus_pid > 0) {
+                        kill(bus_pid, SIGTERM);
+                        wait_exit(bus_pid);
+                }
+                run_cmd("rm -rf '" + dir + "'");
+        }
+
+        void start(const std::string &model = "")
+        {
+                std::vector<std::string> args = { env("SLMD"), "--address", address, "--state-dir",
+                                                  state,       "--threads", "2" };
+                if (!model.empty()) {
+                        args.push_back("--model");
+                        args.push_back(model);
+                }
+                slmd_pid = spawn(args, dir + "/slmd.log");
+                ASSERT_TRUE(eventually([&] {
+                        SlmClient *c = nullptr;
+                        SlmDaemonStatus st;
+                        bool ok = slm_client_connect_address(address.c_str(), &c, nullptr) == 0 &&
+                                  slm_client_status(c, &st, nullptr) == 0;
+                        if (ok)
+                                slm_daemon_status_clear(&st);
+                        slm_client_free(c);
+                        return ok;
+                })) << "slmd did not come up; its log:\n"
+                    << log();
+        }
+
+        // SIGTERM; the exit status (non-zero under the sanitizers when something leaked).
+        int stop()
+        {
+                kill(slmd_pid, SIGTERM);
+                int st = wait_exit(slmd_pid);
+                slmd_pid = -1;
+                return st;
+        }
+
+        std::string log()
+        {
+                std::string s;
+                run_cmd("cat '" + dir + "/slmd.log'", &s);
+                return s;
+        }
+
+        SlmClient *client()
+        {
+                SlmClient *c = nullptr;
+                SlmClientError err;
+                EXPECT_EQ(slm_client_connect_address(address.c_str(), &c, &err), 0) << err.message;
+                return c;
+        }
+
+        SlmDaemonStatus status()
+        {
+                SlmClient *c = client();
+                SlmDaemonStatus st = {};
+                EXPECT_EQ(slm_client_status(c, &st, nullptr), 0);
+                slm_client_free(c);
+                return st;
+        }
+
+        uint32_t sessions()
+        {
+                SlmDaemonStatus st = status();
+                uint32_t n = st.sessions;
+                slm_daemon_status_clear(&st);
+                return n;
+        }
+
+        std::string slmctl(const std::string &args)
+        {
+                return env("SLMCTL") + " --address '" + address + "' " + args;
+        }
+};
+
+struct Stream {
+        std::string text;
+        std::atomic<int> tokens{ 0 };
+        int cancel_after = -1;
+        std::chrono::steady_clock::time_point first;
+};
+
+bool collect(const char *text, void *data)
+{
+        Stream *s = static_cast<Stream *>(data);
+        if (s->tokens++ == 0)
+                s->first = std::chrono::steady_clock::now();
+        s->text += text;
+        return s->cancel_after < 0 || s->tokens < s->cancel_after;
+}
+
+SlmGenerateOptions greedy(uint32_t n)
+{
+        SlmGenerateOptions o;
+        slm_generate_options_init(&o);
+        o.max_tokens = n;
+        o.temperature = 0;
+        return o;
+}
+
+int count_mappings(pid_t pid, const std::string &path)
+{
+        std::string maps;
+        run_cmd("cat /proc/" + std::to_string(pid) + "/maps", &maps);
+        int n = 0;
+        for (size_t pos = 0; (pos = maps.find(path, pos)) != std::string::npos; pos += path.size())
+                n++;
+        return n;
+}
+
+} // namespace
+
+TEST_F(Daemon, ThreeClientsStreamAtOnceFromOneResidentModel)
+{
+        std::string model = shared(kStory);
+        start(model);
+        Stream s[3];
+        SlmFinish fin[3];
+        std::chrono::steady_clock::time_point done[3];
+        std::thread t[3];
+        for (int i = 0; i < 3; i++)
+                t[i] = std::thread([&, i] {
+                        SlmClient *c = client();
+                        SlmSession *sess = nullptr;
+                        SlmClientError err;
+                        ASSERT_EQ(slm_client_create_session(c, nullptr, &sess, &err), 0)
+                            << err.message;
+                        SlmGenerateOptions o = greedy(150);
+                        EXPECT_EQ(slm_session_generate(sess, "Once upon a time", &o, collect, &s[i],
+                                                       &fin[i], &err),
+                                  0)
+                            << err.message;
+                        done[i] = std::chrono::steady_clock::now();
+                        slm_session_free(sess);
+                        slm_client_free(c);
+                });
+        for (auto &th : t)
+                th.join();
+        for (int i = 0; i < 3; i++) {
+                EXPECT_STREQ(fin[i].reason, "length");
+                EXPECT_EQ(fin[i].tokens, 150u);
+                EXPECT_EQ(s[i].text, s[0].text); // greedy: the same story for everyone
+        }
+        EXPECT_EQ(s[0].text.rfind(", there was a little girl named Lily.", 0), 0u)
+            << "[" << s[0].text << "]";
+        // all three were streaming at the same time
+        auto last_first = std::max({ s[0].first, s[1].first, s[2].first });
+        auto first_done = std::min({ done[0], done[1], done[2] });
+        EXPECT_LT(last_first, first_done);
+        // one copy of the weights: the file is mapped once
+        char real[PATH_MAX];
+        ASSERT_NE(realpath(model.c_str(), real), nullptr);
+        EXPECT_EQ(count_mappings(slmd_pid, real), 1);
+        EXPECT_EQ(stop(), 0) << log();
+}
+
+TEST_F(Daemon, KeyboardSuggestionWhileAnotherClientStreams)
+{
+        start(shared(kStory));
+        Stream s;
+        std::atomic<bool> finished{ false };
+        SlmFinish fin;
+        std::thread writer([&] {
+                SlmClient *c = client();
+                SlmSession *sess = nullptr;
+                ASSERT_EQ(slm_client_create_session(c, nullptr, &sess, nullptr), 0);
+                SlmGenerateOptions o = greedy(400);
+                slm_session_generate(sess, "Once upon a time", &o, collect, &s, &fin, nullptr);
+                finished = true;
+                slm_session_free(sess);
+                slm_client_free(c);
+        });
+        ASSERT_TRUE(eventually([&] { return s.tokens > 5; }));
+        SlmClient *kb = client();
+        SlmSessionOptions so = { nullptr, "interactive", 0 };
+        SlmSession *ks = nullptr;
+        char **words = nullptr;
+        SlmClientError err;
+        ASSERT_EQ(slm_client_create_session(kb, &so, &ks, &err), 0) << err.message;
+        ASSERT_EQ(slm_session_suggest(ks, "Once upon a", 3, &words, &err), 0) << err.message;
+        bool writer_done_then = finished;
+        EXPECT_FALSE(writer_done_then) << "the suggestion waited for the whole generation";
+        ASSERT_NE(words[0], nullptr);
+        EXPECT_STREQ(words[0], "time");
+        // the keyboard's next request reuses its context: only the new word is processed
+        slm_strv_free(words);
+        ASSERT_EQ(slm_session_suggest(ks, "Once upon a time, there", 3, &words, &err), 0);
+        ASSERT_NE(words[0], nullptr);
+        slm_strv_free(words);
+        slm_session_free(ks);
+        slm_client_free(kb);
+        writer.join();
+        EXPECT_STREQ(fin.reason, "length");
+}
+
+TEST_F(Daemon, CancelMidStream)
+{
+        start(shared(kStory));
+        SlmClient *c = client();
+        SlmSession *sess = nullptr;
+        ASSERT_EQ(slm_client_create_session(c, nullptr, &sess, nullptr), 0);
+        Stream s;
+        s.cancel_after = 5;
+        SlmFinish fin;
+        SlmGenerateOptions o = greedy(400);
+        ASSERT_EQ(slm_session_generate(sess, "Once upon a time", &o, collect, &s, &fin, nullptr),
+                  0);
+        EXPECT_STREQ(fin.reason, "cancelled");
+        EXPECT_GE(fin.tokens, 5u);
+        EXPECT_LT(fin.tokens, 400u);
+        // the session goes on working after a cancel
+        Stream s2;
+        o = greedy(10);
+        ASSERT_EQ(slm_session_generate(sess, " The end.", &o, collect, &s2, &fin, nullptr), 0);
+        EXPECT_STREQ(fin.reason, "length");
+        slm_session_free(sess);
+        slm_client_free(c);
+}
+
+TEST_F(Daemon, KilledClientLeavesNoSessionBehind)
+{
+        start(shared(kStory));
+        pid_t child = spawn({ env("SLMCTL"), "--address", address, "run", "--default",
+                              "Once upon a time", "-n", "400" },
+                            dir + "/child.log");
+        ASSERT_TRUE(eventually([&] { return sessions() == 1; }));
+        kill(child, SIGKILL);
+        wait_exit(child);
+        EXPECT_TRUE(eventually([&] { return sessions() == 0; }))
+            << "the session outlived its owner";
+        // and the daemon serves the next client
+        EXPECT_EQ(run_cmd(slmctl("run --default 'Once' -n 5")), 0);
+        EXPECT_EQ(stop(), 0) << log();
+}
+
+TEST_F(Daemon, OtherUserCannotManageModelsOrUseSessions)
+{
+        if (geteuid() != 0 || run_cmd("command -v runuser") != 0)
+                GTEST_SKIP() << "needs root and runuser to act as a second user";
+        start();
+        std::string out;
+        std::string as_nobody = "runuser -u nobody -- ";
+        ASSERT_EQ(run_cmd(slmctl("import '" + shared(kStory) + "' --name story"), &out), 0) << out;
+        // another user may list and use the model...
+        EXPECT_EQ(run_cmd(as_nobody + slmctl("list"), &out), 0) << out;
+        EXPECT_NE(out.find("story"), std::string::npos);
+        EXPECT_EQ(run_cmd(as_nobody + slmctl("run --default 'Once' -n 3"), &out), 0) << out;
+        // ...but not manage models
+        EXPECT_EQ(run_cmd(as_nobody + slmctl("import '" + shared("models/stories260K-f16.gguf") +
+                                             "' --name other"),
+                          &out),
+                  4)
+            << out;
+        EXPECT_NE(out.find("manage models"), std::string::npos) << out;
+        EXPECT_EQ(run_cmd(as_nobody + slmctl("rm story --force"), &out), 4) << out;
+        EXPECT_EQ(run_cmd(as_nobody + slmctl("unload"), &out), 4) << out;
+        // nor call a session it does not own
+        SlmClient *c = client();
+        SlmSession *sess = nullptr;
+        ASSERT_EQ(slm_client_create_session(c, nullptr, &sess, nullptr), 0);
+        EXPECT_NE(run_cmd(as_nobody + "dbus-send --bus='" + address +
+                              "' --print-reply --dest=org.slmd.Slm1 " + slm_session_path(sess) +
+                              " org.slmd.Slm1.Session.Reset",
+                          &out),
+                  0);
+        EXPECT_NE(out.find("org.slmd.Slm1.Error.PermissionDenied"), std::string::npos) << out;
+        // nor own the service's name on this bus
+        EXPECT_NE(run_cmd(as_nobody + env("SLMD") + " --address '" + address + "' --state-dir '" +
+                              dir + "/other'",
+                          &out),
+                  0);
+        slm_session_free(sess);
+        slm_client_free(c);
+        SlmModelInfo *m;
+        size_t n;
+        c = client();
+        ASSERT_EQ(slm_client_list_models(c, &m, &n, nullptr), 0);
+        EXPECT_EQ(n, 1u); // the store is as root left it
+        slm_model_info_free(m, n);
+        slm_client_free(c);
+}
+
+TEST_F(Daemon, RestartKeepsTheStoreAndInterruptedImportsLeaveNothing)
+{
+        start();
+        SlmClient *c = client();
+        SlmClientError err;
+        char *name = nullptr;
+        uint64_t last = 0;
+        auto progress = [](uint64_t done, uint64_t, void *data) {
+                *static_cast<uint64_t *>(data) = done;
+        };
+        ASSERT_EQ(
+            slm_client_import(c, shared(kStory).c_str(), nullptr, progress, &last, &name, &err), 0)
+            << err.message;
+        EXPECT_STREQ(name, "stories260K"); // from general.name
+        free(name);
+        struct stat st;
+        stat(shared(kStory).c_str(), &st);
+        EXPECT_EQ(last, (uint64_t)st.st_size);
+        SlmModelInfo *m;
+        size_t n;
+        ASSERT_EQ(slm_client_list_models(c, &m, &n, nullptr), 0);
+        ASSERT_EQ(n, 1u);
+        std::string sum;
+        run_cmd("sha256sum '" + shared(kStory) + "'", &sum);
+        EXPECT_EQ(sum.substr(0, 64), m[0].sha256);
+        EXPECT_TRUE(m[0].is_default);
+        EXPECT_STREQ(m[0].architecture, "llama");
+        EXPECT_STREQ(m[0].quantization, "F32");
+        std::string sha = m[0].sha256;
+        slm_model_info_free(m, n);
+        slm_client_free(c);
+        EXPECT_EQ(stop(), 0) << log();
+
+        // what a crash in the middle of an import would leave
+        run_cmd("head -c 1000 '" + shared(kStory) + "' > '" + state + "/models/.import-AbC123'");
+        run_cmd("cp '" + shared(kStory) + "' '" + state + "/models/half.gguf'");
+        start();
+        c = client();
+        ASSERT_EQ(slm_client_list_models(c, &m, &n, nullptr), 0);
+        ASSERT_EQ(n, 1u);
+        EXPECT_STREQ(m[0].name, "stories260K");
+        EXPECT_EQ(sha, m[0].sha256);
+        slm_model_info_free(m, n);
+        EXPECT_NE(access((state + "/models/.import-AbC123").c_str(), F_OK), 0);
+        EXPECT_NE(access((state + "/models/half.gguf").c_str(), F_OK), 0);
+        slm_client_free(c);
+        std::string out;
+        EXPECT_EQ(run_cmd(slmctl("run --default 'Once upon a time' -n 8 --temp 0"), &out), 0);
+        EXPECT_EQ(out.rfind(", there was a little girl", 0), 0u) << out;
+}
+
+namespace
+{
+
+// A raw connection for calls no well-behaved client makes.
+struct Raw {
+        DBusConnection *conn = nullptr;
+        explicit Raw(const std::string &address)
+        {
+                DBusError e;
+                dbus_error_init(&e);
+                conn = dbus_connection_open_private(address.c_str(), &e);
+                if (conn)
+                        dbus_bus_register(conn, &e);
+                dbus_error_free(&e);
+        }
+        ~Raw()
+        {
+                dbus_connection_close(conn);
+                dbus_connection_unref(conn);
+        }
+        // Send @msg; the error name, or "" on success (the reply in *ret when given).
+        std::string call(DBusMessage *msg, DBusMessage **ret = nullptr)
+        {
+                DBusError e;
+                dbus_error_init(&e);
+                DBusMessage *r = dbus_connection_send_with_reply_and_block(conn, msg, 20000, &e);
+                dbus_message_unref(msg);
+                std::string name = r ? "" : e.name;
+                dbus_error_free(&e);
+                if (r && ret)
+                        *ret = r;
+                else if (r)
+                        dbus_message_unref(r);
+                return name;
+        }
+        std::string session()
+        {
+                DBusMessage *m = dbus_message_new_method_call(
+                    "org.slmd.Slm1", "/org/slmd/Slm1", "org.slmd.Slm1.Manager", "CreateSession");
+                DBusMessageIter it, d;
+                dbus_message_iter_init_append(m, &it);
+                dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &d);
+                dbus_message_iter_close_container(&it, &d);
+                DBusMessage *r = nullptr;
+                EXPECT_EQ(call(m, &r), "");
+                const char *path = "";
+                dbus_message_get_args(r, nullptr, DBUS_TYPE_OBJECT_PATH, &path, DBUS_TYPE_INVALID);
+                std::string p = path;
+                dbus_message_unref(r);
+                return p;
+        }
+};
+
+// Generate(prompt, {key: value}) with one option of any basic type.
+DBusMessage *generate_with(const std::string &path, const char *prompt, const char *key, int type,
+                           const void *value)
+{
+        DBusMessage *m = dbus_message_new_method_call("org.slmd.Slm1", path.c_str(),
+                                                      "org.slmd.Slm1.Session", "Generate");
+        DBusMessageIter it, d, e, v;
+        char sig[2] = { (char)type, 0 };
+        dbus_message_iter_init_append(m, &it);
+        dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &prompt);
+        dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &d);
+        if (key) {
+                dbus_message_iter_open_container(&d, DBUS_TYPE_DICT_ENTRY, nullptr, &e);
+                dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &key);
+                dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, sig, &v);
+                dbus_message_iter_append_basic(&v, type, value);
+                dbus_message_iter_close_container(&e, &v);
+                dbus_message_iter_close_container(&d, &e);
+        }
+        dbus_message_iter_close_container(&it, &d);
+        return m;
+}
+
+} // namespace
+
+TEST_F(Daemon, BadInputGetsSpecificErrorsAndTheDaemonStaysUp)
+{
+        start(shared(kStory));
+        Raw raw(address);
+        std::string s = raw.session();
+        ASSERT_FALSE(s.empty());
+
+        // wrong argument types: the bus layer refuses them
+        DBusMessage *m = dbus_message_new_method_call("org.slmd.Slm1", s.c_str(),
+                                                      "org.slmd.Slm1.Session", "Generate");
+        dbus_int32_t i = 5;
+        dbus_message_append_args(m, DBUS_TYPE_INT32, &i, DBUS_TYPE_INVALID);
+        EXPECT_EQ(raw.call(m), "org.freedesktop.DBus.Error.InvalidArgs");
+
+        // unknown option, wrong option type, absurd and negative sampling values
+        dbus_uint32_t one = 1, zero = 0;
+        double neg = -1.0, big = 5.0;
+        const char *str = "x";
+        EXPECT_EQ(raw.call(generate_with(s, "hi", "bogus", DBUS_TYPE_UINT32, &one)),
+                  "org.slmd.Slm1.Error.InvalidArgument");
+        EXPECT_EQ(raw.call(generate_with(s, "hi", "max-tokens", DBUS_TYPE_STRING, &str)),
+                  "org.slmd.Slm1.Error.InvalidArgument");
+        EXPECT_EQ(raw.call(generate_with(s, "hi", "max-tokens", DBUS_TYPE_UINT32, &zero)),
+                  "org.slmd.Slm1.Error.InvalidArgument");
+        EXPECT_EQ(raw.call(generate_with(s, "hi", "temperature", DBUS_TYPE_DOUBLE, &neg)),
+                  "org.slmd.Slm1.Error.InvalidArgument");
+        EXPECT_EQ(raw.call(generate_with(s, "hi", "top-p", DBUS_TYPE_DOUBLE, &big)),
+                  "org.slmd.Slm1.Error.InvalidArgument");
+
+        // a 10 MB prompt
+        std::string huge(10 << 20, 'a');
+        EXPECT_EQ(raw.call(generate_with(s, huge.c_str(), nullptr, 0, nullptr)),
+                  "org.slmd.Slm1.Error.InvalidArgument");
+
+        // another session's path, a session that never existed
+        EXPECT_EQ(
+            raw.call(dbus_message_new_method_call("org.slmd.Slm1", "/org/slmd/Slm1/session/999",
+                                                  "org.slmd.Slm1.Session", "Reset")),
+            "org.freedesktop.DBus.Error.UnknownMethod");
+
+        SlmClient *c = client();
+        SlmClientError err;
+        // a prompt longer than the context
+        SlmSessionOptions small = { nullptr, nullptr, 64 };
+        SlmSession *sess = nullptr;
+        ASSERT_EQ(slm_client_create_session(c, &small, &sess, &err), 0) << err.message;
+        std::string longp;
+        for (int k = 0; k < 100; k++)
+                longp += "the cat sat on the mat. ";
+        SlmGenerateOptions o = greedy(5);
+        EXPECT_EQ(slm_session_generate(sess, longp.c_str(), &o, nullptr, nullptr, nullptr, &err),
+                  SLM_STATUS_CONTEXT_OVERFLOW);
+        // invalid UTF-8 never reaches the bus
+        EXPECT_EQ(slm_session_generate(sess, "caf\xc3", &o, nullptr, nullptr, nullptr, &err),
+                  SLM_STATUS_INVALID_ARGUMENT);
+        // the session still works
+        SlmFinish fin;
+        EXPECT_EQ(slm_session_generate(sess, "Once", &o, nullptr, nullptr, &fin, &err), 0)
+            << err.message;
+        char **words = nullptr;
+        EXPECT_EQ(slm_session_suggest(sess, "Once upon a", 0, &words, &err),
+                  SLM_STATUS_INVALID_ARGUMENT);
+        EXPECT_EQ(slm_session_suggest(sess, "Once upon a", 1000, &words, &err),
+                  SLM_STATUS_INVALID_ARGUMENT);
+        slm_session_free(sess);
+        SlmSessionOptions bad = { nullptr, "urgent", 0 };
+        EXPECT_EQ(slm_client_create_session(c, &bad, &sess, &err), SLM_STATUS_INVALID_ARGUMENT);
+
+        // imports: not GGUF, truncated GGUF, names with path separators
+        std::string junk = dir + "/junk.gguf", cut = dir + "/cut.gguf";
+        run_cmd("seq 1000 > '" + junk + "'");
+        run_cmd("head -c 4000 '" + shared(kStory) + "' > '" + cut + "'");
+        EXPECT_EQ(slm_client_import(c, junk.c_str(), "junk", nullptr, nullptr, nullptr, &err),
+                  SLM_STATUS_INVALID_MODEL);
+        EXPECT_NE(std::string(err.message).find("bad magic"), std::string::npos)
+            << "[" << err.message << "]";
+        EXPECT_EQ(slm_client_import(c, cut.c_str(), "cut", nullptr, nullptr, nullptr, &err),
+                  SLM_STATUS_INVALID_MODEL);
+        EXPECT_TRUE(std::string(err.message).find("truncated") != std::string::npos ||
+                    std::string(err.message).find("past the end") != std::string::npos)
+            << err.message;
+        for (const char *name : { "../evil", "a/b", ".hidden", "x\\y" })
+                EXPECT_EQ(slm_client_import(c, shared(kStory).c_str(), name, nullptr, nullptr,
+                                            nullptr, &err),
+                          SLM_STATUS_INVALID_ARGUMENT)
+                    << name;
+        EXPECT_EQ(slm_client_remove(c, "nosuch", false, &err), SLM_STATUS_NOT_FOUND);
+
+        // still up, nothing half-imported left behind
+        SlmModelInfo *models;
+        size_t n;
+        ASSERT_EQ(slm_client_list_models(c, &models, &n, &err), 0);
+        EXPECT_EQ(n, 0u);
+        slm_model_info_free(models, n);
+        slm_client_free(c);
+        std::string left;
+        run_cmd("ls -A '" + state + "/models'", &left);
+        EXPECT_EQ(left, "");
+        EXPECT_EQ(stop(), 0) << log(); // sanitizer builds: no leak on the way out
+}
