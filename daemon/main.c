@@ -247,18 +247,25 @@ int main(int argc, char **argv)
         g_bus_unown_name(owner_id);
         ret = 0;
 out:
-        /* sessions first (they submit their last requests), then the thread */
+        /*
+         * Sessions close first (they submit their last requests), then the
+         * thread stops and its last events are delivered, then the tables go.
+         */
         if (d.sessions) {
                 GHashTableIter it;
                 gpointer value;
                 g_hash_table_iter_init(&it, d.sessions);
                 while (g_hash_table_iter_next(&it, NULL, &value))
                         slmd_session_close(value);
-                g_hash_table_unref(d.sessions);
         }
+        /* cancelled requests end within a step; their sessions' state is freed after them */
+        while (d.worker && slmd_worker_busy(d.worker))
+                g_main_context_iteration(NULL, TRUE);
+        slmd_worker_free(d.worker);
+        if (d.sessions)
+                g_hash_table_unref(d.sessions);
         if (d.owners)
                 g_hash_table_unref(d.owners);
-        slmd_worker_free(d.worker);
         if (d.manager)
                 g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(d.manager));
         g_clear_object(&d.manager);
@@ -268,9 +275,6 @@ out:
         g_clear_object(&d.authority);
         if (d.loop)
                 g_main_loop_unref(d.loop);
-        /* events the worker posted but the loop never ran */
-        while (g_main_context_iteration(NULL, FALSE))
-                ;
         slmd_store_free(d.store);
         g_free(d.config.state_dir);
         g_free(d.config.backend);

@@ -770,7 +770,14 @@ static gboolean step(SlmdWorker *w, SlmdRequest *req)
 static gpointer worker_main(gpointer data)
 {
         SlmdWorker *w = data;
+        /*
+         * A context of the thread's own: without it g_main_context_invoke()
+         * could acquire the main context from here and run main-loop code
+         * on this thread.
+         */
+        g_autoptr(GMainContext) own = g_main_context_new();
 
+        g_main_context_push_thread_default(own);
         for (;;) {
                 SlmdRequest *req = NULL;
                 int p;
@@ -801,6 +808,7 @@ static gpointer worker_main(gpointer data)
                         g_queue_push_tail(q, req); /* round-robin within the class */
                 }
         }
+        g_main_context_pop_thread_default(own);
         return NULL;
 }
 
@@ -838,6 +846,9 @@ void slmd_worker_free(SlmdWorker *w)
         g_cond_signal(&w->cond);
         g_mutex_unlock(&w->lock);
         g_thread_join(w->thread);
+        /* deliver what the thread posted last, while everything it refers to exists */
+        while (g_main_context_iteration(w->main_ctx, FALSE))
+                ;
         for (int p = 0; p <= SLMD_PRIORITY_SYSTEM; p++)
                 while ((r = g_queue_pop_head(&w->active[p])))
                         slmd_request_unref(r);

@@ -237,7 +237,7 @@ TEST_F(Daemon, ThreeClientsStreamAtOnceFromOneResidentModel)
         std::string model = shared(kStory);
         start(model);
         Stream s[3];
-        SlmFinish fin[3];
+        SlmFinish fin[3] = {};
         std::chrono::steady_clock::time_point done[3];
         std::thread t[3];
         for (int i = 0; i < 3; i++)
