@@ -1,0 +1,51 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The README's quick start: slmd from the build tree on a private bus, a model imported into a
+# fresh store, a story streamed through slmctl, the daemon stopped.
+# Usage: tests/quickstart.sh [BUILD_DIR] [MODEL.gguf]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "${1:-$here/../build}" && pwd)
+model=${2:-$here/../../shared/models/stories260K-f32.gguf}
+tmp=$(mktemp -d)
+bus_pid= slmd_pid=
+
+cleanup() {
+        [ -n "$slmd_pid" ] && kill "$slmd_pid" 2>/dev/null && wait "$slmd_pid" 2>/dev/null
+        [ -n "$bus_pid" ] && kill "$bus_pid" 2>/dev/null && wait "$bus_pid" 2>/dev/null
+        rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+address="unix:path=$tmp/bus"
+slmctl=("$build/client/slmctl" --address "$address")
+
+echo "== a private bus and slmd"
+dbus-daemon --session --nofork --address="$address" &
+bus_pid=$!
+"$build/daemon/slmd" --address "$address" --state-dir "$tmp/state" 2>"$tmp/slmd.log" &
+slmd_pid=$!
+for _ in $(seq 100); do
+        "${slmctl[@]}" status >/dev/null 2>&1 && break
+        sleep 0.1
+done
+"${slmctl[@]}" status
+
+echo "== import $(basename "$model")"
+"${slmctl[@]}" import "$model"
+"${slmctl[@]}" list
+
+echo "== slmctl run --default \"Once upon a time\""
+"${slmctl[@]}" run --default "Once upon a time" -n 100 --temp 0
+
+echo "== stop"
+kill -TERM "$slmd_pid"
+status=0
+wait "$slmd_pid" || status=$?
+slmd_pid=
+if [ "$status" -ne 0 ]; then
+        echo "slmd exited with status $status:" >&2
+        cat "$tmp/slmd.log" >&2
+        exit 1
+fi
+echo "slmd stopped cleanly"
