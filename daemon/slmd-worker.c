@@ -407,7 +407,9 @@ static gboolean start_prompt(SlmdWorker *w, SlmdRequest *req)
                 g_autofree SlmChatMessage *msgs = g_new0(SlmChatMessage, n ? n : 1);
                 for (guint i = 0; i < n; i++)
                         msgs[i] = (SlmChatMessage){ req->roles[i], req->contents[i] };
-                if (slm_chat_format(slm_chat_template_detect(w->model), msgs, n, &chat) < 0)
+                if (slm_chat_format(slm_chat_template_detect(slm_model_gguf(w->model),
+                                                             slm_model_tokenizer(w->model)),
+                                    msgs, n, &chat) < 0)
                         return fail(req, SLMD_ERROR_INVALID_ARGUMENT,
                                     "roles are system, user or assistant");
                 text = chat;
@@ -698,7 +700,9 @@ static gboolean step_replies(SlmdWorker *w, SlmdRequest *req)
         if (!ensure_ctx(w, req))
                 return TRUE;
         tk = slm_model_tokenizer(w->model);
-        if (slm_chat_format(slm_chat_template_detect(w->model), &msg, 1, &prompt) < 0)
+        if (slm_chat_format(
+                slm_chat_template_detect(slm_model_gguf(w->model), slm_model_tokenizer(w->model)),
+                &msg, 1, &prompt) < 0)
                 return fail(req, SLMD_ERROR_FAILED, "out of memory");
         toks = encode(w, prompt, SLM_TOKENIZE_ADD_SPECIAL | SLM_TOKENIZE_PARSE_SPECIAL);
         r = sync_context(w, s, toks);

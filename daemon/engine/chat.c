@@ -13,11 +13,8 @@ static bool meta_contains(const SlmGguf *g, const char *needle)
                memmem(s.ptr, s.len, needle, strlen(needle)) != NULL;
 }
 
-SlmChatTemplate slm_chat_template_detect(const SlmModel *m)
+SlmChatTemplate slm_chat_template_detect(const SlmGguf *g, const SlmTokenizer *tk)
 {
-        const SlmGguf *g = slm_model_gguf(m);
-        const SlmTokenizer *tk = slm_model_tokenizer(m);
-
         if (meta_contains(g, "<|im_start|>"))
                 return SLM_CHAT_CHATML;
         if (meta_contains(g, "<|assistant|>"))

@@ -10,7 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "model.h"
+#include "gguf.h"
+#include "tokenizer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,7 +30,7 @@ typedef struct {
         const char *content;
 } SlmChatMessage;
 
-SlmChatTemplate slm_chat_template_detect(const SlmModel *m);
+SlmChatTemplate slm_chat_template_detect(const SlmGguf *g, const SlmTokenizer *tk);
 const char *slm_chat_template_name(SlmChatTemplate t);
 
 /*

@@ -631,3 +631,139 @@ TEST_F(Daemon, BadInputGetsSpecificErrorsAndTheDaemonStaysUp)
         EXPECT_EQ(left, "");
         EXPECT_EQ(stop(), 0) << log(); // sanitizer builds: no leak on the way out
 }
+
+TEST_F(Daemon, PerUserSessionLimit)
+{
+        start(shared(kStory));
+        SlmClient *c = client();
+        std::vector<SlmSession *> held;
+        SlmClientError err;
+        for (int k = 0; k < 16; k++) {
+                SlmSession *s = nullptr;
+                ASSERT_EQ(slm_client_create_session(c, nullptr, &s, &err), 0) << k << err.message;
+                held.push_back(s);
+        }
+        SlmSession *extra = nullptr;
+        EXPECT_EQ(slm_client_create_session(c, nullptr, &extra, &err), SLM_STATUS_QUOTA_EXCEEDED);
+        EXPECT_NE(std::string(err.message).find("16 sessions"), std::string::npos) << err.message;
+        slm_session_free(held.back()); // closing one makes room
+        held.pop_back();
+        ASSERT_EQ(slm_client_create_session(c, nullptr, &extra, &err), 0) << err.message;
+        held.push_back(extra);
+        for (SlmSession *s : held)
+                slm_session_free(s);
+        slm_client_free(c);
+        EXPECT_TRUE(eventually([&] { return sessions() == 0; }));
+}
+
+TEST_F(Daemon, ChatAndSmartReplies)
+{
+        start(shared(kStory));
+        SlmClient *c = client();
+        SlmSession *s = nullptr;
+        SlmClientError err;
+        ASSERT_EQ(slm_client_create_session(c, nullptr, &s, &err), 0);
+        SlmChatTurn turns[] = { { "system", "You tell stories." }, { "user", "Tell me a story." } };
+        Stream st;
+        SlmFinish fin;
+        SlmGenerateOptions o = greedy(20);
+        ASSERT_EQ(slm_session_chat(s, turns, 2, &o, collect, &st, &fin, &err), 0) << err.message;
+        EXPECT_STREQ(fin.reason, "length");
+        EXPECT_EQ(fin.tokens, 20u);
+        EXPECT_FALSE(st.text.empty());
+        SlmChatTurn bad[] = { { "narrator", "x" } };
+        EXPECT_EQ(slm_session_chat(s, bad, 1, &o, collect, &st, &fin, &err),
+                  SLM_STATUS_INVALID_ARGUMENT);
+
+        char **replies = nullptr;
+        ASSERT_EQ(
+            slm_session_smart_replies(s, "Do you want to play in the park?", 3, &replies, &err), 0)
+            << err.message;
+        int n = 0;
+        for (; replies[n]; n++) {
+                EXPECT_GT(strlen(replies[n]), 0u);
+                EXPECT_EQ(strchr(replies[n], '\n'), nullptr);
+                for (int k = 0; k < n; k++)
+                        EXPECT_STRNE(replies[k], replies[n]);
+        }
+        EXPECT_EQ(n, 3);
+        slm_strv_free(replies);
+        slm_session_free(s);
+        slm_client_free(c);
+}
+
+TEST_F(Daemon, SlmctlForPeopleAndScripts)
+{
+        start(shared(kStory));
+        std::string out;
+        EXPECT_EQ(run_cmd(slmctl("status"), &out), 0);
+        EXPECT_NE(out.find("model:    stories260K-f32.gguf"), std::string::npos) << out;
+        const std::string parse =
+            " | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin))'";
+        for (const char *cmd : { "--json status", "--json list", "--json suggest 'Once upon a'",
+                                 "--json run --default 'Once' -n 5", "--json rm nosuch" }) {
+                EXPECT_EQ(run_cmd(slmctl(cmd) + parse, &out), 0) << cmd << ": " << out;
+        }
+        EXPECT_EQ(run_cmd(slmctl("--json rm nosuch"), &out), 1);
+        EXPECT_NE(out.find("\"error\":\"not-found\""), std::string::npos) << out;
+        // chat reads lines from a pipe as well as from a terminal
+        EXPECT_EQ(run_cmd("printf 'Hello\\nTell me more\\n' | " + slmctl("chat -n 8"), &out), 0)
+            << out;
+        EXPECT_EQ(run_cmd(slmctl("frobnicate"), &out), 2);
+        EXPECT_NE(out.find("Usage:"), std::string::npos);
+}
+
+TEST_F(Daemon, ModelManagement)
+{
+        start();
+        SlmClient *c = client();
+        SlmClientError err;
+        SlmSession *s = nullptr;
+        SlmGenerateOptions o = greedy(5);
+        ASSERT_EQ(slm_client_create_session(c, nullptr, &s, &err), 0);
+        // an empty store: nothing to run
+        EXPECT_EQ(slm_session_generate(s, "Once", &o, nullptr, nullptr, nullptr, &err),
+                  SLM_STATUS_NO_MODEL);
+        EXPECT_EQ(slm_client_load(c, nullptr, &err), SLM_STATUS_NO_MODEL);
+        ASSERT_EQ(
+            slm_client_import(c, shared(kStory).c_str(), "a", nullptr, nullptr, nullptr, &err), 0)
+            << err.message;
+        ASSERT_EQ(slm_client_import(c, shared("models/stories260K-q8_0.gguf").c_str(), "b", nullptr,
+                                    nullptr, nullptr, &err),
+                  0)
+            << err.message;
+        EXPECT_EQ(
+            slm_client_import(c, shared(kStory).c_str(), "a", nullptr, nullptr, nullptr, &err),
+            SLM_STATUS_FAILED); // the name is taken
+        SlmDaemonStatus st = status();
+        EXPECT_STREQ(st.default_model, "a"); // the first import
+        EXPECT_STREQ(st.active_model, "");
+        slm_daemon_status_clear(&st);
+        // the first request loads the default model
+        SlmFinish fin;
+        ASSERT_EQ(slm_session_generate(s, "Once", &o, nullptr, nullptr, &fin, &err), 0)
+            << err.message;
+        st = status();
+        EXPECT_STREQ(st.active_model, "a");
+        slm_daemon_status_clear(&st);
+        EXPECT_EQ(slm_client_load(c, "nosuch", &err), SLM_STATUS_NOT_FOUND);
+        ASSERT_EQ(slm_client_load(c, "b", &err), 0) << err.message;
+        ASSERT_EQ(slm_client_set_default(c, "b", &err), 0);
+        EXPECT_EQ(slm_client_remove(c, "b", false, &err), SLM_STATUS_BUSY);
+        EXPECT_NE(std::string(err.message).find("loaded"), std::string::npos) << err.message;
+        ASSERT_EQ(slm_client_remove(c, "b", true, &err), 0) << err.message;
+        EXPECT_TRUE(eventually([&] {
+                SlmDaemonStatus now = status();
+                bool ok = strcmp(now.active_model, "") == 0 && strcmp(now.default_model, "a") == 0;
+                slm_daemon_status_clear(&now);
+                return ok;
+        }));
+        // the session works on with the default model
+        ASSERT_EQ(slm_session_generate(s, "Once", &o, nullptr, nullptr, &fin, &err), 0)
+            << err.message;
+        EXPECT_STREQ(fin.reason, "length");
+        ASSERT_EQ(slm_client_unload(c, &err), 0);
+        slm_session_free(s);
+        slm_client_free(c);
+        EXPECT_EQ(stop(), 0) << log();
+}
