@@ -165,6 +165,46 @@ static void unpack_q5(const uint8_t *qs, const uint8_t *qhb, int offset, int8_t 
         }
 }
 
+/* Any 32-wide block: q[32] and its scale d and offset m (0 for the symmetric types). */
+static void unpack_32(SlmType type, const uint8_t *blk, int8_t *q, float *ret_d, float *ret_m)
+{
+        *ret_m = 0.0f;
+        switch (type) {
+        case SLM_TYPE_Q4_0: {
+                const SlmBlockQ4_0 *b = (const void *)blk;
+                unpack_q4_0(b, q);
+                *ret_d = H2F(b->d);
+                break;
+        }
+        case SLM_TYPE_Q4_1: {
+                const SlmBlockQ4_1 *b = (const void *)blk;
+                unpack_q4_1(b, q);
+                *ret_d = H2F(b->d);
+                *ret_m = H2F(b->m);
+                break;
+        }
+        case SLM_TYPE_Q5_0: {
+                const SlmBlockQ5_0 *b = (const void *)blk;
+                unpack_q5(b->qs, b->qh, 16, q);
+                *ret_d = H2F(b->d);
+                break;
+        }
+        case SLM_TYPE_Q5_1: {
+                const SlmBlockQ5_1 *b = (const void *)blk;
+                unpack_q5(b->qs, b->qh, 0, q);
+                *ret_d = H2F(b->d);
+                *ret_m = H2F(b->m);
+                break;
+        }
+        default: {
+                const SlmBlockQ8_0 *b = (const void *)blk;
+                memcpy(q, b->qs, SLM_QK);
+                *ret_d = H2F(b->d);
+                break;
+        }
+        }
+}
+
 /* The 6-bit scale and min of sub-block @j of a Q4_K/Q5_K block. */
 static inline void k_scale_min(int j, const uint8_t *q, uint8_t *ret_sc, uint8_t *ret_m)
 {
@@ -230,41 +270,8 @@ static void dequant_32(SlmType type, const uint8_t *src, float *y, int64_t nb)
         int8_t q[SLM_QK];
 
         for (int64_t i = 0; i < nb; i++, src += bs, y += SLM_QK) {
-                float d, m = 0.0f;
-                switch (type) {
-                case SLM_TYPE_Q4_0: {
-                        const SlmBlockQ4_0 *b = (const void *)src;
-                        unpack_q4_0(b, q);
-                        d = H2F(b->d);
-                        break;
-                }
-                case SLM_TYPE_Q4_1: {
-                        const SlmBlockQ4_1 *b = (const void *)src;
-                        unpack_q4_1(b, q);
-                        d = H2F(b->d);
-                        m = H2F(b->m);
-                        break;
-                }
-                case SLM_TYPE_Q5_0: {
-                        const SlmBlockQ5_0 *b = (const void *)src;
-                        unpack_q5(b->qs, b->qh, 16, q);
-                        d = H2F(b->d);
-                        break;
-                }
-                case SLM_TYPE_Q5_1: {
-                        const SlmBlockQ5_1 *b = (const void *)src;
-                        unpack_q5(b->qs, b->qh, 0, q);
-                        d = H2F(b->d);
-                        m = H2F(b->m);
-                        break;
-                }
-                default: {
-                        const SlmBlockQ8_0 *b = (const void *)src;
-                        memcpy(q, b->qs, SLM_QK);
-                        d = H2F(b->d);
-                        break;
-                }
-                }
+                float d, m;
+                unpack_32(type, src, q, &d, &m);
                 if (m != 0.0f)
                         for (int j = 0; j < SLM_QK; j++)
                                 y[j] = d * q[j] + m;
@@ -464,41 +471,8 @@ static float dot_32(SlmType type, const uint8_t *w, const uint8_t *x, int64_t nb
         float sum = 0.0f;
 
         for (int64_t i = 0; i < nb; i++, w += bs) {
-                float dw, mw = 0.0f;
-                switch (type) {
-                case SLM_TYPE_Q4_0: {
-                        const SlmBlockQ4_0 *b = (const void *)w;
-                        unpack_q4_0(b, q);
-                        dw = H2F(b->d);
-                        break;
-                }
-                case SLM_TYPE_Q4_1: {
-                        const SlmBlockQ4_1 *b = (const void *)w;
-                        unpack_q4_1(b, q);
-                        dw = H2F(b->d);
-                        mw = H2F(b->m);
-                        break;
-                }
-                case SLM_TYPE_Q5_0: {
-                        const SlmBlockQ5_0 *b = (const void *)w;
-                        unpack_q5(b->qs, b->qh, 16, q);
-                        dw = H2F(b->d);
-                        break;
-                }
-                case SLM_TYPE_Q5_1: {
-                        const SlmBlockQ5_1 *b = (const void *)w;
-                        unpack_q5(b->qs, b->qh, 0, q);
-                        dw = H2F(b->d);
-                        mw = H2F(b->m);
-                        break;
-                }
-                default: {
-                        const SlmBlockQ8_0 *b = (const void *)w;
-                        memcpy(q, b->qs, SLM_QK);
-                        dw = H2F(b->d);
-                        break;
-                }
-                }
+                float dw, mw;
+                unpack_32(type, w, q, &dw, &mw);
                 if (type == SLM_TYPE_Q4_1 || type == SLM_TYPE_Q5_1) {
                         /* asymmetric: activations carry s = d * sum(q) for the min term */
                         const SlmBlockQ8_1 *y = (const SlmBlockQ8_1 *)x + i;
