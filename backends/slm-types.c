@@ -205,15 +205,13 @@ static void unpack_32(SlmType type, const uint8_t *blk, int8_t *q, float *ret_d,
         }
 }
 
-/* The 6-bit scale and min of sub-block @j of a Q4_K/Q5_K block. */
-static inline void k_scale_min(int j, const uint8_t *q, uint8_t *ret_sc, uint8_t *ret_m)
+void slm_k_scales(const uint8_t *q, uint8_t *sc, uint8_t *m)
 {
-        if (j < 4) {
-                *ret_sc = q[j] & 63;
-                *ret_m = q[j + 4] & 63;
-        } else {
-                *ret_sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
-                *ret_m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+        for (int j = 0; j < 4; j++) {
+                sc[j] = q[j] & 63;
+                m[j] = q[j + 4] & 63;
+                sc[j + 4] = (q[j + 8] & 0xf) | ((q[j] >> 6) << 4);
+                m[j + 4] = (q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4);
         }
 }
 
@@ -227,8 +225,7 @@ static void unpack_q4_k(const SlmBlockQ4_K *b, uint8_t *q, uint8_t *sc, uint8_t 
                         q[64 * j + 32 + l] = qs[l] >> 4;
                 }
         }
-        for (int j = 0; j < 8; j++)
-                k_scale_min(j, b->scales, &sc[j], &m[j]);
+        slm_k_scales(b->scales, sc, m);
 }
 
 static void unpack_q5_k(const SlmBlockQ5_K *b, uint8_t *q, uint8_t *sc, uint8_t *m)
@@ -241,8 +238,7 @@ static void unpack_q5_k(const SlmBlockQ5_K *b, uint8_t *q, uint8_t *sc, uint8_t 
                         q[64 * j + 32 + l] = (qs[l] >> 4) + (b->qh[l] & u2 ? 16 : 0);
                 }
         }
-        for (int j = 0; j < 8; j++)
-                k_scale_min(j, b->scales, &sc[j], &m[j]);
+        slm_k_scales(b->scales, sc, m);
 }
 
 /* Q6_K: q[256] signed in [-32, 31]; sub-block of 16 weights i has scale scales[i]. */

@@ -159,6 +159,9 @@ slm_fp16 slm_fp32_to_fp16(float f); /* round to nearest even */
 float slm_bf16_to_fp32(slm_bf16 h);
 slm_bf16 slm_fp32_to_bf16(float f); /* round to nearest even */
 
+/* The eight 6-bit scales and mins packed in the 12 scale bytes of a Q4_K/Q5_K block. */
+void slm_k_scales(const uint8_t *packed, uint8_t *ret_sc, uint8_t *ret_m);
+
 /* Dequantize one row of @n elements of @type from @src into @dst. */
 void slm_dequantize_row(SlmType type, const void *src, float *dst, int64_t n);
 

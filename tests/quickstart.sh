@@ -23,13 +23,17 @@ slmctl=("$build/client/slmctl" --address "$address")
 echo "== a private bus and slmd"
 dbus-daemon --session --nofork --address="$address" &
 bus_pid=$!
+for _ in $(seq 100); do
+        [ -S "$tmp/bus" ] && break
+        sleep 0.05
+done
 "$build/daemon/slmd" --address "$address" --state-dir "$tmp/state" 2>"$tmp/slmd.log" &
 slmd_pid=$!
 for _ in $(seq 100); do
         "${slmctl[@]}" status >/dev/null 2>&1 && break
         sleep 0.1
 done
-"${slmctl[@]}" status
+"${slmctl[@]}" status || { cat "$tmp/slmd.log" >&2; exit 1; }
 
 echo "== import $(basename "$model")"
 "${slmctl[@]}" import "$model"

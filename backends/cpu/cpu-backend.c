@@ -6,6 +6,7 @@
  */
 #include "slm-backend.h"
 #include "cpu-internal.h"
+#include "cpu-kernels.h"
 #include "thread-pool.h"
 
 #include <errno.h>
@@ -39,6 +40,7 @@ static int grow(void **buf, size_t *size, size_t need)
 
 typedef struct {
         const SlmMatrix *w;
+        SlmVecDotFn dot;
         const void *xq;
         size_t xq_row_bytes;
         int64_t n_tokens;
@@ -72,11 +74,13 @@ static int cpu_matmul(SlmBackend *b, const SlmMatrix *w, const float *x, int64_t
 {
         CpuBackend *cpu = (CpuBackend *)b;
         const SlmTypeTraits *tt = slm_type_traits(w->type);
-        MatmulTask task = { w, x, (size_t)w->n_in * sizeof(float), n_tokens, y };
+        MatmulTask task = { w,        slm_cpu_vec_dot(w->type),
+                            x,        (size_t)w->n_in * sizeof(float),
+                            n_tokens, y };
         uint64_t row_bytes, total;
         int r;
 
-        if (!tt || !tt->weight_type)
+        if (!tt || !tt->weight_type || !task.dot)
                 return -ENOTSUP;
         if (tt->dot_type != SLM_TYPE_F32) {
                 r = slm_type_row_bytes(tt->dot_type, (uint64_t)w->n_in, &row_bytes);

@@ -4,12 +4,16 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "slm-types.h"
 
 namespace slmtest
 {
@@ -69,6 +73,55 @@ inline double nmse(const float *a, const float *b, size_t n)
                 den += (double)b[i] * b[i];
         }
         return den > 0 ? num / den : num;
+}
+
+// Random blocks with sane scales: random bytes, then every fp16 scale set to a small value.
+inline std::vector<uint8_t> random_row(SlmType type, int64_t n, std::mt19937 &rng)
+{
+        const SlmTypeTraits *t = slm_type_traits(type);
+        size_t nb = (size_t)(n / t->block_size);
+        std::vector<uint8_t> row(nb * t->block_bytes);
+        std::uniform_int_distribution<int> byte(0, 255);
+        std::uniform_real_distribution<float> scale(0.001f, 0.05f), val(-1.0f, 1.0f);
+        for (auto &b : row)
+                b = (uint8_t)byte(rng);
+        auto set = [&](size_t block, size_t off, float v) {
+                uint16_t h = slm_fp32_to_fp16(v);
+                memcpy(row.data() + block * t->block_bytes + off, &h, 2);
+        };
+        for (size_t i = 0; i < nb; i++) {
+                switch (type) {
+                case SLM_TYPE_F32:
+                        for (size_t k = 0; k < nb; k++) {
+                                float v = val(rng);
+                                memcpy(row.data() + 4 * k, &v, 4);
+                        }
+                        return row;
+                case SLM_TYPE_F16:
+                case SLM_TYPE_BF16:
+                        for (size_t k = 0; k < nb; k++) {
+                                float v = val(rng);
+                                uint16_t h = type == SLM_TYPE_F16 ? slm_fp32_to_fp16(v)
+                                                                  : slm_fp32_to_bf16(v);
+                                memcpy(row.data() + 2 * k, &h, 2);
+                        }
+                        return row;
+                case SLM_TYPE_Q4_1:
+                case SLM_TYPE_Q5_1:
+                case SLM_TYPE_Q4_K:
+                case SLM_TYPE_Q5_K:
+                        set(i, 0, scale(rng));
+                        set(i, 2, -scale(rng));
+                        break;
+                case SLM_TYPE_Q6_K:
+                        set(i, offsetof(SlmBlockQ6_K, d), scale(rng));
+                        break;
+                default:
+                        set(i, 0, scale(rng));
+                        break;
+                }
+        }
+        return row;
 }
 
 } // namespace slmtest

@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * AVX2 dot products. Each function is compiled for AVX2+FMA+F16C by a
+ * target attribute, so the rest of the build stays generic; they run only
+ * after slm_cpu_vec_dot_avx2() has checked the CPU. The integer parts are
+ * exact, as in the reference; only the order of float additions differs.
+ */
+#include "cpu-kernels.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+
+#include <cpuid.h>
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+AVX2 static inline float hsum8(__m256 v)
+{
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        return _mm_cvtss_f32(s);
+}
+
+AVX2 static inline int hsum8_i32(__m256i v)
+{
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+        return _mm_cvtsi128_si32(s);
+}
+
+static inline float h2f(slm_fp16 h)
+{
+        return slm_fp16_to_fp32(h);
+}
+
+/* Eight int32 sums of products of 32 signed bytes. */
+AVX2 static inline __m256i dot_i8(__m256i x, __m256i y)
+{
+        /* maddubs wants unsigned × signed: move x's sign onto y */
+        __m256i ax = _mm256_sign_epi8(x, x), sy = _mm256_sign_epi8(y, x);
+        return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
+}
+
+/* 32 4-bit values of 16 bytes: low nibbles first, then high nibbles. */
+AVX2 static inline __m256i nibbles(const uint8_t *p)
+{
+        __m128i b = _mm_loadu_si128((const __m128i *)p);
+        __m256i both = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+        return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+}
+
+AVX2 static float dot_q8_0(int64_t n, const void *wv, const void *xv)
+{
+        const SlmBlockQ8_0 *w = wv, *x = xv;
+        __m256 acc = _mm256_setzero_ps();
+
+        for (int64_t i = 0; i < n / SLM_QK; i++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)w[i].qs);
+                __m256i y = _mm256_loadu_si256((const __m256i *)x[i].qs);
+                __m256 d = _mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d));
+                acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
+        }
+        return hsum8(acc);
+}
+
+AVX2 static float dot_q4_0(int64_t n, const void *wv, const void *xv)
+{
+        const SlmBlockQ4_0 *w = wv;
+        const SlmBlockQ8_0 *x = xv;
+        __m256 acc = _mm256_setzero_ps();
+
+        for (int64_t i = 0; i < n / SLM_QK; i++) {
+                __m256i q = _mm256_sub_epi8(nibbles(w[i].qs), _mm256_set1_epi8(8));
+                __m256i y = _mm256_loadu_si256((const __m256i *)x[i].qs);
+                __m256 d = _mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d));
+                acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
+        }
+        return hsum8(acc);
+}
+
+AVX2 static float dot_q4_k(int64_t n, const void *wv, const void *xv)
+{
+        const SlmBlockQ4_K *w = wv;
+        const SlmBlockQ8_K *x = xv;
+        float sum = 0.0f;
+
+        for (int64_t i = 0; i < n / SLM_QK_K; i++) {
+                uint8_t sc[8], m[8];
+                __m256i acc = _mm256_setzero_si256();
+                int msum = 0;
+
+                slm_k_scales(w[i].scales, sc, m);
+                for (int j = 0; j < 8; j++)
+                        msum += m[j] * (x[i].bsums[2 * j] + x[i].bsums[2 * j + 1]);
+                for (int j = 0; j < 4; j++) {
+                        __m256i q = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j));
+                        __m256i lo = _mm256_and_si256(q, _mm256_set1_epi8(0x0f));
+                        __m256i hi =
+                            _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0f));
+                        __m256i y0 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 64 * j));
+                        __m256i y1 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 64 * j + 32));
+                        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0),
+                                                       _mm256_set1_epi16(sc[2 * j]));
+                        __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1),
+                                                       _mm256_set1_epi16(sc[2 * j + 1]));
+                        acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
+                }
+                sum += h2f(w[i].d) * x[i].d * (float)hsum8_i32(acc) -
+                       h2f(w[i].dmin) * x[i].d * (float)msum;
+        }
+        return sum;
+}
+
+AVX2 static float dot_q6_k(int64_t n, const void *wv, const void *xv)
+{
+        const SlmBlockQ6_K *w = wv;
+        const SlmBlockQ8_K *x = xv;
+        const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
+        float sum = 0.0f;
+
+        for (int64_t i = 0; i < n / SLM_QK_K; i++) {
+                const uint8_t *ql = w[i].ql, *qh = w[i].qh;
+                const int8_t *sc = w[i].scales;
+                const int8_t *y = x[i].qs;
+                __m256i acc = _mm256_setzero_si256();
+                int bias = 0;
+
+                /* q - 32: the -32 part through the block sums of y */
+                for (int j = 0; j < SLM_QK_K / 16; j++)
+                        bias += sc[j] * x[i].bsums[j];
+                for (int half = 0; half < 2; half++, ql += 64, qh += 32, sc += 8, y += 128) {
+                        __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+                        __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+                        __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+                        __m256i q[4] = {
+                                _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                                _mm256_slli_epi16(_mm256_and_si256(h, m3), 4)),
+                                _mm256_or_si256(
+                                    _mm256_and_si256(l1, m4),
+                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m3),
+                                                      4)),
+                                _mm256_or_si256(
+                                    _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m3),
+                                                      4)),
+                                _mm256_or_si256(
+                                    _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m3),
+                                                      4)),
+                        };
+                        for (int k = 0; k < 4; k++) {
+                                __m256i yk = _mm256_loadu_si256((const __m256i *)(y + 32 * k));
+                                /* lanes 0-7 hold elements 0-15, lanes 8-15 elements 16-31 */
+                                __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]),
+                                                             _mm_set1_epi16(sc[2 * k]));
+                                acc = _mm256_add_epi32(
+                                    acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], yk), s));
+                        }
+                }
+                sum += h2f(w[i].d) * x[i].d * (float)(hsum8_i32(acc) - 32 * bias);
+        }
+        return sum;
+}
+
+AVX2 static float dot_f16(int64_t n, const void *wv, const void *xv)
+{
+        const slm_fp16 *w = wv, *x = xv;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        int64_t i = 0;
+        float sum;
+
+        for (; i + 16 <= n; i += 16) {
+                acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i))),
+                                       _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
+                                       acc0);
+                acc1 = _mm256_fmadd_ps(
+                    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i + 8))),
+                    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 8))), acc1);
+        }
+        sum = hsum8(_mm256_add_ps(acc0, acc1));
+        for (; i < n; i++)
+                sum += h2f(w[i]) * h2f(x[i]);
+        return sum;
+}
+
+AVX2 static float dot_f32(int64_t n, const void *wv, const void *xv)
+{
+        const float *w = wv, *x = xv;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        int64_t i = 0;
+        float sum;
+
+        for (; i + 16 <= n; i += 16) {
+                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), acc0);
+                acc1 =
+                    _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), acc1);
+        }
+        sum = hsum8(_mm256_add_ps(acc0, acc1));
+        for (; i < n; i++)
+                sum += w[i] * x[i];
+        return sum;
+}
+
+/* AVX2, FMA and F16C, and an OS that saves the AVX registers. */
+static bool have_avx2(void)
+{
+        unsigned a, b, c, d;
+        unsigned long long xcr0;
+
+        if (!__get_cpuid(1, &a, &b, &c, &d))
+                return false;
+        bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28);
+        bool f16c = c & (1u << 29);
+        if (!fma || !osxsave || !avx || !f16c)
+                return false;
+        __asm__("xgetbv" : "=a"(a), "=d"(d) : "c"(0));
+        xcr0 = ((unsigned long long)d << 32) | a;
+        if ((xcr0 & 6) != 6)
+                return false;
+        if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+                return false;
+        return b & (1u << 5);
+}
+
+SlmVecDotFn slm_cpu_vec_dot_avx2(SlmType type)
+{
+        if (!have_avx2())
+                return NULL;
+        switch (type) {
+        case SLM_TYPE_F32:
+                return dot_f32;
+        case SLM_TYPE_F16:
+                return dot_f16;
+        case SLM_TYPE_Q4_0:
+                return dot_q4_0;
+        case SLM_TYPE_Q8_0:
+                return dot_q8_0;
+        case SLM_TYPE_Q4_K:
+                return dot_q4_k;
+        case SLM_TYPE_Q6_K:
+                return dot_q6_k;
+        default:
+                return NULL;
+        }
+}
+
+#else
+
+SlmVecDotFn slm_cpu_vec_dot_avx2(SlmType type)
+{
+        (void)type;
+        return NULL;
+}
+
+#endif

@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: MIT
+// The SIMD kernels against the scalar reference, per type, sizes odd included.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "cpu-kernels.h"
+#include "test-util.h"
+
+TEST(CpuKernels, SimdMatchesScalar)
+{
+        const SlmType types[] = { SLM_TYPE_F32,  SLM_TYPE_F16,  SLM_TYPE_Q4_0,
+                                  SLM_TYPE_Q8_0, SLM_TYPE_Q4_K, SLM_TYPE_Q6_K };
+        std::mt19937 rng(7);
+        std::normal_distribution<float> act(0.0f, 1.0f);
+        int checked = 0;
+        for (SlmType type : types) {
+                SlmVecDotFn simd = slm_cpu_vec_dot_avx2(type);
+                if (!simd)
+                        continue;
+                const SlmTypeTraits *t = slm_type_traits(type);
+                const SlmTypeTraits *dt = slm_type_traits(t->dot_type);
+                // block counts 1, 3, 7 and 33; element counts for F32/F16 not multiples of 16
+                for (int64_t blocks : { 1, 3, 7, 33 }) {
+                        int64_t n = t->block_size == 1 ? blocks * 32 + 5 : blocks * t->block_size;
+                        auto w = slmtest::random_row(type, n, rng);
+                        std::vector<float> x(n);
+                        for (auto &v : x)
+                                v = act(rng);
+                        std::vector<uint8_t> xq((size_t)(n / dt->block_size) * dt->block_bytes);
+                        slm_quantize_row(t->dot_type, x.data(), xq.data(), n);
+                        float want = slm_vec_dot_ref(type, n, w.data(), xq.data());
+                        float got = simd(n, w.data(), xq.data());
+                        EXPECT_NEAR(got, want, 1e-5f * (std::fabs(want) + std::sqrt((float)n)))
+                            << t->name << " n=" << n;
+                        checked++;
+                }
+        }
+        if (checked == 0)
+                GTEST_SKIP() << "no SIMD kernels on this CPU";
+        EXPECT_EQ(checked, 24);
+}
+
+TEST(CpuKernels, DispatchCoversEveryWeightType)
+{
+        for (uint32_t t = 0; t < SLM_TYPE_COUNT; t++) {
+                const SlmTypeTraits *tt = slm_type_traits(t);
+                if (tt && tt->weight_type) {
+                        EXPECT_NE(slm_cpu_vec_dot((SlmType)t), nullptr) << tt->name;
+                }
+        }
+        std::string name = slm_cpu_simd_name();
+        EXPECT_TRUE(name == "avx2" || name == "scalar") << name;
+}
