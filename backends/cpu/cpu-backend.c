@@ -64,8 +64,7 @@ static void matmul_task(void *data, int ith, int nth)
                         float *y = m->y + t * w->n_out;
                         for (long long r = r0; r < r1; r++)
                                 y[r] =
-                                    slm_vec_dot_ref(w->type, w->n_in,
-                                                    (const uint8_t *)w->data + r * w->row_bytes, x);
+                                    m->dot(w->n_in, (const uint8_t *)w->data + r * w->row_bytes, x);
                 }
         }
 }
