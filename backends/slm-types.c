@@ -567,3 +567,157 @@ float slm_vec_dot_ref(SlmType type, int64_t n, const void *w, const void *x)
                 return 0.0f;
         }
 }
+
+/* ---- weight quantization ------------------------------------------------------------------- */
+
+static int clampi(int v, int lo, int hi)
+{
+        return v < lo ? lo : v > hi ? hi : v;
+}
+
+static void quant_w_q4_0(const float *x, SlmBlockQ4_0 *y, int64_t nb)
+{
+        for (int64_t i = 0; i < nb; i++, x += SLM_QK) {
+                float amax = 0.0f, max = 0.0f;
+                for (int j = 0; j < SLM_QK; j++)
+                        if (fabsf(x[j]) > amax) {
+                                amax = fabsf(x[j]);
+                                max = x[j];
+                        }
+                /* the largest value maps to -8, the end with one more level */
+                float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+                y[i].d = slm_fp32_to_fp16(d);
+                for (int j = 0; j < SLM_QK / 2; j++) {
+                        int a = clampi((int)(x[j] * id + 8.5f), 0, 15);
+                        int b = clampi((int)(x[j + SLM_QK / 2] * id + 8.5f), 0, 15);
+                        y[i].qs[j] = (uint8_t)(a | (b << 4));
+                }
+        }
+}
+
+/*
+ * Q4_K and Q5_K: each sub-block of 32 gets a scale and a min from its range;
+ * those are stored in 6 bits against the block's d and dmin.
+ */
+static void quant_w_qk(const float *x, uint8_t *blk, int64_t nb, int levels, bool five)
+{
+        for (int64_t i = 0; i < nb; i++, x += SLM_QK_K) {
+                SlmBlockQ4_K *b4 = (SlmBlockQ4_K *)blk;
+                SlmBlockQ5_K *b5 = (SlmBlockQ5_K *)blk;
+                float scale[8], min[8], max_scale = 0.0f, max_min = 0.0f;
+                uint8_t sc[8], m[8], q[SLM_QK_K];
+                uint8_t *packed = five ? b5->scales : b4->scales;
+                uint8_t *qs = five ? b5->qs : b4->qs;
+
+                for (int j = 0; j < 8; j++) {
+                        float lo = 0.0f, hi = 0.0f;
+                        for (int l = 0; l < 32; l++) {
+                                lo = fminf(lo, x[32 * j + l]);
+                                hi = fmaxf(hi, x[32 * j + l]);
+                        }
+                        scale[j] = (hi - lo) / (float)levels;
+                        min[j] = -lo;
+                        max_scale = fmaxf(max_scale, scale[j]);
+                        max_min = fmaxf(max_min, min[j]);
+                }
+                float d = max_scale / 63.0f, dmin = max_min / 63.0f;
+                for (int j = 0; j < 8; j++) {
+                        sc[j] = (uint8_t)clampi(d > 0 ? (int)nearbyintf(scale[j] / d) : 0, 0, 63);
+                        m[j] =
+                            (uint8_t)clampi(dmin > 0 ? (int)nearbyintf(min[j] / dmin) : 0, 0, 63);
+                        float ds = d * sc[j], dm = dmin * m[j];
+                        for (int l = 0; l < 32; l++)
+                                q[32 * j + l] = (uint8_t)clampi(
+                                    ds > 0 ? (int)nearbyintf((x[32 * j + l] + dm) / ds) : 0, 0,
+                                    levels);
+                }
+                memset(blk, 0, slm_type_traits(five ? SLM_TYPE_Q5_K : SLM_TYPE_Q4_K)->block_bytes);
+                b4->d = slm_fp32_to_fp16(d); /* d and dmin lead both layouts */
+                b4->dmin = slm_fp32_to_fp16(dmin);
+                for (int j = 0; j < 4; j++) {
+                        packed[j] = (uint8_t)(sc[j] | ((sc[j + 4] >> 4) << 6));
+                        packed[j + 4] = (uint8_t)(m[j] | ((m[j + 4] >> 4) << 6));
+                        packed[j + 8] = (uint8_t)((sc[j + 4] & 0xf) | ((m[j + 4] & 0xf) << 4));
+                }
+                for (int j = 0; j < 4; j++)
+                        for (int l = 0; l < 32; l++) {
+                                uint8_t a = q[64 * j + l], c = q[64 * j + 32 + l];
+                                qs[32 * j + l] = (uint8_t)((a & 0xf) | ((c & 0xf) << 4));
+                                if (five) {
+                                        b5->qh[l] |= (uint8_t)(((a >> 4) & 1) << (2 * j));
+                                        b5->qh[l] |= (uint8_t)(((c >> 4) & 1) << (2 * j + 1));
+                                }
+                        }
+                blk += slm_type_traits(five ? SLM_TYPE_Q5_K : SLM_TYPE_Q4_K)->block_bytes;
+        }
+}
+
+static void quant_w_q6_k(const float *x, SlmBlockQ6_K *y, int64_t nb)
+{
+        for (int64_t i = 0; i < nb; i++, x += SLM_QK_K) {
+                float scale[16], max_scale = 0.0f;
+                uint8_t q[SLM_QK_K];
+
+                for (int j = 0; j < 16; j++) {
+                        float amax = 0.0f;
+                        for (int l = 0; l < 16; l++)
+                                amax = fmaxf(amax, fabsf(x[16 * j + l]));
+                        scale[j] = amax / 31.0f;
+                        max_scale = fmaxf(max_scale, scale[j]);
+                }
+                float d = max_scale / 127.0f;
+                memset(&y[i], 0, sizeof(y[i]));
+                y[i].d = slm_fp32_to_fp16(d);
+                for (int j = 0; j < 16; j++) {
+                        int s = clampi(d > 0 ? (int)nearbyintf(scale[j] / d) : 0, 0, 127);
+                        float ds = d * (float)s;
+                        y[i].scales[j] = (int8_t)s;
+                        for (int l = 0; l < 16; l++)
+                                q[16 * j + l] =
+                                    (uint8_t)(clampi(ds > 0 ? (int)nearbyintf(x[16 * j + l] / ds)
+                                                            : 0,
+                                                     -32, 31) +
+                                              32);
+                }
+                uint8_t *ql = y[i].ql, *qh = y[i].qh;
+                for (int n = 0; n < SLM_QK_K; n += 128, ql += 64, qh += 32)
+                        for (int l = 0; l < 32; l++) {
+                                uint8_t q1 = q[n + l], q2 = q[n + l + 32], q3 = q[n + l + 64],
+                                        q4 = q[n + l + 96];
+                                ql[l] = (uint8_t)((q1 & 0xf) | ((q3 & 0xf) << 4));
+                                ql[l + 32] = (uint8_t)((q2 & 0xf) | ((q4 & 0xf) << 4));
+                                qh[l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) |
+                                                  ((q4 >> 4) << 6));
+                        }
+        }
+}
+
+int slm_quantize_weights_row(SlmType type, const float *src, void *dst, int64_t n)
+{
+        const SlmTypeTraits *t = slm_type_traits(type);
+
+        if (!t || !t->weight_type || n % t->block_size)
+                return -EINVAL;
+        switch (type) {
+        case SLM_TYPE_F32:
+        case SLM_TYPE_F16:
+        case SLM_TYPE_BF16:
+        case SLM_TYPE_Q8_0:
+                slm_quantize_row(type, src, dst, n); /* the activation rounding serves */
+                return 0;
+        case SLM_TYPE_Q4_0:
+                quant_w_q4_0(src, dst, n / SLM_QK);
+                return 0;
+        case SLM_TYPE_Q4_K:
+                quant_w_qk(src, dst, n / SLM_QK_K, 15, false);
+                return 0;
+        case SLM_TYPE_Q5_K:
+                quant_w_qk(src, dst, n / SLM_QK_K, 31, true);
+                return 0;
+        case SLM_TYPE_Q6_K:
+                quant_w_q6_k(src, dst, n / SLM_QK_K);
+                return 0;
+        default:
+                return -EINVAL;
+        }
+}

@@ -172,6 +172,14 @@ void slm_dequantize_row(SlmType type, const void *src, float *dst, int64_t n);
 void slm_quantize_row(SlmType type, const float *src, void *dst, int64_t n);
 
 /*
+ * Quantize weights (writing model files; not a hot path): round to nearest
+ * for F16/BF16/Q4_0/Q8_0, and per-sub-block min/max scales for Q4_K, Q5_K
+ * and Q6_K. Returns -EINVAL for a type it does not write or a length that is
+ * not a multiple of the block size.
+ */
+int slm_quantize_weights_row(SlmType type, const float *src, void *dst, int64_t n);
+
+/*
  * Reference dot product of one weight row of @n elements of @type with
  * activations already converted to that type's dot type (see
  * slm_quantize_row): integer sums per block, scaled in float. SIMD

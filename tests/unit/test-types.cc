@@ -203,3 +203,36 @@ TEST(Types, ActivationQuantization)
         EXPECT_EQ(slm_fp16_to_fp32(q0[0].d), 0.0f);
         EXPECT_EQ(q0[0].qs[5], 0);
 }
+
+// Weights written by the quantizers come back close: relative RMS error per type.
+TEST(Types, WeightQuantizersRoundTrip)
+{
+        struct {
+                SlmType type;
+                double max_rel_rms;
+        } cases[] = { { SLM_TYPE_F16, 1e-3 },  { SLM_TYPE_BF16, 5e-3 }, { SLM_TYPE_Q8_0, 0.01 },
+                      { SLM_TYPE_Q6_K, 0.04 }, { SLM_TYPE_Q5_K, 0.06 }, { SLM_TYPE_Q4_K, 0.12 },
+                      { SLM_TYPE_Q4_0, 0.15 } };
+        std::mt19937 rng(3);
+        std::normal_distribution<float> dist(0.0f, 0.02f);
+        const int64_t n = 4096;
+        std::vector<float> x(n), y(n);
+        for (auto &v : x)
+                v = dist(rng);
+        for (const auto &c : cases) {
+                const SlmTypeTraits *t = slm_type_traits(c.type);
+                std::vector<uint8_t> q((size_t)(n / t->block_size) * t->block_bytes);
+                ASSERT_EQ(slm_quantize_weights_row(c.type, x.data(), q.data(), n), 0) << t->name;
+                slm_dequantize_row(c.type, q.data(), y.data(), n);
+                double err = 0, ref = 0;
+                for (int64_t i = 0; i < n; i++) {
+                        err += (double)(x[i] - y[i]) * (x[i] - y[i]);
+                        ref += (double)x[i] * x[i];
+                }
+                double rel = std::sqrt(err / ref);
+                EXPECT_LT(rel, c.max_rel_rms) << t->name;
+                EXPECT_GT(rel, 0.0) << t->name << ": lossless is not believable for a quantizer";
+        }
+        EXPECT_EQ(slm_quantize_weights_row(SLM_TYPE_Q4_1, x.data(), y.data(), 32), -EINVAL);
+        EXPECT_EQ(slm_quantize_weights_row(SLM_TYPE_Q4_K, x.data(), y.data(), 100), -EINVAL);
+}

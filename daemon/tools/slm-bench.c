@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * slm-bench: the engine's speed on one model, no D-Bus. "ppN" evaluates N
+ * prompt tokens in one call on an empty context; "tgN" generates N tokens
+ * one at a time after a one-token prompt. Each test runs -r times; the
+ * median and the spread (min..max) are printed, with the decode bandwidth
+ * (weight bytes read per token x tg tokens/s) next to this machine's memory
+ * read bandwidth measured in the same run with the same thread count.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cpu-kernels.h"
+#include "model.h"
+
+static double now(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+        return x < y ? -1 : x > y;
+}
+
+/* ---- memory read bandwidth ----------------------------------------------------------------- */
+
+typedef struct {
+        const uint64_t *p;
+        size_t n;
+        uint64_t sum;
+} ReadJob;
+
+static void *read_part(void *data)
+{
+        ReadJob *j = data;
+        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+
+        for (size_t i = 0; i + 4 <= j->n; i += 4) {
+                s0 += j->p[i];
+                s1 += j->p[i + 1];
+                s2 += j->p[i + 2];
+                s3 += j->p[i + 3];
+        }
+        j->sum = s0 + s1 + s2 + s3;
+        return NULL;
+}
+
+/* GB/s reading a 1 GiB buffer with @threads threads; the best of 3 passes. */
+static double memory_bandwidth(int threads)
+{
+        size_t bytes = (size_t)1 << 30, n = bytes / 8;
+        uint64_t *buf = malloc(bytes);
+        pthread_t t[64];
+        ReadJob jobs[64];
+        double best = 0.0;
+
+        if (!buf || threads > 64)
+                return 0.0;
+        for (size_t i = 0; i < n; i++)
+                buf[i] = i;
+        for (int pass = 0; pass < 3; pass++) {
+                double t0 = now();
+                for (int k = 0; k < threads; k++) {
+                        jobs[k] = (ReadJob){ buf + n / threads * k, n / threads, 0 };
+                        pthread_create(&t[k], NULL, read_part, &jobs[k]);
+                }
+                for (int k = 0; k < threads; k++)
+                        pthread_join(t[k], NULL);
+                double gbs = (double)bytes / (now() - t0) / 1e9;
+                if (gbs > best)
+                        best = gbs;
+        }
+        free(buf);
+        return best;
+}
+
+/* ---- tests --------------------------------------------------------------------------------- */
+
+typedef struct {
+        char name[16];
+        double median, min, max; /* tokens/s */
+} Result;
+
+static int run_test(SlmContext *ctx, int n_vocab, int pp, int tg, int reps, Result *res)
+{
+        double *v = calloc((size_t)reps, sizeof(double));
+        int32_t *ids = malloc((size_t)(pp > 1 ? pp : 1) * sizeof(int32_t));
+        float *logits = malloc((size_t)n_vocab * sizeof(float));
+        int r = 0;
+
+        if (!v || !ids || !logits) {
+                r = -ENOMEM;
+                goto out;
+        }
+        for (int i = 0; i < (pp > 1 ? pp : 1); i++)
+                ids[i] = 3 + (int32_t)((i * 7919) % (n_vocab - 3));
+        for (int k = 0; k < reps && r == 0; k++) {
+                slm_context_truncate(ctx, 0);
+                double t0 = now();
+                if (pp) {
+                        r = slm_context_eval(ctx, ids, pp, logits);
+                        v[k] = pp / (now() - t0);
+                } else {
+                        r = slm_context_eval(ctx, ids, 1, logits);
+                        t0 = now();
+                        for (int i = 0; i < tg && r == 0; i++) {
+                                int32_t id = ids[0] + i % 100;
+                                r = slm_context_eval(ctx, &id, 1, logits);
+                        }
+                        v[k] = tg / (now() - t0);
+                }
+        }
+        if (r == 0) {
+                qsort(v, (size_t)reps, sizeof(double), cmp_double);
+                res->median = v[reps / 2];
+                res->min = v[0];
+                res->max = v[reps - 1];
+                snprintf(res->name, sizeof(res->name), pp ? "pp%d" : "tg%d", pp ? pp : tg);
+        }
+out:
+        free(v);
+        free(ids);
+        free(logits);
+        return r;
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "model", required_argument, NULL, 'm' },
+                { "prompt", required_argument, NULL, 'p' },
+                { "gen", required_argument, NULL, 'n' },
+                { "threads", required_argument, NULL, 't' },
+                { "reps", required_argument, NULL, 'r' },
+                { "backend", required_argument, NULL, 'b' },
+                { "json", no_argument, NULL, 'j' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        const char *path = NULL, *backend_name = "cpu";
+        int pp = 128, tg = 64, threads = 2, reps = 3, c;
+        bool json = false;
+
+        while ((c = getopt_long(argc, argv, "m:p:n:t:r:b:jh", opts, NULL)) != -1) {
+                switch (c) {
+                case 'm':
+                        path = optarg;
+                        break;
+                case 'p':
+                        pp = atoi(optarg);
+                        break;
+                case 'n':
+                        tg = atoi(optarg);
+                        break;
+                case 't':
+                        threads = atoi(optarg);
+                        break;
+                case 'r':
+                        reps = atoi(optarg);
+                        break;
+                case 'b':
+                        backend_name = optarg;
+                        break;
+                case 'j':
+                        json = true;
+                        break;
+                default:
+                        fprintf(c == 'h' ? stdout : stderr,
+                                "Usage: slm-bench -m MODEL [-p 128] [-n 64] [-t 2] [-r 3] "
+                                "[--backend cpu] [--json]\n");
+                        return c == 'h' ? 0 : 2;
+                }
+        }
+        if (!path || pp < 0 || tg < 0 || threads < 1 || threads > 64 || reps < 1 || reps > 100) {
+                fprintf(stderr, "slm-bench: -m MODEL is needed; -p/-n >= 0, -t 1..64, -r 1..100\n");
+                return 2;
+        }
+
+        SlmError err = { { 0 } };
+        SlmModel *m = NULL;
+        SlmBackend *b = NULL;
+        SlmContext *ctx = NULL;
+        Result res[2];
+        int n_res = 0, r;
+
+        if (slm_model_load(path, &m, &err) < 0) {
+                fprintf(stderr, "slm-bench: %s: %s\n", path, err.msg);
+                return 1;
+        }
+        r = slm_backend_new(backend_name, threads, &b);
+        if (r < 0) {
+                fprintf(stderr, "slm-bench: backend '%s': %s\n", backend_name,
+                        r == -ENODEV ? "not available in this build" : strerror(-r));
+                slm_model_free(m);
+                return 1;
+        }
+        const SlmHParams *hp = slm_model_hparams(m);
+        int n_ctx = (pp > tg + 1 ? pp : tg + 1) + 1;
+        if (n_ctx > hp->n_ctx_train || slm_context_new(m, b, n_ctx, &ctx, &err) < 0) {
+                fprintf(stderr, "slm-bench: a context of %d: %s\n", n_ctx,
+                        err.msg[0] ? err.msg : "longer than the model's");
+                slm_backend_free(b);
+                slm_model_free(m);
+                return 1;
+        }
+        /* one untimed pass pages the weights in */
+        run_test(ctx, hp->n_vocab, 0, 2, 1, &res[0]);
+        if (pp && run_test(ctx, hp->n_vocab, pp, 0, reps, &res[n_res]) == 0)
+                n_res++;
+        if (tg && run_test(ctx, hp->n_vocab, 0, tg, reps, &res[n_res]) == 0)
+                n_res++;
+        double weights_gb = (double)slm_model_weight_bytes(m) / 1e9;
+        double mem = memory_bandwidth(threads);
+
+        for (int i = 0; i < n_res; i++) {
+                bool decode = res[i].name[0] == 't';
+                if (json) {
+                        printf("{\"model\":\"%s\",\"arch\":\"%s\",\"test\":\"%s\","
+                               "\"tokens_per_s\":%.2f,\"min\":%.2f,\"max\":%.2f,\"threads\":%d,"
+                               "\"backend\":\"%s\",\"kernels\":\"%s\",\"weights_gb\":%.3f",
+                               path, slm_arch_name(hp->arch), res[i].name, res[i].median,
+                               res[i].min, res[i].max, threads, slm_backend_name(b),
+                               slm_cpu_simd_name(), weights_gb);
+                        if (decode)
+                                printf(",\"decode_gb_per_s\":%.2f,\"memory_read_gb_per_s\":%.2f",
+                                       weights_gb * res[i].median, mem);
+                        printf("}\n");
+                } else {
+                        if (i == 0)
+                                printf("%-40s %-6s %-8s %3s %8s %22s %s\n", "model", "test",
+                                       "backend", "thr", "t/s", "(min..max)", "bandwidth");
+                        printf("%-40.40s %-6s %-8s %3d %8.2f  (%7.2f .. %7.2f)", path, res[i].name,
+                               slm_backend_name(b), threads, res[i].median, res[i].min, res[i].max);
+                        if (decode)
+                                printf("  %.1f GB/s of %.1f GB/s read bandwidth",
+                                       weights_gb * res[i].median, mem);
+                        printf("\n");
+                }
+        }
+        if (!json)
+                printf("kernels: %s; weights %.2f GB, read in place from the file mapping\n",
+                       slm_cpu_simd_name(), weights_gb);
+        slm_context_free(ctx);
+        slm_backend_free(b);
+        slm_model_free(m);
+        return n_res == (pp ? 1 : 0) + (tg ? 1 : 0) ? 0 : 1;
+}
