@@ -55,17 +55,22 @@ AVX2 static inline __m256i nibbles(const uint8_t *p)
         return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
 }
 
+/* acc += d_w * d_x * (q · x) for one block of 32 against Q8_0 activations. */
+AVX2 static inline __m256 fma_q8_block(__m256 acc, __m256i q, float dw, const SlmBlockQ8_0 *x)
+{
+        __m256i y = _mm256_loadu_si256((const __m256i *)x->qs);
+        __m256 d = _mm256_set1_ps(dw * h2f(x->d));
+        return _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
+}
+
 AVX2 static float dot_q8_0(int64_t n, const void *wv, const void *xv)
 {
         const SlmBlockQ8_0 *w = wv, *x = xv;
         __m256 acc = _mm256_setzero_ps();
 
-        for (int64_t i = 0; i < n / SLM_QK; i++) {
-                __m256i q = _mm256_loadu_si256((const __m256i *)w[i].qs);
-                __m256i y = _mm256_loadu_si256((const __m256i *)x[i].qs);
-                __m256 d = _mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d));
-                acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
-        }
+        for (int64_t i = 0; i < n / SLM_QK; i++)
+                acc = fma_q8_block(acc, _mm256_loadu_si256((const __m256i *)w[i].qs), h2f(w[i].d),
+                                   &x[i]);
         return hsum8(acc);
 }
 
@@ -75,12 +80,9 @@ AVX2 static float dot_q4_0(int64_t n, const void *wv, const void *xv)
         const SlmBlockQ8_0 *x = xv;
         __m256 acc = _mm256_setzero_ps();
 
-        for (int64_t i = 0; i < n / SLM_QK; i++) {
-                __m256i q = _mm256_sub_epi8(nibbles(w[i].qs), _mm256_set1_epi8(8));
-                __m256i y = _mm256_loadu_si256((const __m256i *)x[i].qs);
-                __m256 d = _mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d));
-                acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
-        }
+        for (int64_t i = 0; i < n / SLM_QK; i++)
+                acc = fma_q8_block(acc, _mm256_sub_epi8(nibbles(w[i].qs), _mm256_set1_epi8(8)),
+                                   h2f(w[i].d), &x[i]);
         return hsum8(acc);
 }
 
