@@ -661,8 +661,35 @@ SlmGguf *slm_gguf_free(SlmGguf *g)
         free(g->tensors);
         if (g->owns_map)
                 munmap((void *)g->map, g->map_size);
+        if (g->anon)
+                munmap(g->anon, g->anon_size);
         free(g);
         return NULL;
+}
+
+int slm_gguf_copy_to_anon(SlmGguf *g, SlmError *err)
+{
+        const size_t huge = 2u << 20;
+        size_t size, start = (size_t)g->data_offset;
+        uint8_t *p;
+
+        if (g->anon || g->n_tensors == 0)
+                return 0;
+        size = (g->map_size - start + huge - 1) / huge * huge;
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+                return slm_error_set(err, -errno, "cannot allocate %zu bytes for the weights: %s",
+                                     size, strerror(errno));
+        (void)madvise(p, size, MADV_HUGEPAGE);          /* a hint: fine where unsupported */
+        memcpy(p, g->map + start, g->map_size - start); /* faults every page in now */
+        for (uint64_t i = 0; i < g->n_tensors; i++)
+                g->tensors[i].data = p + g->tensors[i].offset;
+        g->anon = p;
+        g->anon_size = size;
+        if (g->owns_map) /* the file's pages are not needed any more */
+                (void)madvise((void *)(g->map + start / 4096 * 4096),
+                              g->map_size - start / 4096 * 4096, MADV_DONTNEED);
+        return 0;
 }
 
 static int finish_open(SlmGguf *g, SlmGguf **ret_gguf, SlmError *err)

@@ -103,6 +103,8 @@ typedef struct {
 typedef struct {
         bool owns_map; /* mapped by the reader (unmapped on free), not a caller's buffer */
         const uint8_t *map;
+        uint8_t *anon; /* the tensor data copied to anonymous memory, or NULL */
+        size_t anon_size;
         size_t map_size;
         uint32_t version;
         uint32_t alignment;
@@ -121,6 +123,14 @@ int slm_gguf_open_fd(int fd, SlmGguf **ret_gguf, SlmError *err);
 
 /* Parse a buffer the caller keeps alive for the reader's lifetime (fuzzing, tests). */
 int slm_gguf_open_buffer(const void *buf, size_t size, SlmGguf **ret_gguf, SlmError *err);
+
+/*
+ * Copy the data section into anonymous memory backed by transparent huge
+ * pages where the kernel has them, pre-faulted, and point every tensor at
+ * the copy. Reading weights through 4 KiB page-cache mappings can be
+ * page-walk bound; this trades a copy at load time for that.
+ */
+int slm_gguf_copy_to_anon(SlmGguf *g, SlmError *err);
 
 /* Unmap and free; takes NULL, returns NULL. */
 SlmGguf *slm_gguf_free(SlmGguf *g);

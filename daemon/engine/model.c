@@ -332,6 +332,13 @@ int slm_model_load_gguf(SlmGguf *gguf, SlmModel **ret_model, SlmError *err)
                                   (unsigned long long)emb->ne[1], m->hp.n_vocab);
                 goto fail;
         }
+        /* where the CPU reads weights from: the file mapping, or an anonymous copy */
+        const char *mode = getenv("SLM_WEIGHTS");
+        if (mode && strcmp(mode, "anon") == 0) {
+                r = slm_gguf_copy_to_anon(gguf, err);
+                if (r < 0)
+                        goto fail;
+        }
         r = load_tensors(m, err);
         if (r < 0)
                 goto fail;

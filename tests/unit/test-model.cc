@@ -242,3 +242,25 @@ TEST(Context, RefusesOverflowAndBadIds)
         EXPECT_EQ(slm_context_eval(ctx, ids.data(), 1, nullptr), -ENOSPC);
         slm_context_free(ctx);
 }
+
+// Weights read in place from the mapping or from an anonymous huge-page copy: same numbers.
+TEST(Context, AnonymousWeightCopyGivesSameLogits)
+{
+        std::vector<float> logits[2];
+        for (int mode = 0; mode < 2; mode++) {
+                if (mode)
+                        setenv("SLM_WEIGHTS", "anon", 1);
+                Loaded l("tiny-gemma-q4_k_m.gguf");
+                unsetenv("SLM_WEIGHTS");
+                ASSERT_NE(l.model, nullptr);
+                const SlmGguf *g = slm_model_gguf(l.model);
+                EXPECT_EQ(g->anon != nullptr, mode == 1);
+                SlmContext *ctx = nullptr;
+                ASSERT_EQ(slm_context_new(l.model, l.backend, 64, &ctx, &l.err), 0);
+                int32_t ids[] = { 1, 100, 200, 300 };
+                logits[mode].resize(slm_model_hparams(l.model)->n_vocab);
+                ASSERT_EQ(slm_context_eval(ctx, ids, 4, logits[mode].data()), 0);
+                slm_context_free(ctx);
+        }
+        EXPECT_EQ(logits[0], logits[1]);
+}
