@@ -378,13 +378,8 @@ int main(int argc, char **argv)
         int opt, r;
 
         slm_generate_options_init(&go);
-        /* options may come anywhere on the line */
-        while ((opt = getopt_long(argc, argv, "+n:h", opts, NULL)) != -1 || optind < argc) {
-                if (opt == -1) {
-                        /* a positional argument: keep it and go on past it */
-                        optind++;
-                        continue;
-                }
+        /* getopt permutes: options may come anywhere, the words end up at argv[optind..] */
+        while ((opt = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
                 switch (opt) {
                 case OPT_SYSTEM:
                         bus = SLM_BUS_SYSTEM;
@@ -446,23 +441,8 @@ int main(int argc, char **argv)
                         return 2;
                 }
         }
-        /* collect the positional arguments */
-        char *pos[8];
-        int npos = 0;
-        for (int i = 1; i < argc; i++) {
-                if (argv[i][0] == '-' && argv[i][1]) {
-                        /* skip an option and its argument */
-                        for (const struct option *o = opts; o->name; o++)
-                                if (argv[i][1] == '-' && strcmp(argv[i] + 2, o->name) == 0 &&
-                                    o->has_arg)
-                                        i++;
-                        if (strcmp(argv[i], "-n") == 0)
-                                i++;
-                        continue;
-                }
-                if (npos < 8)
-                        pos[npos++] = argv[i];
-        }
+        char **pos = argv + optind;
+        int npos = argc - optind;
         if (npos == 0) {
                 usage(stderr);
                 return 2;
