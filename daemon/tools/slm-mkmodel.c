@@ -207,6 +207,7 @@ int main(int argc, char **argv)
                        sizeof(float));
         if (!p.row || slm_gguf_writer_new(&w) < 0) {
                 fprintf(stderr, "slm-mkmodel: out of memory\n");
+                free(p.row);
                 return 1;
         }
         uint64_t e = (uint64_t)s->n_embd, qd = (uint64_t)s->n_head * (uint64_t)s->head_dim,
@@ -251,17 +252,13 @@ int main(int argc, char **argv)
 #undef T
         }
 #undef KEY
-        if (r < 0) {
+        if (r < 0)
                 fprintf(stderr, "slm-mkmodel: %s\n", strerror(-r));
-                return 1;
-        }
-        r = slm_gguf_writer_write(w, out, &err);
-        if (r < 0) {
+        else if ((r = slm_gguf_writer_write(w, out, &err)) < 0)
                 fprintf(stderr, "slm-mkmodel: %s\n", err.msg);
-                return 1;
-        }
-        printf("%s: %s %s\n", out, s->name, type);
+        else
+                printf("%s: %s %s\n", out, s->name, type);
         slm_gguf_writer_free(w);
         free(p.row);
-        return 0;
+        return r < 0 ? 1 : 0;
 }
