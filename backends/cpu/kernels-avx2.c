@@ -8,6 +8,8 @@
 #include "cpu-kernels.h"
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -86,25 +88,40 @@ AVX2 static float dot_q4_0(int64_t n, const void *wv, const void *xv)
         return hsum8(acc);
 }
 
-AVX2 static float dot_q4_k(int64_t n, const void *wv, const void *xv)
+/*
+ * Q4_K and Q5_K (which adds a fifth bit per weight in qh): the block
+ * header (d, dmin, scales) is laid out alike, qs and qh are found per type.
+ */
+AVX2 static inline float dot_q45_k(int64_t n, const uint8_t *w, size_t block_bytes,
+                                   size_t qs_offset, ssize_t qh_offset, const SlmBlockQ8_K *x)
 {
-        const SlmBlockQ4_K *w = wv;
-        const SlmBlockQ8_K *x = xv;
+        const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
         float sum = 0.0f;
 
-        for (int64_t i = 0; i < n / SLM_QK_K; i++) {
-                uint8_t sc[8], m[8];
+        for (int64_t i = 0; i < n / SLM_QK_K; i++, w += block_bytes) {
+                const SlmBlockQ4_K *b = (const SlmBlockQ4_K *)w;
+                const uint8_t *qs = w + qs_offset;
+                __m256i qh = qh_offset >= 0 ? _mm256_loadu_si256((const __m256i *)(w + qh_offset))
+                                            : _mm256_setzero_si256();
                 __m256i acc = _mm256_setzero_si256();
+                uint8_t sc[8], m[8];
                 int msum = 0;
 
-                slm_k_scales(w[i].scales, sc, m);
+                slm_k_scales(b->scales, sc, m);
                 for (int j = 0; j < 8; j++)
                         msum += m[j] * (x[i].bsums[2 * j] + x[i].bsums[2 * j + 1]);
                 for (int j = 0; j < 4; j++) {
-                        __m256i q = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * j));
-                        __m256i lo = _mm256_and_si256(q, _mm256_set1_epi8(0x0f));
-                        __m256i hi =
-                            _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0f));
+                        __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+                        __m256i lo = _mm256_and_si256(q, m4);
+                        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                        if (qh_offset >= 0) {
+                                /* bit 2j of each qh byte is the fifth bit of lo, 2j+1 of hi */
+                                __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one);
+                                __m256i h1 =
+                                    _mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one);
+                                lo = _mm256_or_si256(lo, _mm256_slli_epi16(h0, 4));
+                                hi = _mm256_or_si256(hi, _mm256_slli_epi16(h1, 4));
+                        }
                         __m256i y0 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 64 * j));
                         __m256i y1 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 64 * j + 32));
                         __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0),
@@ -113,10 +130,21 @@ AVX2 static float dot_q4_k(int64_t n, const void *wv, const void *xv)
                                                        _mm256_set1_epi16(sc[2 * j + 1]));
                         acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
                 }
-                sum += h2f(w[i].d) * x[i].d * (float)hsum8_i32(acc) -
-                       h2f(w[i].dmin) * x[i].d * (float)msum;
+                sum += h2f(b->d) * x[i].d * (float)hsum8_i32(acc) -
+                       h2f(b->dmin) * x[i].d * (float)msum;
         }
         return sum;
+}
+
+AVX2 static float dot_q4_k(int64_t n, const void *w, const void *x)
+{
+        return dot_q45_k(n, w, sizeof(SlmBlockQ4_K), offsetof(SlmBlockQ4_K, qs), -1, x);
+}
+
+AVX2 static float dot_q5_k(int64_t n, const void *w, const void *x)
+{
+        return dot_q45_k(n, w, sizeof(SlmBlockQ5_K), offsetof(SlmBlockQ5_K, qs),
+                         offsetof(SlmBlockQ5_K, qh), x);
 }
 
 AVX2 static float dot_q6_k(int64_t n, const void *wv, const void *xv)
@@ -245,6 +273,8 @@ SlmVecDotFn slm_cpu_vec_dot_avx2(SlmType type)
                 return dot_q8_0;
         case SLM_TYPE_Q4_K:
                 return dot_q4_k;
+        case SLM_TYPE_Q5_K:
+                return dot_q5_k;
         case SLM_TYPE_Q6_K:
                 return dot_q6_k;
         default:

@@ -10,8 +10,8 @@
 
 TEST(CpuKernels, SimdMatchesScalar)
 {
-        const SlmType types[] = { SLM_TYPE_F32,  SLM_TYPE_F16,  SLM_TYPE_Q4_0,
-                                  SLM_TYPE_Q8_0, SLM_TYPE_Q4_K, SLM_TYPE_Q6_K };
+        const SlmType types[] = { SLM_TYPE_F32,  SLM_TYPE_F16,  SLM_TYPE_Q4_0, SLM_TYPE_Q8_0,
+                                  SLM_TYPE_Q4_K, SLM_TYPE_Q5_K, SLM_TYPE_Q6_K };
         std::mt19937 rng(7);
         std::normal_distribution<float> act(0.0f, 1.0f);
         int checked = 0;
@@ -39,7 +39,7 @@ TEST(CpuKernels, SimdMatchesScalar)
         }
         if (checked == 0)
                 GTEST_SKIP() << "no SIMD kernels on this CPU";
-        EXPECT_EQ(checked, 24);
+        EXPECT_EQ(checked, 28);
 }
 
 TEST(CpuKernels, DispatchCoversEveryWeightType)
