@@ -198,43 +198,38 @@ AVX2 static float dot_q6_k(int64_t n, const void *wv, const void *xv)
         return sum;
 }
 
-AVX2 static float dot_f16(int64_t n, const void *wv, const void *xv)
+/* Eight values from @p at @i, widened from half precision when @half. */
+AVX2 static inline __m256 load8(const void *p, int64_t i, bool half)
 {
-        const slm_fp16 *w = wv, *x = xv;
+        return half ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const slm_fp16 *)p + i)))
+                    : _mm256_loadu_ps((const float *)p + i);
+}
+
+AVX2 static inline float dot_float(int64_t n, const void *w, const void *x, bool half)
+{
         __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
         int64_t i = 0;
         float sum;
 
         for (; i + 16 <= n; i += 16) {
-                acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i))),
-                                       _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
-                                       acc0);
-                acc1 = _mm256_fmadd_ps(
-                    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i + 8))),
-                    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 8))), acc1);
+                acc0 = _mm256_fmadd_ps(load8(w, i, half), load8(x, i, half), acc0);
+                acc1 = _mm256_fmadd_ps(load8(w, i + 8, half), load8(x, i + 8, half), acc1);
         }
         sum = hsum8(_mm256_add_ps(acc0, acc1));
         for (; i < n; i++)
-                sum += h2f(w[i]) * h2f(x[i]);
+                sum += half ? h2f(((const slm_fp16 *)w)[i]) * h2f(((const slm_fp16 *)x)[i])
+                            : ((const float *)w)[i] * ((const float *)x)[i];
         return sum;
 }
 
-AVX2 static float dot_f32(int64_t n, const void *wv, const void *xv)
+AVX2 static float dot_f16(int64_t n, const void *w, const void *x)
 {
-        const float *w = wv, *x = xv;
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-        int64_t i = 0;
-        float sum;
+        return dot_float(n, w, x, true);
+}
 
-        for (; i + 16 <= n; i += 16) {
-                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), acc0);
-                acc1 =
-                    _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), acc1);
-        }
-        sum = hsum8(_mm256_add_ps(acc0, acc1));
-        for (; i < n; i++)
-                sum += w[i] * x[i];
-        return sum;
+AVX2 static float dot_f32(int64_t n, const void *w, const void *x)
+{
+        return dot_float(n, w, x, false);
 }
 
 /* AVX2, FMA and F16C, and an OS that saves the AVX registers. */
