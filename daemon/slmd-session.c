@@ -349,45 +349,38 @@ static gboolean handle_chat(SlmdDBusSession *skel, GDBusMethodInvocation *inv, G
         return start_generation(s, inv, req, options);
 }
 
-static gboolean handle_suggest(SlmdDBusSession *skel, GDBusMethodInvocation *inv, const char *text,
-                               guint n, gpointer user_data)
+/* Suggest and SmartReplies: a text and a count in, a list of strings out. */
+static gboolean run_list(SlmdSession *s, GDBusMethodInvocation *inv, SlmdRequestKind kind,
+                         const char *text, const char *what, guint n, guint max)
 {
-        SlmdSession *s = user_data;
         g_autoptr(SlmdRequest) req = NULL;
 
-        if (!check_caller(s, inv) || !check_idle(s, inv) || !check_text(s, inv, text, "text"))
+        if (!check_caller(s, inv) || !check_idle(s, inv) || !check_text(s, inv, text, what))
                 return TRUE;
-        if (n < 1 || n > MAX_SUGGESTIONS) {
+        if (n < 1 || n > max) {
                 g_dbus_method_invocation_return_error(inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
-                                                      "n must be 1 to %d", MAX_SUGGESTIONS);
+                                                      "n must be 1 to %u", max);
                 return TRUE;
         }
-        req = slmd_request_new(SLMD_REQ_SUGGEST, s->seq);
-        req->priority = SLMD_PRIORITY_INTERACTIVE; /* a keyboard is waiting */
+        req = slmd_request_new(kind, s->seq);
+        if (kind == SLMD_REQ_SUGGEST)
+                req->priority = SLMD_PRIORITY_INTERACTIVE; /* a keyboard is waiting */
         req->text = g_strdup(text);
         req->n = n;
         run(s, inv, req);
         return TRUE;
 }
 
+static gboolean handle_suggest(SlmdDBusSession *skel, GDBusMethodInvocation *inv, const char *text,
+                               guint n, gpointer user_data)
+{
+        return run_list(user_data, inv, SLMD_REQ_SUGGEST, text, "text", n, MAX_SUGGESTIONS);
+}
+
 static gboolean handle_smart_replies(SlmdDBusSession *skel, GDBusMethodInvocation *inv,
                                      const char *message, guint n, gpointer user_data)
 {
-        SlmdSession *s = user_data;
-        g_autoptr(SlmdRequest) req = NULL;
-
-        if (!check_caller(s, inv) || !check_idle(s, inv) || !check_text(s, inv, message, "message"))
-                return TRUE;
-        if (n < 1 || n > MAX_REPLIES) {
-                g_dbus_method_invocation_return_error(inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
-                                                      "n must be 1 to %d", MAX_REPLIES);
-                return TRUE;
-        }
-        req = slmd_request_new(SLMD_REQ_REPLIES, s->seq);
-        req->text = g_strdup(message);
-        req->n = n;
-        run(s, inv, req);
-        return TRUE;
+        return run_list(user_data, inv, SLMD_REQ_REPLIES, message, "message", n, MAX_REPLIES);
 }
 
 static gboolean handle_cancel(SlmdDBusSession *skel, GDBusMethodInvocation *inv, gpointer user_data)

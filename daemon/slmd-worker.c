@@ -386,6 +386,11 @@ static GArray *prompt_tokens(SlmdWorker *w, SlmdRequest *req, const char *text, 
         return out;
 }
 
+static SlmChatTemplate chat_template(SlmdWorker *w)
+{
+        return slm_chat_template_detect(slm_model_gguf(w->model), slm_model_tokenizer(w->model));
+}
+
 /* ---- append, generate, chat ---------------------------------------------------------------- */
 
 static gboolean start_prompt(SlmdWorker *w, SlmdRequest *req)
@@ -641,11 +646,58 @@ static gboolean reply_continues(const char *piece, size_t len, GString *sofar)
         return memchr(piece, '\n', len) == NULL;
 }
 
+/* A word: what follows leading spaces, up to the first character that is not a word's. */
+static char *first_word(char *text)
+{
+        char *end;
+
+        while (*text == ' ')
+                text++;
+        for (end = text; *end && is_word_byte((unsigned char)*end); end++)
+                ;
+        *end = 0;
+        return text;
+}
+
+/* A reply: without the spaces around it. */
+static char *strip(char *text)
+{
+        return g_strstrip(text);
+}
+
+/*
+ * The results of Suggest and SmartReplies: from the current logits, the
+ * most likely first tokens, each extended greedily while @more accepts,
+ * shaped by @trim; up to req->n distinct, non-empty, valid UTF-8 strings.
+ * Distinct first tokens make distinct candidates.
+ */
+static void propose(SlmdWorker *w, SlmdRequest *req, guint max_tokens,
+                    gboolean (*more)(const char *piece, size_t len, GString *sofar),
+                    char *(*trim)(char *text), gboolean skip_empty_first)
+{
+        const SlmTokenizer *tk = slm_model_tokenizer(w->model);
+        g_autoptr(GArray) cands = top_tokens(w, req->n * 4);
+
+        req->results = g_ptr_array_new_with_free_func(g_free);
+        for (guint i = 0; i < cands->len && req->results->len < req->n; i++) {
+                int32_t id = g_array_index(cands, int32_t, i);
+                size_t len;
+
+                if (slm_tokenizer_is_eog(tk, id) ||
+                    (skip_empty_first && (!slm_tokenizer_piece(tk, id, FALSE, &len) || len == 0)))
+                        continue;
+                g_autofree char *text = extend(w, req->seq, id, max_tokens, more);
+                char *t = trim(text);
+                if (*t && g_utf8_validate(t, -1, NULL) && !contains(req->results, t))
+                        g_ptr_array_add(req->results, g_strdup(t));
+        }
+}
+
 static gboolean step_suggest(SlmdWorker *w, SlmdRequest *req)
 {
         SlmdSeq *s = req->seq;
         const SlmTokenizer *tk;
-        g_autoptr(GArray) toks = NULL, cands = NULL;
+        g_autoptr(GArray) toks = NULL;
         int r;
 
         if (!ensure_ctx(w, req))
@@ -663,27 +715,7 @@ static gboolean step_suggest(SlmdWorker *w, SlmdRequest *req)
                 return fail(req, r == -ENOSPC ? SLMD_ERROR_CONTEXT_OVERFLOW : SLMD_ERROR_FAILED,
                             "cannot evaluate the text: %s", g_strerror(-r));
 
-        req->results = g_ptr_array_new_with_free_func(g_free);
-        cands = top_tokens(w, req->n * 4);
-        for (guint i = 0; i < cands->len && req->results->len < req->n; i++) {
-                int32_t id = g_array_index(cands, int32_t, i);
-                size_t len;
-                g_autofree char *word = NULL;
-                size_t a = 0, b;
-
-                if (slm_tokenizer_is_eog(tk, id) || !slm_tokenizer_piece(tk, id, FALSE, &len) ||
-                    len == 0)
-                        continue;
-                word = extend(w, s, id, WORD_TOKENS, word_continues);
-                while (word[a] == ' ')
-                        a++;
-                for (b = a; word[b] && is_word_byte((unsigned char)word[b]); b++)
-                        ;
-                word[b] = 0;
-                if (b > a && g_utf8_validate(word + a, -1, NULL) &&
-                    !contains(req->results, word + a))
-                        g_ptr_array_add(req->results, g_strdup(word + a));
-        }
+        propose(w, req, WORD_TOKENS, word_continues, first_word, TRUE);
         req->reason = "done";
         return TRUE;
 }
@@ -691,18 +723,14 @@ static gboolean step_suggest(SlmdWorker *w, SlmdRequest *req)
 static gboolean step_replies(SlmdWorker *w, SlmdRequest *req)
 {
         SlmdSeq *s = req->seq;
-        g_autoptr(GArray) toks = NULL, cands = NULL;
+        g_autoptr(GArray) toks = NULL;
         g_autofree char *prompt = NULL;
         SlmChatMessage msg = { "user", req->text };
-        const SlmTokenizer *tk;
         int r;
 
         if (!ensure_ctx(w, req))
                 return TRUE;
-        tk = slm_model_tokenizer(w->model);
-        if (slm_chat_format(
-                slm_chat_template_detect(slm_model_gguf(w->model), slm_model_tokenizer(w->model)),
-                &msg, 1, &prompt) < 0)
+        if (slm_chat_format(chat_template(w), &msg, 1, &prompt) < 0)
                 return fail(req, SLMD_ERROR_FAILED, "out of memory");
         toks = encode(w, prompt, SLM_TOKENIZE_ADD_SPECIAL | SLM_TOKENIZE_PARSE_SPECIAL);
         r = sync_context(w, s, toks);
@@ -710,18 +738,7 @@ static gboolean step_replies(SlmdWorker *w, SlmdRequest *req)
                 return fail(req, r == -ENOSPC ? SLMD_ERROR_CONTEXT_OVERFLOW : SLMD_ERROR_FAILED,
                             "cannot evaluate the message: %s", g_strerror(-r));
 
-        /* distinct first tokens make distinct replies */
-        req->results = g_ptr_array_new_with_free_func(g_free);
-        cands = top_tokens(w, req->n * 4);
-        for (guint i = 0; i < cands->len && req->results->len < req->n; i++) {
-                int32_t id = g_array_index(cands, int32_t, i);
-                if (slm_tokenizer_is_eog(tk, id))
-                        continue;
-                g_autofree char *reply = extend(w, s, id, REPLY_TOKENS, reply_continues);
-                g_strstrip(reply);
-                if (*reply && g_utf8_validate(reply, -1, NULL) && !contains(req->results, reply))
-                        g_ptr_array_add(req->results, g_steal_pointer(&reply));
-        }
+        propose(w, req, REPLY_TOKENS, reply_continues, strip, FALSE);
         req->reason = "done";
         return TRUE;
 }
