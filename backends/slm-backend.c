@@ -1,14 +1,35 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The wrappers check every size against the tensors it names before a
+ * backend sees it, so no backend indexes past a buffer.
+ */
 #include "slm-backend.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+
+static bool is_backend(const char *name, const char *want)
+{
+        return name && strcmp(name, want) == 0;
+}
 
 int slm_backend_new(const char *name, int n_threads, SlmBackend **ret_backend)
 {
-        if (!name || strcmp(name, "auto") == 0 || strcmp(name, "cpu") == 0)
+        if (!name || is_backend(name, "auto")) {
+                const char *env = getenv("SLM_BACKEND");
+                if (env && *env && !is_backend(env, "auto"))
+                        return slm_backend_new(env, n_threads, ret_backend);
+                /* a Vulkan device that is itself the CPU would only be slower */
+                if (slm_backend_vulkan_new(n_threads, false, ret_backend) == 0)
+                        return 0;
                 return slm_backend_cpu_new(n_threads, ret_backend);
-        return -ENODEV;
+        }
+        if (is_backend(name, "cpu"))
+                return slm_backend_cpu_new(n_threads, ret_backend);
+        if (is_backend(name, "vulkan"))
+                return slm_backend_vulkan_new(n_threads, true, ret_backend);
+        return -EINVAL;
 }
 
 SlmBackend *slm_backend_free(SlmBackend *b)
@@ -23,48 +44,161 @@ const char *slm_backend_name(const SlmBackend *b)
         return b->ops->name;
 }
 
+const char *slm_backend_device_name(SlmBackend *b)
+{
+        return b->ops->device_name(b);
+}
+
 int slm_backend_set_threads(SlmBackend *b, int n_threads)
 {
         if (n_threads < 1)
                 return -EINVAL;
-        return b->ops->set_threads ? b->ops->set_threads(b, n_threads) : 0;
+        return b->ops->set_threads(b, n_threads);
 }
 
-int slm_backend_matmul(SlmBackend *b, const SlmMatrix *w, const float *x, int64_t n_tokens,
-                       float *y)
+bool slm_backend_supports_type(SlmBackend *b, SlmType type)
 {
+        return b->ops->supports_type(b, type);
+}
+
+void slm_backend_release_weights(SlmBackend *b)
+{
+        b->ops->release_weights(b);
+}
+
+/* ---- tensors ------------------------------------------------------------------------------- */
+
+/* Whether elements [off, off + n) lie inside t. */
+static bool fits(const SlmTensor *t, size_t off, size_t n)
+{
+        return t && off <= t->n && n <= t->n - off;
+}
+
+/* Whether rows x cols elements lie inside t. */
+static bool fits_rows(const SlmTensor *t, int64_t n_rows, int64_t n)
+{
+        size_t total;
+
+        if (n_rows < 0 || n < 0 || __builtin_mul_overflow((size_t)n_rows, (size_t)n, &total))
+                return false;
+        return fits(t, 0, total);
+}
+
+int slm_tensor_new(SlmBackend *b, size_t n, SlmTensor **ret)
+{
+        if (n == 0 || n > SIZE_MAX / sizeof(float))
+                return -EINVAL;
+        return b->ops->tensor_new(b, n, ret);
+}
+
+SlmTensor *slm_tensor_free(SlmBackend *b, SlmTensor *t)
+{
+        if (t)
+                b->ops->tensor_free(b, t);
+        return NULL;
+}
+
+int slm_tensor_write(SlmBackend *b, SlmTensor *t, size_t off, const float *src, size_t n)
+{
+        if (!fits(t, off, n))
+                return -EINVAL;
+        return n ? b->ops->write(b, t, off, src, n) : 0;
+}
+
+int slm_tensor_read(SlmBackend *b, SlmTensor *t, size_t off, float *dst, size_t n)
+{
+        if (!fits(t, off, n))
+                return -EINVAL;
+        return b->ops->read(b, t, off, dst, n);
+}
+
+/* ---- ops ----------------------------------------------------------------------------------- */
+
+int slm_backend_get_rows(SlmBackend *b, const SlmMatrix *w, const int32_t *ids, int64_t n_ids,
+                         float scale, SlmTensor *y)
+{
+        if (n_ids <= 0 || !fits_rows(y, n_ids, w->n_in))
+                return -EINVAL;
+        for (int64_t i = 0; i < n_ids; i++)
+                if (ids[i] < 0 || ids[i] >= w->n_out)
+                        return -EINVAL;
+        return b->ops->get_rows(b, w, ids, n_ids, scale, y);
+}
+
+int slm_backend_matmul(SlmBackend *b, const SlmMatrix *w, SlmTensor *x, int64_t n_tokens,
+                       SlmTensor *y)
+{
+        if (n_tokens <= 0 || !fits_rows(x, n_tokens, w->n_in) || !fits_rows(y, n_tokens, w->n_out))
+                return -EINVAL;
         return b->ops->matmul(b, w, x, n_tokens, y);
 }
 
-void slm_backend_rmsnorm(SlmBackend *b, const float *x, const float *weight, int64_t n,
-                         int64_t n_rows, float eps, float *y)
+int slm_backend_rmsnorm(SlmBackend *b, SlmTensor *x, const float *weight, int64_t n, int64_t n_rows,
+                        float eps, SlmTensor *y)
 {
-        if (b->ops->rmsnorm)
-                b->ops->rmsnorm(b, x, weight, n, n_rows, eps, y);
-        else
-                slm_cpu_rmsnorm(x, weight, n, n_rows, eps, y);
+        if (n <= 0 || !fits_rows(x, n_rows, n) || !fits_rows(y, n_rows, n))
+                return -EINVAL;
+        return b->ops->rmsnorm(b, x, weight, n, n_rows, eps, y);
 }
 
-void slm_backend_rope(SlmBackend *b, float *x, int64_t n_tokens, int n_head, int head_dim,
-                      const int32_t *pos, const SlmRopeParams *p)
+int slm_backend_rope(SlmBackend *b, SlmTensor *x, int64_t n_tokens, int n_head, int head_dim,
+                     int32_t pos0, const SlmRopeParams *p)
 {
-        if (b->ops->rope)
-                b->ops->rope(b, x, n_tokens, n_head, head_dim, pos, p);
-        else
-                slm_cpu_rope(x, n_tokens, n_head, head_dim, pos, p);
+        if (n_head <= 0 || head_dim <= 0 || p->n_rot > head_dim || p->n_rot % 2 || pos0 < 0 ||
+            !fits_rows(x, n_tokens, (int64_t)n_head * head_dim))
+                return -EINVAL;
+        return b->ops->rope(b, x, n_tokens, n_head, head_dim, pos0, p);
 }
 
-int slm_backend_attention(SlmBackend *b, const float *q, const float *k, const float *v,
-                          int64_t n_tokens, int32_t pos0, const SlmAttnParams *p, float *out)
+int slm_backend_attention(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *v, int64_t n_tokens,
+                          int32_t pos0, const SlmAttnParams *p, SlmTensor *out)
 {
+        int64_t qd = (int64_t)p->n_head * p->head_dim, kvd = (int64_t)p->n_head_kv * p->head_dim;
+
+        if (p->n_head <= 0 || p->n_head_kv <= 0 || p->n_head % p->n_head_kv || p->head_dim <= 0 ||
+            pos0 < 0 || n_tokens <= 0 || !fits_rows(q, n_tokens, qd) ||
+            !fits_rows(out, n_tokens, qd) || !fits_rows(k, pos0 + n_tokens, kvd) ||
+            !fits_rows(v, pos0 + n_tokens, kvd))
+                return -EINVAL;
         return b->ops->attention(b, q, k, v, n_tokens, pos0, p, out);
 }
 
-void slm_backend_glu(SlmBackend *b, SlmAct act, const float *gate, const float *up, int64_t n,
-                     float *y)
+int slm_backend_glu(SlmBackend *b, SlmAct act, SlmTensor *gate, SlmTensor *up, int64_t n,
+                    SlmTensor *y)
 {
-        if (b->ops->glu)
-                b->ops->glu(b, act, gate, up, n, y);
-        else
-                slm_cpu_glu(act, gate, up, n, y);
+        if (!fits_rows(gate, 1, n) || !fits_rows(up, 1, n) || !fits_rows(y, 1, n))
+                return -EINVAL;
+        return b->ops->glu(b, act, gate, up, n, y);
+}
+
+int slm_backend_add(SlmBackend *b, SlmTensor *x, SlmTensor *y, const float *bias, float scale,
+                    int64_t n, int64_t n_rows)
+{
+        if (n <= 0 || !fits_rows(x, n_rows, n) || (y && !fits_rows(y, n_rows, n)))
+                return -EINVAL;
+        return b->ops->add(b, x, y, bias, scale, n, n_rows);
+}
+
+int slm_backend_copy(SlmBackend *b, SlmTensor *src, size_t src_off, size_t src_stride,
+                     SlmTensor *dst, size_t dst_off, size_t dst_stride, size_t n, size_t n_rows)
+{
+        size_t last_src, last_dst;
+
+        if (n == 0 || n_rows == 0)
+                return 0;
+        /* the last row must fit: offset + (n_rows - 1) * stride + n */
+        if (__builtin_mul_overflow(n_rows - 1, src_stride, &last_src) ||
+            __builtin_add_overflow(last_src, src_off, &last_src) ||
+            __builtin_mul_overflow(n_rows - 1, dst_stride, &last_dst) ||
+            __builtin_add_overflow(last_dst, dst_off, &last_dst) || !fits(src, last_src, n) ||
+            !fits(dst, last_dst, n))
+                return -EINVAL;
+        return b->ops->copy(b, src, src_off, src_stride, dst, dst_off, dst_stride, n, n_rows);
+}
+
+int slm_backend_argmax(SlmBackend *b, SlmTensor *x, int64_t n, int32_t *ret)
+{
+        if (n <= 0 || n > INT32_MAX || !fits_rows(x, 1, n))
+                return -EINVAL;
+        return b->ops->argmax(b, x, n, ret);
 }

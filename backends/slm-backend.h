@@ -4,13 +4,11 @@
  *
  * A backend is a static const table of function pointers (SlmBackendOps)
  * plus its own state behind SlmBackend. The engine calls only the
- * slm_backend_* wrappers below. Optional slots may be NULL: the wrapper
- * then runs the CPU reference implementation, which is how an op a
- * device cannot run falls back to the CPU.
+ * slm_backend_* and slm_tensor_* wrappers below.
  *
- * Activations are row-major float arrays in host memory: a batch of
- * n_tokens rows. Weights are SlmMatrix views of n_out rows of n_in
- * elements each, in any type of slm-types.h.
+ * Activations are SlmTensors the backend allocates: row-major floats, a
+ * batch of n_tokens rows. Weights are SlmMatrix views of n_out rows of
+ * n_in elements each, in any type of slm-types.h, in host memory.
  */
 #pragma once
 
@@ -60,60 +58,127 @@ typedef struct {
 
 typedef struct SlmBackend SlmBackend;
 
+/*
+ * An activation buffer of n floats owned by a backend. data points at
+ * host memory on the CPU backend and is NULL where the backend keeps the
+ * buffer on a device: there slm_backend_write/read are the only way in
+ * and out.
+ */
+typedef struct {
+        size_t n;
+        float *data;
+} SlmTensor;
+
+/*
+ * Every op slot is required. A device backend may queue ops and run them
+ * later, in order; read waits for everything queued before it. Weights
+ * (SlmMatrix data, norm and bias vectors) are host pointers: a device
+ * backend copies each to the device on first use and keeps the copy until
+ * release_weights, which the owner calls before freeing the model.
+ */
 typedef struct {
         const char *name;
         void (*free)(SlmBackend *b);
         /* Number of worker threads to use from now on (>= 1). */
         int (*set_threads)(SlmBackend *b, int n_threads);
-        /* Whether matmul runs weights of @type on this backend. */
+        /* Whether matmul runs weights of @type on this backend's own kernels. */
         bool (*supports_type)(SlmBackend *b, SlmType type);
+        /* A one-line description of the device for status output. */
+        const char *(*device_name)(SlmBackend *b);
+        void (*release_weights)(SlmBackend *b);
 
+        int (*tensor_new)(SlmBackend *b, size_t n, SlmTensor **ret);
+        void (*tensor_free)(SlmBackend *b, SlmTensor *t);
+        int (*write)(SlmBackend *b, SlmTensor *t, size_t off, const float *src, size_t n);
+        int (*read)(SlmBackend *b, SlmTensor *t, size_t off, float *dst, size_t n);
+
+        /* y[t] = scale * row ids[t] of w, dequantized. */
+        int (*get_rows)(SlmBackend *b, const SlmMatrix *w, const int32_t *ids, int64_t n_ids,
+                        float scale, SlmTensor *y);
         /* y[t][o] = sum_i w[o][i] * x[t][i], t < n_tokens; y is (n_tokens, n_out). */
-        int (*matmul)(SlmBackend *b, const SlmMatrix *w, const float *x, int64_t n_tokens,
-                      float *y);
+        int (*matmul)(SlmBackend *b, const SlmMatrix *w, SlmTensor *x, int64_t n_tokens,
+                      SlmTensor *y);
         /* y[t] = x[t] / rms(x[t]) * weight, rows of n. */
-        void (*rmsnorm)(SlmBackend *b, const float *x, const float *weight, int64_t n,
-                        int64_t n_rows, float eps, float *y);
-        /* Rotate the first n_rot dims of each head of x (n_tokens rows of n_head * head_dim). */
-        void (*rope)(SlmBackend *b, float *x, int64_t n_tokens, int n_head, int head_dim,
-                     const int32_t *pos, const SlmRopeParams *p);
+        int (*rmsnorm)(SlmBackend *b, SlmTensor *x, const float *weight, int64_t n, int64_t n_rows,
+                       float eps, SlmTensor *y);
+        /* Rotate the first n_rot dims of each head of x (n_tokens rows of n_head * head_dim)
+         * for positions pos0, pos0 + 1, ... */
+        int (*rope)(SlmBackend *b, SlmTensor *x, int64_t n_tokens, int n_head, int head_dim,
+                    int32_t pos0, const SlmRopeParams *p);
         /*
          * Causal attention of n_tokens queries at positions pos0.. over the
          * cache rows 0..pos0+t (k, v: one row of n_head_kv * head_dim per
          * position); out is (n_tokens, n_head * head_dim).
          */
-        int (*attention)(SlmBackend *b, const float *q, const float *k, const float *v,
-                         int64_t n_tokens, int32_t pos0, const SlmAttnParams *p, float *out);
+        int (*attention)(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *v, int64_t n_tokens,
+                         int32_t pos0, const SlmAttnParams *p, SlmTensor *out);
         /* y = act(gate) * up, n elements. */
-        void (*glu)(SlmBackend *b, SlmAct act, const float *gate, const float *up, int64_t n,
-                    float *y);
+        int (*glu)(SlmBackend *b, SlmAct act, SlmTensor *gate, SlmTensor *up, int64_t n,
+                   SlmTensor *y);
+        /* x[r][i] = x[r][i] * scale + (y ? y[r][i] : 0) + (bias ? bias[i] : 0), rows of n. */
+        int (*add)(SlmBackend *b, SlmTensor *x, SlmTensor *y, const float *bias, float scale,
+                   int64_t n, int64_t n_rows);
+        /* dst[dst_off + r * dst_stride + i] = src[src_off + r * src_stride + i], i < n. */
+        int (*copy)(SlmBackend *b, SlmTensor *src, size_t src_off, size_t src_stride,
+                    SlmTensor *dst, size_t dst_off, size_t dst_stride, size_t n, size_t n_rows);
+        /* The index of the largest of the first n elements (the first one on ties). */
+        int (*argmax)(SlmBackend *b, SlmTensor *x, int64_t n, int32_t *ret);
 } SlmBackendOps;
 
 struct SlmBackend {
         const SlmBackendOps *ops;
 };
 
-/* Names accepted by slm_backend_new: "cpu", and "auto" for the best one built. */
+/*
+ * Names accepted by slm_backend_new: "cpu", "vulkan" (where built) and
+ * "auto", the best one that works here: Vulkan on a usable device, else
+ * the CPU. SLM_BACKEND in the environment overrides "auto".
+ */
 int slm_backend_new(const char *name, int n_threads, SlmBackend **ret_backend);
 SlmBackend *slm_backend_free(SlmBackend *b);
 const char *slm_backend_name(const SlmBackend *b);
+const char *slm_backend_device_name(SlmBackend *b);
 int slm_backend_set_threads(SlmBackend *b, int n_threads);
+bool slm_backend_supports_type(SlmBackend *b, SlmType type);
+void slm_backend_release_weights(SlmBackend *b);
 
-int slm_backend_matmul(SlmBackend *b, const SlmMatrix *w, const float *x, int64_t n_tokens,
-                       float *y);
-void slm_backend_rmsnorm(SlmBackend *b, const float *x, const float *weight, int64_t n,
-                         int64_t n_rows, float eps, float *y);
-void slm_backend_rope(SlmBackend *b, float *x, int64_t n_tokens, int n_head, int head_dim,
-                      const int32_t *pos, const SlmRopeParams *p);
-int slm_backend_attention(SlmBackend *b, const float *q, const float *k, const float *v,
-                          int64_t n_tokens, int32_t pos0, const SlmAttnParams *p, float *out);
-void slm_backend_glu(SlmBackend *b, SlmAct act, const float *gate, const float *up, int64_t n,
-                     float *y);
+int slm_tensor_new(SlmBackend *b, size_t n, SlmTensor **ret);
+SlmTensor *slm_tensor_free(SlmBackend *b, SlmTensor *t);
+int slm_tensor_write(SlmBackend *b, SlmTensor *t, size_t off, const float *src, size_t n);
+int slm_tensor_read(SlmBackend *b, SlmTensor *t, size_t off, float *dst, size_t n);
+
+int slm_backend_get_rows(SlmBackend *b, const SlmMatrix *w, const int32_t *ids, int64_t n_ids,
+                         float scale, SlmTensor *y);
+int slm_backend_matmul(SlmBackend *b, const SlmMatrix *w, SlmTensor *x, int64_t n_tokens,
+                       SlmTensor *y);
+int slm_backend_rmsnorm(SlmBackend *b, SlmTensor *x, const float *weight, int64_t n, int64_t n_rows,
+                        float eps, SlmTensor *y);
+int slm_backend_rope(SlmBackend *b, SlmTensor *x, int64_t n_tokens, int n_head, int head_dim,
+                     int32_t pos0, const SlmRopeParams *p);
+int slm_backend_attention(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *v, int64_t n_tokens,
+                          int32_t pos0, const SlmAttnParams *p, SlmTensor *out);
+int slm_backend_glu(SlmBackend *b, SlmAct act, SlmTensor *gate, SlmTensor *up, int64_t n,
+                    SlmTensor *y);
+int slm_backend_add(SlmBackend *b, SlmTensor *x, SlmTensor *y, const float *bias, float scale,
+                    int64_t n, int64_t n_rows);
+int slm_backend_copy(SlmBackend *b, SlmTensor *src, size_t src_off, size_t src_stride,
+                     SlmTensor *dst, size_t dst_off, size_t dst_stride, size_t n, size_t n_rows);
+int slm_backend_argmax(SlmBackend *b, SlmTensor *x, int64_t n, int32_t *ret);
 
 /* The CPU backend; the others fall back to it. */
 int slm_backend_cpu_new(int n_threads, SlmBackend **ret_backend);
+/*
+ * The Vulkan backend on the best device (discrete > integrated > virtual >
+ * CPU; SLM_VULKAN_DEVICE=N or a name fragment picks one): -ENODEV when no
+ * usable device exists, when it is not built, or when the only devices are
+ * CPUs and @allow_cpu_device is false.
+ */
+int slm_backend_vulkan_new(int n_threads, bool allow_cpu_device, SlmBackend **ret_backend);
 
-/* CPU reference ops, single-threaded (the fallbacks of the wrappers above). */
+/* The CPU backend's matrix product on host arrays (also the other backends' fallback). */
+int slm_cpu_matmul(SlmBackend *cpu, const SlmMatrix *w, const float *x, int64_t n_tokens, float *y);
+
+/* CPU reference ops, single-threaded. */
 void slm_cpu_rmsnorm(const float *x, const float *weight, int64_t n, int64_t n_rows, float eps,
                      float *y);
 void slm_cpu_rope(float *x, int64_t n_tokens, int n_head, int head_dim, const int32_t *pos,

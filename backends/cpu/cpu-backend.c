@@ -69,7 +69,7 @@ static void matmul_task(void *data, int ith, int nth)
         }
 }
 
-static int cpu_matmul(SlmBackend *b, const SlmMatrix *w, const float *x, int64_t n_tokens, float *y)
+int slm_cpu_matmul(SlmBackend *b, const SlmMatrix *w, const float *x, int64_t n_tokens, float *y)
 {
         CpuBackend *cpu = (CpuBackend *)b;
         const SlmTypeTraits *tt = slm_type_traits(w->type);
@@ -136,8 +136,8 @@ static void attention_task(void *data, int ith, int nth)
         }
 }
 
-static int cpu_attention(SlmBackend *b, const float *q, const float *k, const float *v,
-                         int64_t n_tokens, int32_t pos0, const SlmAttnParams *p, float *out)
+static int cpu_attention_host(SlmBackend *b, const float *q, const float *k, const float *v,
+                              int64_t n_tokens, int32_t pos0, const SlmAttnParams *p, float *out)
 {
         CpuBackend *cpu = (CpuBackend *)b;
         size_t n_kv = (size_t)pos0 + (size_t)n_tokens;
@@ -157,7 +157,157 @@ static int cpu_attention(SlmBackend *b, const float *q, const float *k, const fl
         return 0;
 }
 
+/* ---- the ops on host tensors ---------------------------------------------------------------- */
+
+static int cpu_matmul(SlmBackend *b, const SlmMatrix *w, SlmTensor *x, int64_t n_tokens,
+                      SlmTensor *y)
+{
+        return slm_cpu_matmul(b, w, x->data, n_tokens, y->data);
+}
+
+static int cpu_attention(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *v, int64_t n_tokens,
+                         int32_t pos0, const SlmAttnParams *p, SlmTensor *out)
+{
+        return cpu_attention_host(b, q->data, k->data, v->data, n_tokens, pos0, p, out->data);
+}
+
+static int cpu_get_rows(SlmBackend *b, const SlmMatrix *w, const int32_t *ids, int64_t n_ids,
+                        float scale, SlmTensor *y)
+{
+        (void)b;
+        for (int64_t t = 0; t < n_ids; t++) {
+                const uint8_t *row = (const uint8_t *)w->data + (size_t)ids[t] * w->row_bytes;
+                float *dst = y->data + t * w->n_in;
+                slm_dequantize_row(w->type, row, dst, w->n_in);
+                if (scale != 1.0f)
+                        for (int64_t i = 0; i < w->n_in; i++)
+                                dst[i] *= scale;
+        }
+        return 0;
+}
+
+static int cpu_rmsnorm(SlmBackend *b, SlmTensor *x, const float *weight, int64_t n, int64_t n_rows,
+                       float eps, SlmTensor *y)
+{
+        (void)b;
+        slm_cpu_rmsnorm(x->data, weight, n, n_rows, eps, y->data);
+        return 0;
+}
+
+static int cpu_rope(SlmBackend *b, SlmTensor *x, int64_t n_tokens, int n_head, int head_dim,
+                    int32_t pos0, const SlmRopeParams *p)
+{
+        int64_t stride = (int64_t)n_head * head_dim;
+
+        (void)b;
+        for (int64_t t = 0; t < n_tokens; t++) {
+                int32_t pos = pos0 + (int32_t)t;
+                slm_cpu_rope(x->data + t * stride, 1, n_head, head_dim, &pos, p);
+        }
+        return 0;
+}
+
+static int cpu_glu(SlmBackend *b, SlmAct act, SlmTensor *gate, SlmTensor *up, int64_t n,
+                   SlmTensor *y)
+{
+        (void)b;
+        slm_cpu_glu(act, gate->data, up->data, n, y->data);
+        return 0;
+}
+
+static int cpu_add(SlmBackend *b, SlmTensor *x, SlmTensor *y, const float *bias, float scale,
+                   int64_t n, int64_t n_rows)
+{
+        (void)b;
+        for (int64_t r = 0; r < n_rows; r++) {
+                float *xr = x->data + r * n;
+                const float *yr = y ? y->data + r * n : NULL;
+                for (int64_t i = 0; i < n; i++) {
+                        float v = xr[i] * scale;
+                        if (yr)
+                                v += yr[i];
+                        if (bias)
+                                v += bias[i];
+                        xr[i] = v;
+                }
+        }
+        return 0;
+}
+
+static int cpu_copy(SlmBackend *b, SlmTensor *src, size_t src_off, size_t src_stride,
+                    SlmTensor *dst, size_t dst_off, size_t dst_stride, size_t n, size_t n_rows)
+{
+        (void)b;
+        for (size_t r = 0; r < n_rows; r++)
+                memmove(dst->data + dst_off + r * dst_stride, src->data + src_off + r * src_stride,
+                        n * sizeof(float));
+        return 0;
+}
+
+static int cpu_argmax(SlmBackend *b, SlmTensor *x, int64_t n, int32_t *ret)
+{
+        int64_t best = 0;
+
+        (void)b;
+        for (int64_t i = 1; i < n; i++)
+                if (x->data[i] > x->data[best])
+                        best = i;
+        *ret = (int32_t)best;
+        return 0;
+}
+
+/* ---- tensors in host memory ---------------------------------------------------------------- */
+
+static int cpu_tensor_new(SlmBackend *b, size_t n, SlmTensor **ret)
+{
+        SlmTensor *t = malloc(sizeof(*t));
+
+        (void)b;
+        if (!t)
+                return -ENOMEM;
+        t->n = n;
+        t->data = calloc(n, sizeof(float));
+        if (!t->data) {
+                free(t);
+                return -ENOMEM;
+        }
+        *ret = t;
+        return 0;
+}
+
+static void cpu_tensor_free(SlmBackend *b, SlmTensor *t)
+{
+        (void)b;
+        free(t->data);
+        free(t);
+}
+
+static int cpu_write(SlmBackend *b, SlmTensor *t, size_t off, const float *src, size_t n)
+{
+        (void)b;
+        memcpy(t->data + off, src, n * sizeof(float));
+        return 0;
+}
+
+static int cpu_read(SlmBackend *b, SlmTensor *t, size_t off, float *dst, size_t n)
+{
+        (void)b;
+        memcpy(dst, t->data + off, n * sizeof(float));
+        return 0;
+}
+
 /* ---- the rest ------------------------------------------------------------------------------ */
+
+static const char *cpu_device_name(SlmBackend *b)
+{
+        (void)b;
+        return slm_cpu_simd_name();
+}
+
+static void cpu_release_weights(SlmBackend *b)
+{
+        (void)b; /* weights are read in place */
+}
 
 static bool cpu_supports_type(SlmBackend *b, SlmType type)
 {
@@ -198,9 +348,21 @@ static const SlmBackendOps cpu_ops = {
         .free = cpu_free,
         .set_threads = cpu_set_threads,
         .supports_type = cpu_supports_type,
+        .device_name = cpu_device_name,
+        .release_weights = cpu_release_weights,
+        .tensor_new = cpu_tensor_new,
+        .tensor_free = cpu_tensor_free,
+        .write = cpu_write,
+        .read = cpu_read,
+        .get_rows = cpu_get_rows,
         .matmul = cpu_matmul,
+        .rmsnorm = cpu_rmsnorm,
+        .rope = cpu_rope,
         .attention = cpu_attention,
-        /* rmsnorm, rope, glu: the reference ops are already the CPU's */
+        .glu = cpu_glu,
+        .add = cpu_add,
+        .copy = cpu_copy,
+        .argmax = cpu_argmax,
 };
 
 int slm_backend_cpu_new(int n_threads, SlmBackend **ret_backend)

@@ -43,11 +43,10 @@ struct SlmContext {
         SlmBackend *b;
         int n_ctx;
         int n_past;
-        float *k_cache; /* (n_layer, n_ctx, n_head_kv * head_dim) */
-        float *v_cache;
-        /* scratch for BATCH tokens */
-        float *x, *xb, *q, *k, *v, *att, *tmp, *gate, *up, *hb, *qkv;
-        int32_t *pos;
+        SlmTensor **k_cache; /* per layer: (n_ctx, n_head_kv * head_dim) */
+        SlmTensor **v_cache;
+        /* scratch for BATCH tokens, on the backend */
+        SlmTensor *x, *xb, *q, *k, *v, *att, *tmp, *gate, *up, *hb, *qkv, *logits;
 };
 
 static const char *const arch_names[] = {
@@ -409,16 +408,17 @@ int slm_context_new(SlmModel *m, SlmBackend *backend, int n_ctx, SlmContext **re
         const SlmHParams *hp = &m->hp;
         size_t kvd = (size_t)hp->n_head_kv * (size_t)hp->head_dim;
         size_t qd = (size_t)hp->n_head * (size_t)hp->head_dim;
-        size_t e = (size_t)hp->n_embd, ff = (size_t)hp->n_ff, cache;
+        size_t e = (size_t)hp->n_embd, ff = (size_t)hp->n_ff, V = (size_t)hp->n_vocab, cache;
         SlmContext *c;
+        int r = 0;
 
         if (n_ctx <= 0)
                 n_ctx = hp->n_ctx_train;
         if (n_ctx > hp->n_ctx_train)
                 return slm_error_set(err, -EINVAL, "context of %d exceeds the model's %d", n_ctx,
                                      hp->n_ctx_train);
-        if (__builtin_mul_overflow((size_t)hp->n_layer * (size_t)n_ctx, kvd, &cache) ||
-            cache > SIZE_MAX / sizeof(float))
+        if (__builtin_mul_overflow((size_t)n_ctx, kvd, &cache) ||
+            cache > SIZE_MAX / sizeof(float) / 2)
                 return slm_error_set(err, -ENOMEM, "KV cache size overflows");
         c = calloc(1, sizeof(*c));
         if (!c)
@@ -426,25 +426,37 @@ int slm_context_new(SlmModel *m, SlmBackend *backend, int n_ctx, SlmContext **re
         c->m = m;
         c->b = backend;
         c->n_ctx = n_ctx;
-        c->k_cache = malloc(cache * sizeof(float));
-        c->v_cache = malloc(cache * sizeof(float));
-        c->x = malloc(BATCH * e * sizeof(float));
-        c->xb = malloc(BATCH * (e > qd ? e : qd) * sizeof(float));
-        c->q = malloc(BATCH * qd * sizeof(float));
-        c->k = malloc(BATCH * kvd * sizeof(float));
-        c->v = malloc(BATCH * kvd * sizeof(float));
-        c->att = malloc(BATCH * qd * sizeof(float));
-        c->tmp =
-            malloc(BATCH * (e > (size_t)hp->n_vocab ? e : (size_t)hp->n_vocab) * sizeof(float));
-        c->gate = malloc(BATCH * 2 * ff * sizeof(float));
-        c->up = malloc(BATCH * ff * sizeof(float));
-        c->hb = malloc(BATCH * ff * sizeof(float));
-        c->qkv = malloc(BATCH * (qd + 2 * kvd) * sizeof(float));
-        c->pos = malloc(BATCH * sizeof(int32_t));
-        if (!c->k_cache || !c->v_cache || !c->x || !c->xb || !c->q || !c->k || !c->v || !c->att ||
-            !c->tmp || !c->gate || !c->up || !c->hb || !c->qkv || !c->pos) {
+        c->k_cache = calloc((size_t)hp->n_layer, sizeof(SlmTensor *));
+        c->v_cache = calloc((size_t)hp->n_layer, sizeof(SlmTensor *));
+        if (!c->k_cache || !c->v_cache)
+                r = -ENOMEM;
+        for (int il = 0; r == 0 && il < hp->n_layer; il++)
+                if ((r = slm_tensor_new(backend, cache, &c->k_cache[il])) < 0 ||
+                    (r = slm_tensor_new(backend, cache, &c->v_cache[il])) < 0)
+                        break;
+        struct {
+                SlmTensor **t;
+                size_t n;
+        } scratch[] = {
+                { &c->x, BATCH * e },
+                { &c->xb, BATCH * (e > qd ? e : qd) },
+                { &c->q, BATCH * qd },
+                { &c->k, BATCH * kvd },
+                { &c->v, BATCH * kvd },
+                { &c->att, BATCH * qd },
+                { &c->tmp, BATCH * e },
+                { &c->gate, BATCH * 2 * ff },
+                { &c->up, BATCH * ff },
+                { &c->hb, BATCH * ff },
+                { &c->qkv, BATCH * (qd + 2 * kvd) },
+                { &c->logits, V },
+        };
+        for (size_t i = 0; r == 0 && i < sizeof(scratch) / sizeof(scratch[0]); i++)
+                r = slm_tensor_new(backend, scratch[i].n, scratch[i].t);
+        if (r < 0) {
                 slm_context_free(c);
-                return slm_error_set(err, -ENOMEM, "out of memory for a context of %d", n_ctx);
+                return slm_error_set(err, r, "cannot allocate a context of %d on %s: %s", n_ctx,
+                                     slm_backend_name(backend), strerror(-r));
         }
         *ret_ctx = c;
         return 0;
@@ -454,20 +466,18 @@ SlmContext *slm_context_free(SlmContext *c)
 {
         if (!c)
                 return NULL;
+        for (int il = 0; il < c->m->hp.n_layer; il++) {
+                if (c->k_cache)
+                        slm_tensor_free(c->b, c->k_cache[il]);
+                if (c->v_cache)
+                        slm_tensor_free(c->b, c->v_cache[il]);
+        }
         free(c->k_cache);
         free(c->v_cache);
-        free(c->x);
-        free(c->xb);
-        free(c->q);
-        free(c->k);
-        free(c->v);
-        free(c->att);
-        free(c->tmp);
-        free(c->gate);
-        free(c->up);
-        free(c->hb);
-        free(c->qkv);
-        free(c->pos);
+        SlmTensor **scratch[] = { &c->x,   &c->xb,   &c->q,  &c->k,  &c->v,   &c->att,
+                                  &c->tmp, &c->gate, &c->up, &c->hb, &c->qkv, &c->logits };
+        for (size_t i = 0; i < sizeof(scratch) / sizeof(scratch[0]); i++)
+                *scratch[i] = slm_tensor_free(c->b, *scratch[i]);
         free(c);
         return NULL;
 }
@@ -490,135 +500,117 @@ void slm_context_truncate(SlmContext *c, int n_past)
 
 /* ---- the forward pass ---------------------------------------------------------------------- */
 
-static void add_bias(float *x, const float *b, int64_t n, int64_t n_rows)
-{
-        if (!b)
-                return;
-        for (int64_t t = 0; t < n_rows; t++)
-                for (int64_t i = 0; i < n; i++)
-                        x[t * n + i] += b[i];
-}
-
-static void scale(float *x, int64_t n, float s)
-{
-        for (int64_t i = 0; i < n; i++)
-                x[i] *= s;
-}
-
-static void add(float *x, const float *y, int64_t n)
-{
-        for (int64_t i = 0; i < n; i++)
-                x[i] += y[i];
-}
-
-/* One layer for @n tokens whose hidden states are in c->x. */
+/*
+ * One layer for @n tokens whose hidden states are in c->x. Every step is
+ * a backend op on backend tensors, so a device backend can record the
+ * whole pass and run it at once.
+ */
 static int forward_layer(SlmContext *c, int il, int n)
 {
         const SlmModel *m = c->m;
         const SlmHParams *hp = &m->hp;
         const Layer *l = &m->layers[il];
+        SlmBackend *b = c->b;
         int64_t e = hp->n_embd, hd = hp->head_dim, qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
         int64_t ff = hp->n_ff;
-        float *kc = c->k_cache + ((size_t)il * (size_t)c->n_ctx) * (size_t)kvd;
-        float *vc = c->v_cache + ((size_t)il * (size_t)c->n_ctx) * (size_t)kvd;
         SlmAttnParams ap = { hp->n_head, hp->n_head_kv, (int)hd, 1.0f / sqrtf((float)hd),
                              hp->n_swa };
         int r;
 
         /* attention */
-        slm_backend_rmsnorm(c->b, c->x, l->attn_norm, e, n, hp->norm_eps, c->xb);
+        if ((r = slm_backend_rmsnorm(b, c->x, l->attn_norm, e, n, hp->norm_eps, c->xb)) < 0)
+                return r;
         if (l->wqkv.data) {
-                r = slm_backend_matmul(c->b, &l->wqkv, c->xb, n, c->qkv);
-                if (r < 0)
+                size_t row = (size_t)(qd + 2 * kvd);
+                if ((r = slm_backend_matmul(b, &l->wqkv, c->xb, n, c->qkv)) < 0 ||
+                    (r = slm_backend_copy(b, c->qkv, 0, row, c->q, 0, qd, qd, n)) < 0 ||
+                    (r = slm_backend_copy(b, c->qkv, qd, row, c->k, 0, kvd, kvd, n)) < 0 ||
+                    (r = slm_backend_copy(b, c->qkv, qd + kvd, row, c->v, 0, kvd, kvd, n)) < 0)
                         return r;
-                for (int t = 0; t < n; t++) {
-                        const float *row = c->qkv + t * (qd + 2 * kvd);
-                        memcpy(c->q + t * qd, row, (size_t)qd * sizeof(float));
-                        memcpy(c->k + t * kvd, row + qd, (size_t)kvd * sizeof(float));
-                        memcpy(c->v + t * kvd, row + qd + kvd, (size_t)kvd * sizeof(float));
-                }
         } else {
-                if ((r = slm_backend_matmul(c->b, &l->wq, c->xb, n, c->q)) < 0 ||
-                    (r = slm_backend_matmul(c->b, &l->wk, c->xb, n, c->k)) < 0 ||
-                    (r = slm_backend_matmul(c->b, &l->wv, c->xb, n, c->v)) < 0)
+                if ((r = slm_backend_matmul(b, &l->wq, c->xb, n, c->q)) < 0 ||
+                    (r = slm_backend_matmul(b, &l->wk, c->xb, n, c->k)) < 0 ||
+                    (r = slm_backend_matmul(b, &l->wv, c->xb, n, c->v)) < 0)
                         return r;
-                add_bias(c->q, l->bq, qd, n);
-                add_bias(c->k, l->bk, kvd, n);
-                add_bias(c->v, l->bv, kvd, n);
+                if (l->bq && ((r = slm_backend_add(b, c->q, NULL, l->bq, 1.0f, qd, n)) < 0 ||
+                              (r = slm_backend_add(b, c->k, NULL, l->bk, 1.0f, kvd, n)) < 0 ||
+                              (r = slm_backend_add(b, c->v, NULL, l->bv, 1.0f, kvd, n)) < 0))
+                        return r;
         }
-        slm_backend_rope(c->b, c->q, n, hp->n_head, (int)hd, c->pos, &hp->rope);
-        slm_backend_rope(c->b, c->k, n, hp->n_head_kv, (int)hd, c->pos, &hp->rope);
+        if ((r = slm_backend_rope(b, c->q, n, hp->n_head, (int)hd, c->n_past, &hp->rope)) < 0 ||
+            (r = slm_backend_rope(b, c->k, n, hp->n_head_kv, (int)hd, c->n_past, &hp->rope)) < 0)
+                return r;
         if (hp->arch == SLM_ARCH_PHI3 || hp->arch == SLM_ARCH_GEMMA) {
                 /* these scale q before the product, as their reference graphs do */
-                scale(c->q, n * qd, ap.scale);
-                ap.scale = 1.0f;
-        }
-        memcpy(kc + (size_t)c->n_past * (size_t)kvd, c->k, (size_t)(n * kvd) * sizeof(float));
-        memcpy(vc + (size_t)c->n_past * (size_t)kvd, c->v, (size_t)(n * kvd) * sizeof(float));
-        r = slm_backend_attention(c->b, c->q, kc, vc, n, c->n_past, &ap, c->att);
-        if (r < 0)
-                return r;
-        r = slm_backend_matmul(c->b, &l->wo, c->att, n, c->tmp);
-        if (r < 0)
-                return r;
-        add(c->x, c->tmp, n * e);
-
-        /* feed-forward */
-        slm_backend_rmsnorm(c->b, c->x, l->ffn_norm, e, n, hp->norm_eps, c->xb);
-        if (hp->arch == SLM_ARCH_PHI3) {
-                r = slm_backend_matmul(c->b, &l->w_up, c->xb, n, c->gate);
+                r = slm_backend_add(b, c->q, NULL, NULL, ap.scale, qd, n);
                 if (r < 0)
                         return r;
-                for (int t = 0; t < n; t++) {
-                        /* rows of 2*ff, gate then up: pack them into their own arrays (in
-                         * ascending order a row's destination never reaches a later source) */
-                        memcpy(c->up + t * ff, c->gate + t * 2 * ff + ff,
-                               (size_t)ff * sizeof(float));
-                        memmove(c->gate + t * ff, c->gate + t * 2 * ff, (size_t)ff * sizeof(float));
-                }
+                ap.scale = 1.0f;
+        }
+        size_t at = (size_t)c->n_past * (size_t)kvd;
+        if ((r = slm_backend_copy(b, c->k, 0, 0, c->k_cache[il], at, 0, (size_t)(n * kvd), 1)) <
+                0 ||
+            (r = slm_backend_copy(b, c->v, 0, 0, c->v_cache[il], at, 0, (size_t)(n * kvd), 1)) <
+                0 ||
+            (r = slm_backend_attention(b, c->q, c->k_cache[il], c->v_cache[il], n, c->n_past, &ap,
+                                       c->att)) < 0 ||
+            (r = slm_backend_matmul(b, &l->wo, c->att, n, c->tmp)) < 0 ||
+            (r = slm_backend_add(b, c->x, c->tmp, NULL, 1.0f, e, n)) < 0)
+                return r;
+
+        /* feed-forward */
+        if ((r = slm_backend_rmsnorm(b, c->x, l->ffn_norm, e, n, hp->norm_eps, c->xb)) < 0)
+                return r;
+        if (hp->arch == SLM_ARCH_PHI3) {
+                /* rows of 2*ff, gate then up: split them into their own tensors */
+                if ((r = slm_backend_matmul(b, &l->w_up, c->xb, n, c->gate)) < 0 ||
+                    (r = slm_backend_copy(b, c->gate, ff, 2 * ff, c->up, 0, ff, ff, n)) < 0 ||
+                    (r = slm_backend_copy(b, c->gate, 0, 2 * ff, c->hb, 0, ff, ff, n)) < 0)
+                        return r;
         } else {
-                if ((r = slm_backend_matmul(c->b, &l->w_gate, c->xb, n, c->gate)) < 0 ||
-                    (r = slm_backend_matmul(c->b, &l->w_up, c->xb, n, c->up)) < 0)
+                if ((r = slm_backend_matmul(b, &l->w_gate, c->xb, n, c->hb)) < 0 ||
+                    (r = slm_backend_matmul(b, &l->w_up, c->xb, n, c->up)) < 0)
                         return r;
         }
-        slm_backend_glu(c->b, hp->arch == SLM_ARCH_GEMMA ? SLM_ACT_GELU : SLM_ACT_SILU, c->gate,
-                        c->up, n * ff, c->hb);
-        r = slm_backend_matmul(c->b, &l->w_down, c->hb, n, c->tmp);
-        if (r < 0)
+        /* in place: each element reads its own gate value before writing it */
+        if ((r = slm_backend_glu(b, hp->arch == SLM_ARCH_GEMMA ? SLM_ACT_GELU : SLM_ACT_SILU, c->hb,
+                                 c->up, n * ff, c->hb)) < 0 ||
+            (r = slm_backend_matmul(b, &l->w_down, c->hb, n, c->tmp)) < 0 ||
+            (r = slm_backend_add(b, c->x, c->tmp, NULL, 1.0f, e, n)) < 0)
                 return r;
-        add(c->x, c->tmp, n * e);
         return 0;
 }
 
-static int forward(SlmContext *c, const int32_t *ids, int n, float *ret_logits)
+/* Run @n tokens; leave the last one's logits in c->logits when @want_logits. */
+static int forward(SlmContext *c, const int32_t *ids, int n, bool want_logits)
 {
         const SlmModel *m = c->m;
         const SlmHParams *hp = &m->hp;
+        SlmBackend *b = c->b;
         int64_t e = hp->n_embd;
         int r;
 
-        for (int t = 0; t < n; t++) {
-                const uint8_t *row =
-                    (const uint8_t *)m->tok_embd.data + (size_t)ids[t] * m->tok_embd.row_bytes;
-                slm_dequantize_row(m->tok_embd.type, row, c->x + t * e, e);
-                if (hp->arch == SLM_ARCH_GEMMA)
-                        scale(c->x + t * e, e, sqrtf((float)e));
-                c->pos[t] = c->n_past + t;
-        }
+        r = slm_backend_get_rows(b, &m->tok_embd, ids, n,
+                                 hp->arch == SLM_ARCH_GEMMA ? sqrtf((float)e) : 1.0f, c->x);
+        if (r < 0)
+                return r;
         for (int il = 0; il < hp->n_layer; il++) {
                 r = forward_layer(c, il, n);
                 if (r < 0)
                         return r;
         }
         c->n_past += n;
-        if (!ret_logits)
+        if (!want_logits)
                 return 0;
         /* only the last token's logits are wanted */
-        slm_backend_rmsnorm(c->b, c->x + (n - 1) * e, m->output_norm, e, 1, hp->norm_eps, c->xb);
-        return slm_backend_matmul(c->b, &m->output, c->xb, 1, ret_logits);
+        if ((r = slm_backend_copy(b, c->x, (size_t)((n - 1) * e), 0, c->tmp, 0, 0, (size_t)e, 1)) <
+                0 ||
+            (r = slm_backend_rmsnorm(b, c->tmp, m->output_norm, e, 1, hp->norm_eps, c->xb)) < 0)
+                return r;
+        return slm_backend_matmul(b, &m->output, c->xb, 1, c->logits);
 }
 
-int slm_context_eval(SlmContext *c, const int32_t *ids, int n, float *ret_logits)
+static int eval(SlmContext *c, const int32_t *ids, int n)
 {
         int r;
 
@@ -631,9 +623,27 @@ int slm_context_eval(SlmContext *c, const int32_t *ids, int n, float *ret_logits
                         return -EINVAL;
         for (int done = 0; done < n; done += BATCH) {
                 int nb = n - done < BATCH ? n - done : BATCH;
-                r = forward(c, ids + done, nb, done + nb == n ? ret_logits : NULL);
+                r = forward(c, ids + done, nb, done + nb == n);
                 if (r < 0)
                         return r;
         }
         return 0;
+}
+
+int slm_context_eval(SlmContext *c, const int32_t *ids, int n, float *ret_logits)
+{
+        int r = eval(c, ids, n);
+
+        if (r < 0 || !ret_logits)
+                return r;
+        return slm_tensor_read(c->b, c->logits, 0, ret_logits, (size_t)c->m->hp.n_vocab);
+}
+
+int slm_context_eval_greedy(SlmContext *c, const int32_t *ids, int n, int32_t *ret_token)
+{
+        int r = eval(c, ids, n);
+
+        if (r < 0)
+                return r;
+        return slm_backend_argmax(c->b, c->logits, c->m->hp.n_vocab, ret_token);
 }

@@ -80,6 +80,8 @@ void slm_context_truncate(SlmContext *ctx, int n_past);
  * when they do not fit in the context, -EINVAL for an id out of range.
  */
 int slm_context_eval(SlmContext *ctx, const int32_t *ids, int n, float *ret_logits);
+/* The same, then the most likely next token, chosen on the backend (greedy decoding). */
+int slm_context_eval_greedy(SlmContext *ctx, const int32_t *ids, int n, int32_t *ret_token);
 
 #ifdef __cplusplus
 }

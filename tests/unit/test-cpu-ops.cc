@@ -4,6 +4,7 @@
 // products that do not depend on the thread count.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -136,9 +137,9 @@ TEST(CpuOps, AttentionGqaMqaAndWindow)
                         auto k = randn((size_t)n_kv * sh.n_head_kv * hd, 4);
                         auto v = randn((size_t)n_kv * sh.n_head_kv * hd, 5);
                         std::vector<float> out(q.size());
-                        ASSERT_EQ(slm_backend_attention(b, q.data(), k.data(), v.data(), n, pos0,
-                                                        &p, out.data()),
-                                  0);
+                        SlmTensor tq = { q.size(), q.data() }, tk = { k.size(), k.data() },
+                                  tv = { v.size(), v.data() }, tout = { out.size(), out.data() };
+                        ASSERT_EQ(slm_backend_attention(b, &tq, &tk, &tv, n, pos0, &p, &tout), 0);
                         auto want = naive_attention(q, k, v, n, pos0, p);
                         for (size_t i = 0; i < out.size(); i++)
                                 ASSERT_NEAR(out[i], want[i], 1e-5)
@@ -162,8 +163,10 @@ TEST(CpuOps, MatmulIndependentOfThreadsAndOddSizes)
         SlmBackend *b1 = nullptr, *b4 = nullptr;
         ASSERT_EQ(slm_backend_cpu_new(1, &b1), 0);
         ASSERT_EQ(slm_backend_cpu_new(4, &b4), 0);
-        ASSERT_EQ(slm_backend_matmul(b1, &m, x.data(), n_tok, y1.data()), 0);
-        ASSERT_EQ(slm_backend_matmul(b4, &m, x.data(), n_tok, y4.data()), 0);
+        SlmTensor tx = { x.size(), x.data() }, ty1 = { y1.size(), y1.data() },
+                  ty4 = { y4.size(), y4.data() };
+        ASSERT_EQ(slm_backend_matmul(b1, &m, &tx, n_tok, &ty1), 0);
+        ASSERT_EQ(slm_backend_matmul(b4, &m, &tx, n_tok, &ty4), 0);
         EXPECT_EQ(y1, y4);
         for (int t = 0; t < n_tok; t++)
                 for (int r = 0; r < n_out; r++) {
@@ -173,8 +176,12 @@ TEST(CpuOps, MatmulIndependentOfThreadsAndOddSizes)
                         EXPECT_NEAR(y1[t * n_out + r], d, 0.05 * std::sqrt((double)n_in));
                 }
         ASSERT_EQ(slm_backend_set_threads(b4, 2), 0);
-        ASSERT_EQ(slm_backend_matmul(b4, &m, x.data(), n_tok, y4.data()), 0);
+        ASSERT_EQ(slm_backend_matmul(b4, &m, &tx, n_tok, &ty4), 0);
         EXPECT_EQ(y1, y4);
+        // sizes that do not fit the tensors are refused before any work
+        EXPECT_EQ(slm_backend_matmul(b4, &m, &tx, n_tok + 1, &ty4), -EINVAL);
+        SlmTensor short_y = { y4.size() - 1, y4.data() };
+        EXPECT_EQ(slm_backend_matmul(b4, &m, &tx, n_tok, &short_y), -EINVAL);
         slm_backend_free(b1);
         slm_backend_free(b4);
 }
