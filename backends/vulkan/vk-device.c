@@ -4,6 +4,7 @@
  * (discrete > integrated > virtual > CPU; SLM_VULKAN_DEVICE=N or a name
  * fragment forces one), and what it can do.
  */
+#include "vk-debug.h"
 #include "vk-internal.h"
 
 #include <errno.h>
@@ -11,7 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-unsigned slm_vk_validation_messages;
+static unsigned validation_messages;
+
+unsigned slm_vk_validation_message_count(void)
+{
+        return __atomic_load_n(&validation_messages, __ATOMIC_RELAXED);
+}
 
 static VKAPI_ATTR VkBool32 VKAPI_CALL on_message(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
                                                  VkDebugUtilsMessageTypeFlagsEXT type,
@@ -21,7 +27,7 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_message(VkDebugUtilsMessageSeverityFlag
         (void)type;
         (void)user;
         if (severity >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) {
-                __atomic_add_fetch(&slm_vk_validation_messages, 1, __ATOMIC_RELAXED);
+                __atomic_add_fetch(&validation_messages, 1, __ATOMIC_RELAXED);
                 fprintf(stderr, "vulkan: %s\n", data->pMessage);
         }
         return VK_FALSE;
@@ -75,6 +81,7 @@ static int create_instance(VkBackend *vk)
                         vk->instance, "vkCreateDebugUtilsMessengerEXT");
                 if (!create || create(vk->instance, &dbg, NULL, &vk->messenger) != VK_SUCCESS)
                         return -ENODEV;
+                vk->validating = true;
         }
         return 0;
 }
@@ -134,9 +141,8 @@ static int choose_device(VkBackend *vk, bool allow_cpu_device)
                 if (want && *want) {
                         char *end;
                         unsigned long idx = strtoul(want, &end, 10);
-                        rank = (*end == '\0' ? idx == i : strstr(p.deviceName, want) != NULL)
-                                   ? 10
-                                   : 0;
+                        rank =
+                            (*end == '\0' ? idx == i : strstr(p.deviceName, want) != NULL) ? 10 : 0;
                 } else {
                         rank = type_rank(p.deviceType);
                         if (rank == 1 && !allow_cpu_device)
@@ -190,6 +196,10 @@ static void probe(VkBackend *vk)
         if (force && strcmp(force, "0") == 0)
                 vk->subgroup_arith = false; /* exercise the shared-memory fallback */
         vk->storage16 = s16.storageBuffer16BitAccess;
+        vk->max_buffer = vk->props.limits.maxStorageBufferRange;
+        const char *max = getenv("SLM_VULKAN_MAX_BUFFER");
+        if (max && strtoull(max, NULL, 10) >= 4096 && strtoull(max, NULL, 10) < vk->max_buffer)
+                vk->max_buffer = strtoull(max, NULL, 10); /* tests: split weights into chunks */
         /* reported only: the shaders read weights as 32-bit words and need neither */
         vk->int8 = i8.shaderInt8;
         snprintf(vk->description, sizeof(vk->description),
@@ -199,7 +209,7 @@ static void probe(VkBackend *vk)
                  VK_API_VERSION_MINOR(vk->props.apiVersion), vk->subgroup_size,
                  vk->subgroup_arith ? " arithmetic" : ", shared-memory sums",
                  vk->storage16 ? ", 16-bit storage" : "", vk->int8 ? ", int8" : "",
-                 vk->props.limits.maxStorageBufferRange >> 20);
+                 (unsigned)(vk->max_buffer >> 20));
 }
 
 int slm_vk_device_open(VkBackend *vk, bool allow_cpu_device)
@@ -244,4 +254,23 @@ void slm_vk_device_close(VkBackend *vk)
         }
         if (vk->instance)
                 vkDestroyInstance(vk->instance, NULL);
+}
+
+bool slm_vk_validating(SlmBackend *b)
+{
+        return ((VkBackend *)b)->validating;
+}
+
+void slm_vk_debug_invalid_call(SlmBackend *b)
+{
+        VkBackend *vk = (VkBackend *)b;
+        VkBufferCreateInfo bci = {
+                .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+                .size = 0, /* VUID-VkBufferCreateInfo-size-00912 */
+                .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT,
+        };
+        VkBuffer buf = VK_NULL_HANDLE;
+
+        if (vkCreateBuffer(vk->device, &bci, NULL, &buf) == VK_SUCCESS && buf)
+                vkDestroyBuffer(vk->device, buf, NULL);
 }

@@ -68,6 +68,8 @@ typedef struct {
         bool subgroup_arith; /* subgroup arithmetic in compute shaders */
         uint32_t subgroup_size;
         bool storage16, int8;
+        bool validating;
+        VkDeviceSize max_buffer; /* largest storage buffer (SLM_VULKAN_MAX_BUFFER may lower it) */
         char description[384];
 
         /* vk-memory.c */
@@ -95,9 +97,6 @@ typedef struct {
         uint64_t epoch;
         uint32_t n_dispatches;
 } VkBackend;
-
-/* The validation messages seen so far (SLM_VULKAN_VALIDATE=1 enables the layer). */
-extern unsigned slm_vk_validation_messages;
 
 /* vk-device.c */
 int slm_vk_device_open(VkBackend *vk, bool allow_cpu_device);
@@ -127,9 +126,9 @@ void slm_vk_record_free(VkBackend *vk);
  * order (NULL: the dummy) and @push as push constants; the reads and
  * writes masks (bit i: bufs[i]) decide where a barrier is needed.
  */
-int slm_vk_dispatch(VkBackend *vk, VkPipeline pipe, VkBuf *const *bufs, int n_bufs,
-                    unsigned reads, unsigned writes, const void *push, size_t push_size,
-                    uint32_t x, uint32_t y, uint32_t z);
+int slm_vk_dispatch(VkBackend *vk, VkPipeline pipe, VkBuf *const *bufs, int n_bufs, unsigned reads,
+                    unsigned writes, const void *push, size_t push_size, uint32_t x, uint32_t y,
+                    uint32_t z);
 /* Record a write of @n bytes (<= 65536, a multiple of 4) into @dst from the command stream. */
 int slm_vk_update(VkBackend *vk, VkBuf *dst, const void *data, size_t n);
 /* Run everything recorded and wait for it. */

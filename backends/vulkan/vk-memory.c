@@ -9,6 +9,7 @@
  * copied once, on first use, and split by rows into chunks no larger than
  * maxStorageBufferRange.
  */
+#include "vk-debug.h"
 #include "vk-internal.h"
 
 #include <errno.h>
@@ -17,8 +18,7 @@
 
 #define STAGING_SIZE (16u << 20)
 
-static int find_memory(VkBackend *vk, uint32_t type_bits, VkMemoryPropertyFlags want,
-                       uint32_t *ret)
+static int find_memory(VkBackend *vk, uint32_t type_bits, VkMemoryPropertyFlags want, uint32_t *ret)
 {
         for (uint32_t i = 0; i < vk->mem_props.memoryTypeCount; i++)
                 if ((type_bits & (1u << i)) &&
@@ -55,7 +55,8 @@ int slm_vk_buf_new(VkBackend *vk, VkDeviceSize size, bool host_visible, VkBuf *r
         mai.allocationSize = req.size;
         if (host_visible)
                 r = find_memory(vk, req.memoryTypeBits, host, &mai.memoryTypeIndex);
-        else if (map && find_memory(vk, req.memoryTypeBits, local | host, &mai.memoryTypeIndex) == 0)
+        else if (map &&
+                 find_memory(vk, req.memoryTypeBits, local | host, &mai.memoryTypeIndex) == 0)
                 r = 0;
         else {
                 map = false;
@@ -88,7 +89,8 @@ void slm_vk_buf_free(VkBackend *vk, VkBuf *b)
         memset(b, 0, sizeof(*b));
 }
 
-/* Non-coherent mappings are flushed and invalidated whole: they are rare (no driver here has one). */
+/* Non-coherent mappings are flushed and invalidated whole: they are rare (no driver here has one).
+ */
 static void sync_map(VkBackend *vk, VkBuf *b, bool to_device)
 {
         VkMappedMemoryRange range = {
@@ -227,10 +229,9 @@ static void weight_free(VkBackend *vk, VkWeight *w)
         free(w);
 }
 
-int slm_vk_weight(VkBackend *vk, const void *host, size_t row_bytes, int64_t n_rows,
-                  VkWeight **ret)
+int slm_vk_weight(VkBackend *vk, const void *host, size_t row_bytes, int64_t n_rows, VkWeight **ret)
 {
-        size_t bytes = row_bytes * (size_t)n_rows, max = vk->props.limits.maxStorageBufferRange;
+        size_t bytes = row_bytes * (size_t)n_rows, max = (size_t)vk->max_buffer;
         VkWeight *w;
         int r;
 
@@ -289,4 +290,14 @@ void slm_vk_weights_release(VkBackend *vk)
         free(vk->weights);
         vk->weights = NULL;
         vk->n_weights = vk->weights_cap = 0;
+}
+
+int slm_vk_weight_chunks(SlmBackend *b, const void *host)
+{
+        VkBackend *vk = (VkBackend *)b;
+
+        for (size_t i = 0; i < vk->weights_cap; i++)
+                if (vk->weights[i] && vk->weights[i]->host == host)
+                        return vk->weights[i]->n_chunks;
+        return 0;
 }

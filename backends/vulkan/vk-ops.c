@@ -51,9 +51,10 @@ static const char *type_suffix(SlmType type)
         }
 }
 
-/* The pipeline for @base (+ _suffix), in its subgroup variant where it has one and the device can. */
-static int pipeline(VkBackend *vk, const char *base, const char *suffix, bool has_sg,
-                    uint32_t tile, VkPipeline *ret)
+/* The pipeline for @base (+ _suffix), in its subgroup variant where it has one and the device can.
+ */
+static int pipeline(VkBackend *vk, const char *base, const char *suffix, bool has_sg, uint32_t tile,
+                    VkPipeline *ret)
 {
         char name[64];
 
@@ -96,7 +97,8 @@ static int vk_write(SlmBackend *b, SlmTensor *t, size_t off, const float *src, s
         VkBackend *vk = vk_of(b);
         int r = slm_vk_flush(vk);
 
-        return r < 0 ? r : slm_vk_upload(vk, buf_of(t), off * sizeof(float), src, n * sizeof(float));
+        return r < 0 ? r
+                     : slm_vk_upload(vk, buf_of(t), off * sizeof(float), src, n * sizeof(float));
 }
 
 static int vk_read(SlmBackend *b, SlmTensor *t, size_t off, float *dst, size_t n)
@@ -147,9 +149,8 @@ static int vk_matmul(SlmBackend *b, const SlmMatrix *w, SlmTensor *x, int64_t n_
             (r = pipeline(vk, "matmul", suffix, true, tile, &pipe)) < 0)
                 return r;
         for (int c = 0; c < wt->n_chunks; c++) {
-                VkPushMatmul pc = { (uint32_t)w->n_in,        (uint32_t)w->row_bytes,
-                                    wt->chunk[c].n_rows,      wt->chunk[c].row0,
-                                    (uint32_t)w->n_out,       (uint32_t)n_tokens };
+                VkPushMatmul pc = { (uint32_t)w->n_in, (uint32_t)w->row_bytes, wt->chunk[c].n_rows,
+                                    wt->chunk[c].row0, (uint32_t)w->n_out,     (uint32_t)n_tokens };
                 VkBuf *bufs[] = { &wt->chunk[c].buf, buf_of(x), buf_of(y) };
                 uint32_t gx = pc.n_rows < MAX_GROUPS ? pc.n_rows : MAX_GROUPS;
                 r = slm_vk_dispatch(vk, pipe, bufs, 3, 0x3, 0x4, &pc, sizeof(pc), gx,
@@ -195,12 +196,11 @@ static int vk_get_rows(SlmBackend *b, const SlmMatrix *w, const int32_t *ids, in
             (r = slm_vk_update(vk, &vk->ids, ids, (size_t)n_ids * sizeof(int32_t))) < 0)
                 return r;
         for (int c = 0; c < wt->n_chunks; c++) {
-                VkPushGetRows pc = { (uint32_t)w->n_in,   (uint32_t)w->row_bytes,
-                                     wt->chunk[c].n_rows, wt->chunk[c].row0,
-                                     (uint32_t)n_ids,     scale };
+                VkPushGetRows pc = { (uint32_t)w->n_in, (uint32_t)w->row_bytes, wt->chunk[c].n_rows,
+                                     wt->chunk[c].row0, (uint32_t)n_ids,        scale };
                 VkBuf *bufs[] = { &wt->chunk[c].buf, &vk->ids, buf_of(y) };
-                r = slm_vk_dispatch(vk, pipe, bufs, 3, 0x3, 0x4, &pc, sizeof(pc),
-                                    (uint32_t)n_ids, 1, 1);
+                r = slm_vk_dispatch(vk, pipe, bufs, 3, 0x3, 0x4, &pc, sizeof(pc), (uint32_t)n_ids,
+                                    1, 1);
                 if (r < 0)
                         return r;
         }
@@ -220,8 +220,8 @@ static int vector(VkBackend *vk, const float *v, int64_t n, VkBuf **ret)
         return 0;
 }
 
-static int vk_rmsnorm(SlmBackend *b, SlmTensor *x, const float *weight, int64_t n,
-                      int64_t n_rows, float eps, SlmTensor *y)
+static int vk_rmsnorm(SlmBackend *b, SlmTensor *x, const float *weight, int64_t n, int64_t n_rows,
+                      float eps, SlmTensor *y)
 {
         VkBackend *vk = vk_of(b);
         VkPushRmsnorm pc = { (uint32_t)n, eps };
@@ -267,13 +267,16 @@ static int vk_rope(SlmBackend *b, SlmTensor *x, int64_t n_tokens, int n_head, in
         return slm_vk_dispatch(vk, pipe, bufs, 1, 0x1, 0x1, &pc, sizeof(pc), gx, gy, 1);
 }
 
-static int vk_attention(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *v,
-                        int64_t n_tokens, int32_t pos0, const SlmAttnParams *p, SlmTensor *out)
+static int vk_attention(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *v, int64_t n_tokens,
+                        int32_t pos0, const SlmAttnParams *p, SlmTensor *out)
 {
         VkBackend *vk = vk_of(b);
-        VkPushAttention pc = { (uint32_t)pos0,        (uint32_t)p->n_head,
-                               (uint32_t)p->n_head_kv, (uint32_t)p->head_dim,
-                               (uint32_t)(p->n_swa > 0 ? p->n_swa : 0), p->scale };
+        VkPushAttention pc = { (uint32_t)pos0,
+                               (uint32_t)p->n_head,
+                               (uint32_t)p->n_head_kv,
+                               (uint32_t)p->head_dim,
+                               (uint32_t)(p->n_swa > 0 ? p->n_swa : 0),
+                               p->scale };
         VkPipeline pipe;
         int r;
 
@@ -324,12 +327,12 @@ static int vk_add(SlmBackend *b, SlmTensor *x, SlmTensor *y, const float *bias, 
         return slm_vk_dispatch(vk, pipe, bufs, 3, 0x7, 0x1, &pc, sizeof(pc), gx, gy, 1);
 }
 
-static int vk_copy(SlmBackend *b, SlmTensor *src, size_t src_off, size_t src_stride,
-                   SlmTensor *dst, size_t dst_off, size_t dst_stride, size_t n, size_t n_rows)
+static int vk_copy(SlmBackend *b, SlmTensor *src, size_t src_off, size_t src_stride, SlmTensor *dst,
+                   size_t dst_off, size_t dst_stride, size_t n, size_t n_rows)
 {
         VkBackend *vk = vk_of(b);
-        VkPushCopy pc = { (uint32_t)src_off, (uint32_t)src_stride, (uint32_t)dst_off,
-                          (uint32_t)dst_stride, (uint32_t)n, (uint32_t)(n * n_rows) };
+        VkPushCopy pc = { (uint32_t)src_off,    (uint32_t)src_stride, (uint32_t)dst_off,
+                          (uint32_t)dst_stride, (uint32_t)n,          (uint32_t)(n * n_rows) };
         VkPipeline pipe;
         uint32_t gx, gy;
         int r;

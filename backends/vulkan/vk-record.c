@@ -14,7 +14,7 @@
 #include <string.h>
 
 #define SETS_PER_POOL  512
-#define MAX_DISPATCHES 4096      /* a longer step is split into several submissions */
+#define MAX_DISPATCHES 4096 /* a longer step is split into several submissions */
 #define WAIT_NS        60000000000ull
 
 int slm_vk_record_init(VkBackend *vk)
@@ -142,8 +142,8 @@ static int alloc_set(VkBackend *vk, VkDescriptorSet *ret)
                         if (!p)
                                 return -ENOMEM;
                         vk->desc_pools = p;
-                        if (vkCreateDescriptorPool(vk->device, &pci, NULL,
-                                                   &p[vk->n_desc_pools]) != VK_SUCCESS)
+                        if (vkCreateDescriptorPool(vk->device, &pci, NULL, &p[vk->n_desc_pools]) !=
+                            VK_SUCCESS)
                                 return -ENOMEM;
                         vk->cur_desc_pool = vk->n_desc_pools++;
                 }
@@ -156,9 +156,9 @@ static int alloc_set(VkBackend *vk, VkDescriptorSet *ret)
         return 0;
 }
 
-int slm_vk_dispatch(VkBackend *vk, VkPipeline pipe, VkBuf *const *bufs, int n_bufs,
-                    unsigned reads, unsigned writes, const void *push, size_t push_size,
-                    uint32_t x, uint32_t y, uint32_t z)
+int slm_vk_dispatch(VkBackend *vk, VkPipeline pipe, VkBuf *const *bufs, int n_bufs, unsigned reads,
+                    unsigned writes, const void *push, size_t push_size, uint32_t x, uint32_t y,
+                    uint32_t z)
 {
         VkDescriptorBufferInfo info[VK_MAX_BINDINGS];
         VkWriteDescriptorSet wr[VK_MAX_BINDINGS];

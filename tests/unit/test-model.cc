@@ -7,6 +7,13 @@
 // prompt paths). So for them the largest logit difference must stay under 0.3, and the greedy
 // tokens must be identical up to the first step whose reference top-1 margin is below
 // max(0.01, twice that difference): every step the reference calls stable.
+//
+// SLM_TEST_BACKEND=vulkan runs the same vectors through the Vulkan shaders. F32/F16 files are held
+// to the same bounds. The shaders multiply float activations by dequantized weights instead of
+// quantizing activations to 8 bits as the reference does, so quantized files' logits sit further
+// from the reference: NMSE < 5e-3 and a largest difference under 1.0 (measured: up to 1.7e-3 and
+// 0.82 on the synthetic models). The shaders' dequantization itself is checked exactly, op by op,
+// in test-vulkan.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -66,12 +73,14 @@ TEST_P(Reference, Matches)
         SlmModel *model = nullptr;
         ASSERT_EQ(slm_model_load(model_path(run.model).c_str(), &model, &err), 0) << err.msg;
         SlmBackend *backend = nullptr;
-        ASSERT_EQ(slm_backend_new("cpu", 2, &backend), 0);
+        ASSERT_EQ(slm_backend_new(slmtest::backend_name(), 2, &backend), 0);
         SlmContext *ctx = nullptr;
         ASSERT_EQ(slm_context_new(model, backend, 0, &ctx, &err), 0) << err.msg;
         const SlmTokenizer *tk = slm_model_tokenizer(model);
         int n_vocab = slm_model_hparams(model)->n_vocab;
         ASSERT_EQ(n_vocab, ref["n_vocab"].get<int>());
+        bool float_acts = strcmp(slm_backend_name(backend), "cpu") != 0;
+        double nmse_quant = float_acts ? 5e-3 : 1e-3, max_quant = float_acts ? 1.0 : 0.3;
 
         // prompt ids, exactly as generation tokenizes them
         std::string prompt = ref["prompt"];
@@ -101,7 +110,7 @@ TEST_P(Reference, Matches)
                             shared("reference/vectors/" + dir + logit_files[step]));
                         ASSERT_EQ(want.size(), (size_t)n_vocab);
                         double e = slmtest::nmse(logits.data(), want.data(), want.size());
-                        EXPECT_LT(e, exact ? 1e-6 : 1e-3) << "logits at step " << step;
+                        EXPECT_LT(e, exact ? 1e-6 : nmse_quant) << "logits at step " << step;
                         for (int i = 0; i < n_vocab; i++)
                                 max_err = std::max(max_err, (double)std::fabs(logits[i] - want[i]));
                 }
@@ -118,7 +127,8 @@ TEST_P(Reference, Matches)
         }
         size_t stable = gen.size();
         if (!exact) {
-                EXPECT_LT(max_err, 0.3) << "logits moved further than a rounding boundary explains";
+                EXPECT_LT(max_err, max_quant)
+                    << "logits moved further than a rounding boundary explains";
                 for (size_t i = 0; i < margin.size(); i++)
                         if (margin[i] < std::max(0.01, 2.0 * max_err)) {
                                 stable = i;
@@ -158,7 +168,7 @@ struct Loaded {
         explicit Loaded(const std::string &name, int threads = 1)
         {
                 EXPECT_EQ(slm_model_load(model_path(name).c_str(), &model, &err), 0) << err.msg;
-                EXPECT_EQ(slm_backend_new("cpu", threads, &backend), 0);
+                EXPECT_EQ(slm_backend_new(slmtest::backend_name(), threads, &backend), 0);
         }
         ~Loaded()
         {

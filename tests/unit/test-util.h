@@ -32,6 +32,13 @@ inline std::string read_file(const std::string &path)
         return ss.str();
 }
 
+// The backend the engine tests run on: SLM_TEST_BACKEND, or the CPU.
+inline const char *backend_name()
+{
+        const char *b = getenv("SLM_TEST_BACKEND");
+        return b && *b ? b : "cpu";
+}
+
 inline nlohmann::json read_json(const std::string &path)
 {
         return nlohmann::json::parse(read_file(path));
