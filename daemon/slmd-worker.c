@@ -47,6 +47,7 @@ struct SlmdWorker {
         /* the worker thread's own */
         GMainContext *main_ctx;
         SlmBackend *backend;
+        char *backend_info; /* "name (device)" for the status */
         SlmModel *model;
         char *model_name;
         guint model_gen;
@@ -267,6 +268,8 @@ static void end_accepted_generations(SlmdWorker *w, const char *reason)
 static void unload(SlmdWorker *w)
 {
         end_accepted_generations(w, "unloaded");
+        /* device copies are keyed by address, which the next model may reuse */
+        slm_backend_release_weights(w->backend);
         w->model = slm_model_free(w->model);
         g_clear_pointer(&w->model_name, g_free);
         g_clear_pointer(&w->logits, g_free);
@@ -840,9 +843,21 @@ SlmdWorker *slmd_worker_new(const char *backend, int n_threads, SlmdModelFunc mo
         int r;
 
         r = slm_backend_new(backend, n_threads, &w->backend);
+        if (r == -ENODEV && g_strcmp0(backend, "vulkan") == 0) {
+                /* the service keeps working: on the CPU, and says so in its status */
+                g_warning("no usable Vulkan device; running on the CPU");
+                r = slm_backend_new("cpu", n_threads, &w->backend);
+                w->backend_info = g_strdup_printf("%s (%s; vulkan: no usable device)",
+                                                  slm_backend_name(w->backend),
+                                                  slm_backend_device_name(w->backend));
+        } else if (r == 0) {
+                w->backend_info = g_strdup_printf("%s (%s)", slm_backend_name(w->backend),
+                                                  slm_backend_device_name(w->backend));
+        }
         if (r < 0) {
                 g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT, "backend '%s': %s",
-                            backend, r == -ENODEV ? "not available in this build" : g_strerror(-r));
+                            backend,
+                            r == -EINVAL ? "unknown (cpu, vulkan or auto)" : g_strerror(-r));
                 g_free(w);
                 return NULL;
         }
@@ -877,6 +892,7 @@ void slmd_worker_free(SlmdWorker *w)
                 slmd_request_unref(r);
         slm_model_free(w->model);
         slm_backend_free(w->backend);
+        g_free(w->backend_info);
         g_free(w->model_name);
         g_free(w->logits);
         g_free(w->default_name);
@@ -908,7 +924,7 @@ void slmd_worker_submit(SlmdWorker *w, SlmdRequest *req)
 
 const char *slmd_worker_backend(SlmdWorker *w)
 {
-        return slm_backend_name(w->backend);
+        return w->backend_info;
 }
 
 gboolean slmd_worker_busy(SlmdWorker *w)

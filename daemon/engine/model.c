@@ -43,6 +43,7 @@ struct SlmContext {
         SlmBackend *b;
         int n_ctx;
         int n_past;
+        int n_layer;         /* a context may be freed after its model */
         SlmTensor **k_cache; /* per layer: (n_ctx, n_head_kv * head_dim) */
         SlmTensor **v_cache;
         /* scratch for BATCH tokens, on the backend */
@@ -426,6 +427,7 @@ int slm_context_new(SlmModel *m, SlmBackend *backend, int n_ctx, SlmContext **re
         c->m = m;
         c->b = backend;
         c->n_ctx = n_ctx;
+        c->n_layer = hp->n_layer;
         c->k_cache = calloc((size_t)hp->n_layer, sizeof(SlmTensor *));
         c->v_cache = calloc((size_t)hp->n_layer, sizeof(SlmTensor *));
         if (!c->k_cache || !c->v_cache)
@@ -466,7 +468,7 @@ SlmContext *slm_context_free(SlmContext *c)
 {
         if (!c)
                 return NULL;
-        for (int il = 0; il < c->m->hp.n_layer; il++) {
+        for (int il = 0; il < c->n_layer; il++) {
                 if (c->k_cache)
                         slm_tensor_free(c->b, c->k_cache[il]);
                 if (c->v_cache)

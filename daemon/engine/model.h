@@ -63,7 +63,10 @@ const char *slm_arch_name(SlmArch arch);
 /* Bytes of weights the model reads per token. */
 uint64_t slm_model_weight_bytes(const SlmModel *m);
 
-/* A sequence of up to @n_ctx positions on @backend (which the caller keeps alive). */
+/*
+ * A sequence of up to @n_ctx positions on @backend (which the caller keeps
+ * alive). A context may be freed after its model, but not used.
+ */
 int slm_context_new(SlmModel *m, SlmBackend *backend, int n_ctx, SlmContext **ret_ctx,
                     SlmError *err);
 SlmContext *slm_context_free(SlmContext *ctx);

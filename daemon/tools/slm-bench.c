@@ -88,7 +88,10 @@ static double memory_bandwidth(int threads)
 typedef struct {
         char name[16];
         double median, min, max; /* tokens/s */
+        const char *backend;
 } Result;
+
+#define MAX_BACKENDS 4
 
 static int run_test(SlmContext *ctx, int n_vocab, int pp, int tg, int reps, Result *res)
 {
@@ -176,7 +179,7 @@ int main(int argc, char **argv)
                 default:
                         fprintf(c == 'h' ? stdout : stderr,
                                 "Usage: slm-bench -m MODEL [-p 128] [-n 64] [-t 2] [-r 3] "
-                                "[--backend cpu] [--json]\n");
+                                "[--backend cpu,vulkan] [--json]\n");
                         return c == 'h' ? 0 : 2;
                 }
         }
@@ -187,37 +190,48 @@ int main(int argc, char **argv)
 
         SlmError err = { { 0 } };
         SlmModel *m = NULL;
-        SlmBackend *b = NULL;
-        SlmContext *ctx = NULL;
-        Result res[2];
-        int n_res = 0, r;
+        Result res[2 * MAX_BACKENDS];
+        char devices[MAX_BACKENDS][400];
+        char names[256], *save = NULL;
+        int n_res = 0, n_want = 0, n_backends = 0;
 
         if (slm_model_load(path, &m, &err) < 0) {
                 fprintf(stderr, "slm-bench: %s: %s\n", path, err.msg);
                 return 1;
         }
-        r = slm_backend_new(backend_name, threads, &b);
-        if (r < 0) {
-                fprintf(stderr, "slm-bench: backend '%s': %s\n", backend_name,
-                        r == -ENODEV ? "not available in this build" : strerror(-r));
-                slm_model_free(m);
-                return 1;
-        }
         const SlmHParams *hp = slm_model_hparams(m);
-        int n_ctx = (pp > tg + 1 ? pp : tg + 1) + 1;
-        if (n_ctx > hp->n_ctx_train || slm_context_new(m, b, n_ctx, &ctx, &err) < 0) {
-                fprintf(stderr, "slm-bench: a context of %d: %s\n", n_ctx,
-                        err.msg[0] ? err.msg : "longer than the model's");
+        snprintf(names, sizeof(names), "%s", backend_name);
+        for (char *name = strtok_r(names, ",", &save); name && n_backends < MAX_BACKENDS;
+             name = strtok_r(NULL, ",", &save)) {
+                SlmBackend *b = NULL;
+                SlmContext *ctx = NULL;
+                int n_ctx = (pp > tg + 1 ? pp : tg + 1) + 1;
+                int r = slm_backend_new(name, threads, &b);
+
+                n_want += (pp ? 1 : 0) + (tg ? 1 : 0);
+                if (r < 0) {
+                        fprintf(stderr, "slm-bench: backend '%s': %s\n", name,
+                                r == -ENODEV ? "no usable device" : strerror(-r));
+                        continue;
+                }
+                if (n_ctx > hp->n_ctx_train || slm_context_new(m, b, n_ctx, &ctx, &err) < 0) {
+                        fprintf(stderr, "slm-bench: a context of %d: %s\n", n_ctx,
+                                err.msg[0] ? err.msg : "longer than the model's");
+                        slm_backend_free(b);
+                        continue;
+                }
+                const char *bname = slm_backend_name(b); /* a static string */
+                snprintf(devices[n_backends++], sizeof(devices[0]), "%s: %s", bname,
+                         slm_backend_device_name(b));
+                /* one untimed pass pages the weights in (and uploads them to a device) */
+                run_test(ctx, hp->n_vocab, 0, 2, 1, &res[n_res]);
+                if (pp && run_test(ctx, hp->n_vocab, pp, 0, reps, &res[n_res]) == 0)
+                        res[n_res++].backend = bname;
+                if (tg && run_test(ctx, hp->n_vocab, 0, tg, reps, &res[n_res]) == 0)
+                        res[n_res++].backend = bname;
+                slm_context_free(ctx);
                 slm_backend_free(b);
-                slm_model_free(m);
-                return 1;
         }
-        /* one untimed pass pages the weights in */
-        run_test(ctx, hp->n_vocab, 0, 2, 1, &res[0]);
-        if (pp && run_test(ctx, hp->n_vocab, pp, 0, reps, &res[n_res]) == 0)
-                n_res++;
-        if (tg && run_test(ctx, hp->n_vocab, 0, tg, reps, &res[n_res]) == 0)
-                n_res++;
         double weights_gb = (double)slm_model_weight_bytes(m) / 1e9;
         double mem = memory_bandwidth(threads);
 
@@ -228,9 +242,9 @@ int main(int argc, char **argv)
                                "\"tokens_per_s\":%.2f,\"min\":%.2f,\"max\":%.2f,\"threads\":%d,"
                                "\"backend\":\"%s\",\"kernels\":\"%s\",\"weights_gb\":%.3f",
                                path, slm_arch_name(hp->arch), res[i].name, res[i].median,
-                               res[i].min, res[i].max, threads, slm_backend_name(b),
-                               slm_cpu_simd_name(), weights_gb);
-                        if (decode)
+                               res[i].min, res[i].max, threads, res[i].backend, slm_cpu_simd_name(),
+                               weights_gb);
+                        if (decode && strcmp(res[i].backend, "cpu") == 0)
                                 printf(",\"decode_gb_per_s\":%.2f,\"memory_read_gb_per_s\":%.2f",
                                        weights_gb * res[i].median, mem);
                         printf("}\n");
@@ -239,18 +253,19 @@ int main(int argc, char **argv)
                                 printf("%-40s %-6s %-8s %3s %8s %22s %s\n", "model", "test",
                                        "backend", "thr", "t/s", "(min..max)", "bandwidth");
                         printf("%-40.40s %-6s %-8s %3d %8.2f  (%7.2f .. %7.2f)", path, res[i].name,
-                               slm_backend_name(b), threads, res[i].median, res[i].min, res[i].max);
-                        if (decode)
+                               res[i].backend, threads, res[i].median, res[i].min, res[i].max);
+                        if (decode && strcmp(res[i].backend, "cpu") == 0)
                                 printf("  %.1f GB/s of %.1f GB/s read bandwidth",
                                        weights_gb * res[i].median, mem);
                         printf("\n");
                 }
         }
-        if (!json)
-                printf("kernels: %s; weights %.2f GB, read in place from the file mapping\n",
-                       slm_cpu_simd_name(), weights_gb);
-        slm_context_free(ctx);
-        slm_backend_free(b);
+        if (!json) {
+                printf("weights %.2f GB; the CPU reads them in place from the file mapping\n",
+                       weights_gb);
+                for (int i = 0; i < n_backends; i++)
+                        printf("%s\n", devices[i]);
+        }
         slm_model_free(m);
-        return n_res == (pp ? 1 : 0) + (tg ? 1 : 0) ? 0 : 1;
+        return n_res == n_want ? 0 : 1;
 }

@@ -33,7 +33,7 @@ static void usage(FILE *f)
                    "      --ignore-eos        keep going past end-of-generation tokens\n"
                    "  -c, --ctx N             context size (default: the model's)\n"
                    "  -t, --threads N         worker threads (default 1)\n"
-                   "      --backend NAME      cpu or auto (default auto)\n"
+                   "      --backend NAME      cpu, vulkan or auto (default auto)\n"
                    "      --ids               print prompt ids and generated ids, not text\n"
                    "      --parse-special     match control-token text such as <|im_start|>\n"
                    "  -h, --help\n");

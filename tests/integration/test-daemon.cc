@@ -126,10 +126,11 @@ class Daemon : public ::testing::Test
                 run_cmd("rm -rf '" + dir + "'");
         }
 
-        void start(const std::string &model = "")
+        void start(const std::string &model = "", const std::vector<std::string> &extra = {})
         {
                 std::vector<std::string> args = { env("SLMD"), "--address", address, "--state-dir",
                                                   state,       "--threads", "2" };
+                args.insert(args.end(), extra.begin(), extra.end());
                 if (!model.empty()) {
                         args.push_back("--model");
                         args.push_back(model);
@@ -337,6 +338,60 @@ TEST_F(Daemon, CancelMidStream)
         EXPECT_STREQ(fin.reason, "length");
         slm_session_free(sess);
         slm_client_free(c);
+}
+
+namespace
+{
+
+std::string story(SlmClient *c, uint32_t n)
+{
+        SlmSession *sess = nullptr;
+        Stream s;
+        SlmFinish fin;
+        SlmGenerateOptions o = greedy(n);
+        EXPECT_EQ(slm_client_create_session(c, nullptr, &sess, nullptr), 0);
+        EXPECT_EQ(slm_session_generate(sess, "Once upon a time", &o, collect, &s, &fin, nullptr),
+                  0);
+        slm_session_free(sess);
+        return s.text;
+}
+
+} // namespace
+
+// The service on the Vulkan backend tells the same story as on the CPU; with no usable Vulkan
+// device it runs on the CPU and says so in its status.
+TEST_F(Daemon, VulkanBackendAndItsFallback)
+{
+        start(shared(kStory), { "--backend", "cpu" });
+        SlmClient *c = client();
+        std::string want = story(c, 60);
+        slm_client_free(c);
+        EXPECT_EQ(stop(), 0) << log();
+        EXPECT_GT(want.size(), 100u);
+
+        start(shared(kStory), { "--backend", "vulkan" });
+        SlmDaemonStatus st = status();
+        EXPECT_EQ(std::string(st.backend).rfind("vulkan (", 0), 0u) << st.backend;
+        slm_daemon_status_clear(&st);
+        c = client();
+        EXPECT_EQ(story(c, 60), want);
+        slm_client_free(c);
+        EXPECT_EQ(stop(), 0) << log();
+
+        setenv("VK_ICD_FILENAMES", "/nonexistent/icd.json", 1); // the loader finds no driver
+        start(shared(kStory), { "--backend", "vulkan" });
+        unsetenv("VK_ICD_FILENAMES");
+        st = status();
+        std::string backend = st.backend;
+        slm_daemon_status_clear(&st);
+        EXPECT_EQ(backend.rfind("cpu (", 0), 0u) << backend;
+        EXPECT_NE(backend.find("vulkan: no usable device"), std::string::npos) << backend;
+        c = client();
+        EXPECT_EQ(story(c, 60), want);
+        slm_client_free(c);
+        std::string out;
+        EXPECT_EQ(run_cmd(slmctl("status"), &out), 0);
+        EXPECT_NE(out.find("vulkan: no usable device"), std::string::npos) << out;
 }
 
 TEST_F(Daemon, KilledClientLeavesNoSessionBehind)
