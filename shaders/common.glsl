@@ -12,67 +12,48 @@
 #define WG 64
 layout(local_size_x = WG, local_size_y = 1, local_size_z = 1) in;
 
+shared float red_sh[WG];
+
+// NAME(v): v combined by OP over the workgroup, returned to every invocation.
 #ifdef USE_SUBGROUP
-shared float red_sh[WG];
-
-float wg_sum(float v)
-{
-        v = subgroupAdd(v);
-        if (subgroupElect())
-                red_sh[gl_SubgroupID] = v;
-        barrier();
-        float s = 0.0;
-        for (uint i = 0; i < gl_NumSubgroups; i++)
-                s += red_sh[i];
-        barrier();
-        return s;
-}
-
-float wg_max(float v)
-{
-        v = subgroupMax(v);
-        if (subgroupElect())
-                red_sh[gl_SubgroupID] = v;
-        barrier();
-        float s = red_sh[0];
-        for (uint i = 1; i < gl_NumSubgroups; i++)
-                s = max(s, red_sh[i]);
-        barrier();
-        return s;
-}
+#define DEFINE_WG_REDUCE(NAME, SUBGROUP_OP, OP)                                \
+        float NAME(float v)                                                    \
+        {                                                                      \
+                v = SUBGROUP_OP(v);                                            \
+                if (subgroupElect())                                           \
+                        red_sh[gl_SubgroupID] = v;                             \
+                barrier();                                                     \
+                float r = red_sh[0];                                           \
+                for (uint i = 1; i < gl_NumSubgroups; i++)                     \
+                        r = OP(r, red_sh[i]);                                  \
+                barrier();                                                     \
+                return r;                                                      \
+        }
 #else
-shared float red_sh[WG];
-
-float wg_sum(float v)
-{
-        uint lid = gl_LocalInvocationID.x;
-        red_sh[lid] = v;
-        barrier();
-        for (uint s = WG / 2; s > 0; s >>= 1) {
-                if (lid < s)
-                        red_sh[lid] += red_sh[lid + s];
-                barrier();
+#define DEFINE_WG_REDUCE(NAME, SUBGROUP_OP, OP)                                \
+        float NAME(float v)                                                    \
+        {                                                                      \
+                uint lid = gl_LocalInvocationID.x;                             \
+                red_sh[lid] = v;                                               \
+                barrier();                                                     \
+                for (uint s = WG / 2; s > 0; s >>= 1) {                        \
+                        if (lid < s)                                           \
+                                red_sh[lid] = OP(red_sh[lid], red_sh[lid + s]); \
+                        barrier();                                             \
+                }                                                              \
+                float r = red_sh[0];                                           \
+                barrier();                                                     \
+                return r;                                                      \
         }
-        float r = red_sh[0];
-        barrier();
-        return r;
-}
-
-float wg_max(float v)
-{
-        uint lid = gl_LocalInvocationID.x;
-        red_sh[lid] = v;
-        barrier();
-        for (uint s = WG / 2; s > 0; s >>= 1) {
-                if (lid < s)
-                        red_sh[lid] = max(red_sh[lid], red_sh[lid + s]);
-                barrier();
-        }
-        float r = red_sh[0];
-        barrier();
-        return r;
-}
 #endif
+
+float add2(float a, float b)
+{
+        return a + b;
+}
+
+DEFINE_WG_REDUCE(wg_sum, subgroupAdd, add2)
+DEFINE_WG_REDUCE(wg_max, subgroupMax, max)
 
 // Element-wise shaders run over a 2-D grid of workgroups so counts past the
 // 65535-group limit of one dimension still fit.
