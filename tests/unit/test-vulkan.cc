@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <map>
 #include <random>
 #include <vector>
 
@@ -16,6 +17,8 @@
 #include "slm-backend.h"
 #include "test-util.h"
 #include "vk-debug.h"
+#include "vk-internal.h"
+#include "vk-push.h"
 
 namespace
 {
@@ -421,4 +424,61 @@ TEST(VulkanValidation, LayerReportsInvalidCalls)
         EXPECT_GT(after, before);
         if (after > before)
                 fprintf(stderr, "(the message above was expected)\n");
+}
+
+namespace
+{
+
+// The size of a SPIR-V module's push-constant block: the last member's offset plus 4 (every
+// member of ours is a 32-bit scalar). 0 when the module has none.
+size_t push_block_size(const uint32_t *code, size_t words)
+{
+        const uint32_t OpTypePointer = 32, OpVariable = 59, OpMemberDecorate = 72, PushConstant = 9,
+                       Offset = 35;
+        std::map<uint32_t, uint32_t> pointee, end_of;
+        uint32_t var_type = 0;
+        for (size_t i = 5; i < words;) {
+                uint32_t n = code[i] >> 16, op = code[i] & 0xffff;
+                if (n == 0 || i + n > words)
+                        return 0;
+                if (op == OpTypePointer && code[i + 2] == PushConstant)
+                        pointee[code[i + 1]] = code[i + 3];
+                if (op == OpVariable && code[i + 3] == PushConstant)
+                        var_type = code[i + 1];
+                if (op == OpMemberDecorate && code[i + 3] == Offset)
+                        end_of[code[i + 1]] = std::max(end_of[code[i + 1]], code[i + 4] + 4);
+                i += n;
+        }
+        if (!var_type || !pointee.count(var_type))
+                return 0;
+        return end_of[pointee[var_type]];
+}
+
+} // namespace
+
+// The push constants each shader declares are the size of the C struct the host pushes.
+TEST(VulkanShaders, PushConstantsMirrorTheCStructs)
+{
+        const std::pair<const char *, size_t> sizes[] = {
+                { "matmul_", sizeof(VkPushMatmul) },
+                { "get_rows_", sizeof(VkPushGetRows) },
+                { "rmsnorm", sizeof(VkPushRmsnorm) },
+                { "rope", sizeof(VkPushRope) },
+                { "attention", sizeof(VkPushAttention) },
+                { "glu", sizeof(VkPushGlu) },
+                { "add", sizeof(VkPushAdd) },
+                { "copy", sizeof(VkPushCopy) },
+                { "argmax", sizeof(VkPushArgmax) },
+        };
+        ASSERT_GT(slm_vk_n_shaders, 20u);
+        for (size_t i = 0; i < slm_vk_n_shaders; i++) {
+                const SlmVkShader &sh = slm_vk_shaders[i];
+                ASSERT_EQ(sh.code[0], 0x07230203u) << sh.name << " is not SPIR-V";
+                size_t want = 0;
+                for (const auto &s : sizes)
+                        if (std::string(sh.name).rfind(s.first, 0) == 0)
+                                want = s.second;
+                ASSERT_NE(want, 0u) << sh.name << " has no push-constant struct in vk-push.h";
+                EXPECT_EQ(push_block_size(sh.code, sh.size / 4), want) << sh.name;
+        }
 }
