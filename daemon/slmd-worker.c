@@ -843,7 +843,7 @@ SlmdWorker *slmd_worker_new(const char *backend, int n_threads, SlmdModelFunc mo
         int r;
 
         r = slm_backend_new(backend, n_threads, &w->backend);
-        if (r == -ENODEV && g_strcmp0(backend, "vulkan") == 0) {
+        if (r == -ENODEV) { /* "vulkan", or "auto" with SLM_BACKEND=vulkan */
                 /* the service keeps working: on the CPU, and says so in its status */
                 g_warning("no usable Vulkan device; running on the CPU");
                 r = slm_backend_new("cpu", n_threads, &w->backend);
