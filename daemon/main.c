@@ -62,6 +62,63 @@ static void on_model_changed(const char *name, gpointer data)
         slmd_daemon_update_state(d);
 }
 
+/* [budget]: the governor's thresholds, keep-alive and who may be interactive. */
+static gboolean load_budget_config(SlmdConfig *c, GKeyFile *kf, const char *path, GError **error)
+{
+        g_auto(GStrv) keys = g_key_file_get_keys(kf, "budget", NULL, NULL);
+        SlmPolicy *p = &c->policy;
+
+        for (char **k = keys; k && *k; k++) {
+                g_autoptr(GError) e = NULL;
+                double v = 0;
+                gboolean number = strcmp(*k, "interactive-users") != 0;
+
+                if (number)
+                        v = g_key_file_get_double(kf, "budget", *k, &e);
+                if (e) {
+                        g_propagate_prefixed_error(error, g_steal_pointer(&e), "%s: ", path);
+                        return FALSE;
+                }
+                if (number && (v < 0 || v > 1e9)) {
+                        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                                    "%s: [budget] %s is out of range", path, *k);
+                        return FALSE;
+                }
+                if (strcmp(*k, "hot-temp") == 0)
+                        p->hot_c = v;
+                else if (strcmp(*k, "critical-temp") == 0)
+                        p->critical_c = v;
+                else if (strcmp(*k, "critical-margin") == 0)
+                        p->critical_margin_c = v;
+                else if (strcmp(*k, "battery-low") == 0)
+                        p->battery_low_pct = (int)v;
+                else if (strcmp(*k, "hot-pace") == 0)
+                        p->hot_pace_tps = v;
+                else if (strcmp(*k, "pressure-drop") == 0)
+                        p->pressure_drop = v;
+                else if (strcmp(*k, "pressure-unload") == 0)
+                        p->pressure_unload = v;
+                else if (strcmp(*k, "min-available-mb") == 0)
+                        p->min_available_mb = (uint64_t)v;
+                else if (strcmp(*k, "kv-cap-mb") == 0)
+                        p->kv_cap_mb = (uint64_t)v;
+                else if (strcmp(*k, "keep-alive") == 0)
+                        c->keep_alive_s = (guint)v;
+                else if (strcmp(*k, "poll-ms") == 0 && v >= 50)
+                        c->poll_ms = (guint)v;
+                else if (strcmp(*k, "interactive-users") == 0) {
+                        g_strfreev(c->interactive_users);
+                        c->interactive_users =
+                            g_key_file_get_string_list(kf, "budget", *k, NULL, NULL);
+                } else {
+                        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND,
+                                    "%s: unknown key '%s' in [budget] or out of range", path, *k);
+                        return FALSE;
+                }
+        }
+        return TRUE;
+}
+
 /* [daemon] keys of the configuration file; command-line options override them. */
 static gboolean load_config(SlmdConfig *c, const char *path, gboolean must_exist, GError **error)
 {
@@ -75,6 +132,8 @@ static gboolean load_config(SlmdConfig *c, const char *path, gboolean must_exist
                 g_propagate_prefixed_error(error, g_steal_pointer(&local), "%s: ", path);
                 return FALSE;
         }
+        if (!load_budget_config(c, kf, path, error))
+                return FALSE;
         keys = g_key_file_get_keys(kf, "daemon", NULL, NULL);
         for (char **k = keys; k && *k; k++) {
                 g_autoptr(GError) e = NULL;
@@ -120,6 +179,7 @@ static GDBusConnection *connect_bus(gboolean session, const char *address, GErro
 int main(int argc, char **argv)
 {
         g_autofree char *config_path = NULL, *state_dir = NULL, *model = NULL, *backend = NULL;
+        g_autofree char *sysfs_root = NULL, *procfs_root = NULL;
         g_autofree char *address = NULL;
         gboolean session = FALSE, version = FALSE;
         int threads = 0;
@@ -141,6 +201,10 @@ int main(int argc, char **argv)
                 { "backend", 0, 0, G_OPTION_ARG_STRING, &backend,
                   "cpu, vulkan or auto (default auto)", "NAME" },
                 { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "Inference threads", "N" },
+                { "sysfs-root", 0, 0, G_OPTION_ARG_FILENAME, &sysfs_root,
+                  "Read thermal zones and power supplies here (default /sys)", "DIR" },
+                { "procfs-root", 0, 0, G_OPTION_ARG_FILENAME, &procfs_root,
+                  "Read memory pressure here (default /proc)", "DIR" },
                 { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version", NULL },
                 { NULL },
         };
@@ -163,6 +227,9 @@ int main(int argc, char **argv)
         d.config.max_sessions_per_user = 16;
         d.config.max_prompt_bytes = 1 << 20;
         d.config.max_import_bytes = 64ull << 30;
+        slm_policy_defaults(&d.config.policy);
+        d.config.poll_ms = 2000;
+        d.config.keep_alive_s = 0;
         if (!load_config(&d.config, config_path ? config_path : DEFAULT_CONFIG, config_path != NULL,
                          &error)) {
                 g_printerr("slmd: %s\n", error->message);
@@ -174,6 +241,9 @@ int main(int argc, char **argv)
         }
         if (backend) {
                 g_free(d.config.backend);
+                g_free(d.config.sysfs_root);
+                g_free(d.config.procfs_root);
+                g_strfreev(d.config.interactive_users);
                 d.config.backend = g_steal_pointer(&backend);
         }
         if (threads)
@@ -182,6 +252,9 @@ int main(int argc, char **argv)
                 g_printerr("slmd: threads must be 1 to 256\n");
                 return 2;
         }
+        d.config.policy.max_threads = d.config.threads;
+        d.config.sysfs_root = sysfs_root ? g_steal_pointer(&sysfs_root) : g_strdup("/sys");
+        d.config.procfs_root = procfs_root ? g_steal_pointer(&procfs_root) : g_strdup("/proc");
 
         d.store = slmd_store_new(d.config.state_dir, &error);
         if (!d.store) {
@@ -235,6 +308,7 @@ int main(int argc, char **argv)
                 goto out;
         }
         (void)slmd_error_quark();
+        slmd_budget_start(&d);
 
         g_unix_signal_add(SIGTERM, on_signal, &d);
         g_unix_signal_add(SIGINT, on_signal, &d);
@@ -247,6 +321,7 @@ int main(int argc, char **argv)
         g_bus_unown_name(owner_id);
         ret = 0;
 out:
+        slmd_budget_stop(&d);
         /*
          * Sessions close first (they submit their last requests), then the
          * thread stops and its last events are delivered, then the tables go.
@@ -278,6 +353,9 @@ out:
         slmd_store_free(d.store);
         g_free(d.config.state_dir);
         g_free(d.config.backend);
+        g_free(d.config.sysfs_root);
+        g_free(d.config.procfs_root);
+        g_strfreev(d.config.interactive_users);
         g_free(d.preload_path);
         g_free(d.preload_name);
         return ret;

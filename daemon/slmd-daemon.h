@@ -23,6 +23,12 @@ typedef struct {
         guint max_sessions_per_user;
         guint64 max_prompt_bytes;
         guint64 max_import_bytes;
+        /* budgets: [budget] in the configuration file */
+        char *sysfs_root, *procfs_root;
+        SlmPolicy policy;
+        guint keep_alive_s; /* unload an idle model after this long; 0: never */
+        guint poll_ms;
+        char **interactive_users; /* who may claim the interactive class; "*": everyone */
 } SlmdConfig;
 
 typedef struct SlmdSession SlmdSession;
@@ -40,12 +46,21 @@ typedef struct {
         GHashTable *owners;   /* unique bus name -> Owner */
         guint next_session;
         char *preload_path, *preload_name; /* --model FILE outside the store */
+        SlmBudget budget;                  /* in force */
+        guint budget_timer;
 } SlmdDaemon;
 
 /* The Unix uid of a bus peer, or (guint)-1 when the bus cannot tell. */
 guint slmd_daemon_peer_uid(SlmdDaemon *d, const char *sender);
 /* The manager's State property from the current situation. */
 void slmd_daemon_update_state(SlmdDaemon *d);
+
+/* Budgets (slmd-budget.c). */
+void slmd_budget_start(SlmdDaemon *d);
+void slmd_budget_stop(SlmdDaemon *d);
+GVariant *slmd_budget_variant(const SlmBudget *b);
+/* Whether work of class @priority may be submitted now; else Throttled. */
+gboolean slmd_budget_check(SlmdDaemon *d, SlmdPriority priority, GError **error);
 
 /* Sessions (slmd-session.c). */
 SlmdSession *slmd_session_new(SlmdDaemon *d, const char *owner, guint uid, GVariant *options,

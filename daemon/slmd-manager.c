@@ -425,6 +425,11 @@ static gboolean handle_create_session(SlmdDBusManager *skel, GDBusMethodInvocati
                     "uid %u already has %u sessions, the most allowed", uid, n_uid);
                 return TRUE;
         }
+        if (!d->budget.accept_sessions) {
+                g_dbus_method_invocation_return_error(inv, SLMD_ERROR, SLMD_ERROR_THROTTLED,
+                                                      "no new sessions now: %s", d->budget.reason);
+                return TRUE;
+        }
         s = slmd_session_new(d, sender, uid, options, &error);
         if (!s) {
                 g_dbus_method_invocation_return_gerror(inv, error);

@@ -6,6 +6,8 @@
  */
 #include <string.h>
 
+#include <pwd.h>
+
 #include "slmd-daemon.h"
 #include "slmd-error.h"
 
@@ -23,6 +25,7 @@ struct SlmdSession {
         SlmdSeq *seq;
         SlmdRequest *current;
         gboolean closed;
+        gboolean interactive_ok; /* policy lets this uid use the interactive class */
 };
 
 static SlmdSession *session_ref(SlmdSession *s)
@@ -255,7 +258,14 @@ static void on_event(SlmdRequest *req, SlmdEvent event, const char *text, gpoint
 
 static void run(SlmdSession *s, GDBusMethodInvocation *inv, SlmdRequest *req)
 {
-        Pending *pd = g_new0(Pending, 1);
+        g_autoptr(GError) error = NULL;
+        Pending *pd;
+
+        if (req->kind != SLMD_REQ_RESET && !slmd_budget_check(s->d, req->priority, &error)) {
+                g_dbus_method_invocation_return_gerror(inv, error);
+                return;
+        }
+        pd = g_new0(Pending, 1);
 
         pd->s = session_ref(s);
         pd->inv = inv;
@@ -364,7 +374,8 @@ static gboolean run_list(SlmdSession *s, GDBusMethodInvocation *inv, SlmdRequest
         }
         req = slmd_request_new(kind, s->seq);
         if (kind == SLMD_REQ_SUGGEST)
-                req->priority = SLMD_PRIORITY_INTERACTIVE; /* a keyboard is waiting */
+                if (s->interactive_ok)
+                        req->priority = SLMD_PRIORITY_INTERACTIVE; /* a keyboard is waiting */
         req->text = g_strdup(text);
         req->n = n;
         run(s, inv, req);
@@ -419,6 +430,24 @@ static gboolean handle_close(SlmdDBusSession *skel, GDBusMethodInvocation *inv, 
 }
 
 /* ---- life cycle ---------------------------------------------------------------------------- */
+
+/* [budget] interactive-users: user names or uids, "*" for everyone (also when unset). */
+static gboolean interactive_allowed(SlmdDaemon *d, guint uid)
+{
+        if (!d->config.interactive_users)
+                return TRUE;
+        for (char **u = d->config.interactive_users; *u; u++) {
+                struct passwd *pw;
+                char *end;
+                guint64 n = g_ascii_strtoull(*u, &end, 10);
+                if (strcmp(*u, "*") == 0 || (*end == '\0' && end != *u && n == uid))
+                        return TRUE;
+                pw = getpwnam(*u);
+                if (pw && pw->pw_uid == uid)
+                        return TRUE;
+        }
+        return FALSE;
+}
 
 static gboolean parse_priority(const char *name, SlmdPriority *ret)
 {
@@ -479,7 +508,14 @@ SlmdSession *slmd_session_new(SlmdDaemon *d, const char *owner, guint uid, GVari
                 return NULL;
         }
 
+        gboolean interactive_ok = interactive_allowed(d, uid);
+        if (prio == SLMD_PRIORITY_INTERACTIVE && !interactive_ok) {
+                /* bounded by policy: the session runs as normal, and says so */
+                prio = SLMD_PRIORITY_NORMAL;
+                priority = "normal";
+        }
         s = g_new0(SlmdSession, 1);
+        s->interactive_ok = interactive_ok;
         s->ref_count = 1;
         s->d = d;
         s->owner = g_strdup(owner);

@@ -22,6 +22,7 @@ struct SlmdSeq {
         GArray *history;     /* int32_t: what the KV cache holds */
         GArray *unevaluated; /* int32_t: generated but not yet in the cache */
         gint used, size;     /* mirrors for the main thread */
+        char *tokens_model;  /* after its cache was dropped: the model its tokens are for */
 };
 
 typedef struct SlmdProgress {
@@ -42,7 +43,9 @@ struct SlmdWorker {
         GQueue incoming;
         gboolean stopping;
         char *default_name, *default_path;
-        gint pending; /* queued + running */
+        gint pending;       /* queued + running */
+        SlmBudget budget;   /* under lock: set by the main thread */
+        gint64 last_active; /* monotonic µs of the last step, atomic */
 
         /* the worker thread's own */
         GMainContext *main_ctx;
@@ -53,6 +56,9 @@ struct SlmdWorker {
         guint model_gen;
         float *logits; /* for requests that finish in one step (suggest, replies) */
         GQueue active[SLMD_PRIORITY_SYSTEM + 1];
+        GPtrArray *seqs;    /* every sequence with a context, or whose cache was dropped */
+        gint64 next_normal; /* pacing: when normal work may step again */
+        int max_threads, threads;
         SlmdModelFunc model_changed;
         GSourceFunc request_done;
         gpointer user_data;
@@ -126,8 +132,10 @@ SlmdSeq *slmd_seq_new(guint n_ctx, const char *system_prompt, SlmdPriority prior
         return s;
 }
 
-static void seq_free(SlmdSeq *s)
+static void seq_free(SlmdWorker *w, SlmdSeq *s)
 {
+        g_ptr_array_remove_fast(w->seqs, s);
+        g_free(s->tokens_model);
         slm_context_free(s->ctx);
         g_array_unref(s->history);
         g_array_unref(s->unevaluated);
@@ -265,9 +273,51 @@ static void end_accepted_generations(SlmdWorker *w, const char *reason)
                 }
 }
 
+/* Whether a queued request works on @s. */
+static gboolean seq_in_use(SlmdWorker *w, SlmdSeq *s)
+{
+        for (int p = 0; p <= SLMD_PRIORITY_SYSTEM; p++)
+                for (GList *l = w->active[p].head; l; l = l->next)
+                        if (((SlmdRequest *)l->data)->seq == s)
+                                return TRUE;
+        return FALSE;
+}
+
+/*
+ * Free @s's KV cache but keep its tokens: they are evaluated again, in
+ * front of whatever comes next, when the same model is resident.
+ */
+static void drop_cache(SlmdWorker *w, SlmdSeq *s)
+{
+        if (!s->ctx)
+                return;
+        g_array_prepend_vals(s->unevaluated, s->history->data, s->history->len);
+        g_array_set_size(s->history, 0);
+        s->ctx = slm_context_free(s->ctx);
+        g_free(s->tokens_model);
+        s->tokens_model = g_strdup(w->model_name);
+        g_atomic_int_set(&s->used, 0);
+}
+
+static guint drop_idle_caches(SlmdWorker *w)
+{
+        guint n = 0;
+
+        for (guint i = 0; i < w->seqs->len; i++) {
+                SlmdSeq *s = g_ptr_array_index(w->seqs, i);
+                if (s->ctx && !seq_in_use(w, s)) {
+                        drop_cache(w, s);
+                        n++;
+                }
+        }
+        return n;
+}
+
 static void unload(SlmdWorker *w)
 {
         end_accepted_generations(w, "unloaded");
+        /* idle sessions keep their tokens for when the model is back */
+        drop_idle_caches(w);
         /* device copies are keyed by address, which the next model may reuse */
         slm_backend_release_weights(w->backend);
         w->model = slm_model_free(w->model);
@@ -306,7 +356,12 @@ static gboolean ensure_model(SlmdWorker *w, SlmdRequest *req)
         g_mutex_lock(&w->lock);
         name = g_strdup(w->default_name);
         path = g_strdup(w->default_path);
+        gboolean unloaded = w->budget.unload;
         g_mutex_unlock(&w->lock);
+        if (unloaded) {
+                fail(req, SLMD_ERROR_THROTTLED, "memory pressure: the model stays unloaded");
+                return FALSE;
+        }
         if (!path) {
                 fail(req, SLMD_ERROR_NO_MODEL, "no model is loaded and there is no default model");
                 return FALSE;
@@ -330,8 +385,14 @@ static gboolean ensure_ctx(SlmdWorker *w, SlmdRequest *req)
         if (s->ctx && s->model_gen == w->model_gen)
                 return TRUE;
         s->ctx = slm_context_free(s->ctx);
-        g_array_set_size(s->history, 0);
-        g_array_set_size(s->unevaluated, 0);
+        if (!s->tokens_model || g_strcmp0(s->tokens_model, w->model_name) != 0) {
+                /* a new model: the tokens mean nothing to it */
+                g_array_set_size(s->history, 0);
+                g_array_set_size(s->unevaluated, 0);
+        }
+        g_clear_pointer(&s->tokens_model, g_free);
+        if (!g_ptr_array_find(w->seqs, s, NULL))
+                g_ptr_array_add(w->seqs, s);
         n_ctx = slm_model_hparams(w->model)->n_ctx_train;
         if (s->n_ctx_requested && (int)s->n_ctx_requested < n_ctx)
                 n_ctx = (int)s->n_ctx_requested;
@@ -768,7 +829,7 @@ static gboolean step(SlmdWorker *w, SlmdRequest *req)
                 req->reason = "done";
                 return TRUE;
         case SLMD_REQ_FREE_SEQ:
-                seq_free(req->seq);
+                seq_free(w, req->seq);
                 req->seq = NULL;
                 req->reason = "done";
                 return TRUE;
@@ -787,8 +848,47 @@ static gboolean step(SlmdWorker *w, SlmdRequest *req)
                 }
                 req->reason = "done";
                 return TRUE;
+        case SLMD_REQ_DROP_CACHES:
+                req->n = drop_idle_caches(w);
+                req->reason = "done";
+                return TRUE;
         }
         return TRUE;
+}
+
+/* Work the budget lets run now; control requests and cancellations always may. */
+static gboolean may_run(SlmdWorker *w, SlmdRequest *req, gboolean class_open)
+{
+        switch (req->kind) {
+        case SLMD_REQ_APPEND:
+        case SLMD_REQ_GENERATE:
+        case SLMD_REQ_CHAT:
+        case SLMD_REQ_SUGGEST:
+        case SLMD_REQ_REPLIES:
+                return class_open || g_atomic_int_get(&req->cancelled);
+        default:
+                return TRUE;
+        }
+}
+
+/* The next request of class @p to step, under the lock; @wake: when paced work may go. */
+static SlmdRequest *pick(SlmdWorker *w, int p, gint64 *wake)
+{
+        gboolean open = TRUE;
+
+        if (p == SLMD_PRIORITY_NORMAL) {
+                open = w->budget.normal_allowed;
+                if (open && w->budget.pace_tps > 0 && g_get_monotonic_time() < w->next_normal) {
+                        open = FALSE;
+                        *wake = MIN(*wake, w->next_normal);
+                }
+        } else if (p == SLMD_PRIORITY_BACKGROUND) {
+                open = w->budget.background_allowed && w->budget.normal_allowed;
+        }
+        for (GList *l = w->active[p].head; l; l = l->next)
+                if (may_run(w, l->data, open))
+                        return l->data;
+        return NULL;
 }
 
 static gpointer worker_main(gpointer data)
@@ -809,21 +909,34 @@ static gpointer worker_main(gpointer data)
                 g_mutex_lock(&w->lock);
                 for (;;) {
                         SlmdRequest *in;
+                        gint64 wake = G_MAXINT64;
                         while ((in = g_queue_pop_head(&w->incoming)))
                                 g_queue_push_tail(&w->active[in->priority], in);
                         for (p = SLMD_PRIORITY_SYSTEM; p >= 0 && !req; p--)
-                                req = g_queue_peek_head(&w->active[p]);
+                                req = pick(w, p, &wake);
                         if (req || w->stopping)
                                 break;
-                        g_cond_wait(&w->cond, &w->lock);
+                        if (wake != G_MAXINT64)
+                                g_cond_wait_until(&w->cond, &w->lock, wake);
+                        else
+                                g_cond_wait(&w->cond, &w->lock);
                 }
+                int threads = MIN(w->budget.threads, w->max_threads);
                 g_mutex_unlock(&w->lock);
                 if (!req)
                         break;
+                if (threads >= 1 && threads != w->threads &&
+                    slm_backend_set_threads(w->backend, threads) == 0)
+                        w->threads = threads;
 
                 GQueue *q = &w->active[req->priority];
-                g_queue_pop_head(q);
-                if (step(w, req)) {
+                g_queue_remove(q, req);
+                gboolean done = step(w, req);
+                __atomic_store_n(&w->last_active, g_get_monotonic_time(), __ATOMIC_RELAXED);
+                if (req->priority == SLMD_PRIORITY_NORMAL && w->budget.pace_tps > 0)
+                        w->next_normal =
+                            g_get_monotonic_time() + (gint64)(G_USEC_PER_SEC / w->budget.pace_tps);
+                if (done) {
                         /* counted down before the event, which looks at slmd_worker_busy() */
                         g_atomic_int_dec_and_test(&w->pending);
                         post(w, req, SLMD_EVENT_DONE, NULL, 0);
@@ -863,6 +976,14 @@ SlmdWorker *slmd_worker_new(const char *backend, int n_threads, SlmdModelFunc mo
         }
         g_mutex_init(&w->lock);
         g_cond_init(&w->cond);
+        w->seqs = g_ptr_array_new();
+        w->max_threads = w->threads = n_threads;
+        w->budget = (SlmBudget){ .threads = n_threads,
+                                 .max_batch = 64,
+                                 .normal_allowed = TRUE,
+                                 .background_allowed = TRUE,
+                                 .accept_sessions = TRUE };
+        w->last_active = g_get_monotonic_time();
         w->main_ctx = g_main_context_ref_thread_default();
         w->model_changed = model_changed;
         w->request_done = request_done;
@@ -892,6 +1013,7 @@ void slmd_worker_free(SlmdWorker *w)
                 slmd_request_unref(r);
         slm_model_free(w->model);
         slm_backend_free(w->backend);
+        g_ptr_array_unref(w->seqs);
         g_free(w->backend_info);
         g_free(w->model_name);
         g_free(w->logits);
@@ -930,4 +1052,19 @@ const char *slmd_worker_backend(SlmdWorker *w)
 gboolean slmd_worker_busy(SlmdWorker *w)
 {
         return g_atomic_int_get(&w->pending) > 0;
+}
+
+void slmd_worker_set_budget(SlmdWorker *w, const SlmBudget *b)
+{
+        g_mutex_lock(&w->lock);
+        w->budget = *b;
+        g_cond_signal(&w->cond);
+        g_mutex_unlock(&w->lock);
+}
+
+gint64 slmd_worker_idle_usec(SlmdWorker *w)
+{
+        if (slmd_worker_busy(w))
+                return 0;
+        return g_get_monotonic_time() - __atomic_load_n(&w->last_active, __ATOMIC_RELAXED);
 }

@@ -11,6 +11,7 @@
 
 #include <gio/gio.h>
 
+#include "governor.h"
 #include "sampler.h"
 
 G_BEGIN_DECLS
@@ -32,6 +33,7 @@ typedef enum {
         SLMD_REQ_FREE_SEQ,
         SLMD_REQ_LOAD,
         SLMD_REQ_UNLOAD,
+        SLMD_REQ_DROP_CACHES, /* idle sessions' KV caches; n: how many went */
 } SlmdRequestKind;
 
 typedef enum {
@@ -102,6 +104,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SlmdWorker, slmd_worker_free)
 void slmd_worker_set_default(SlmdWorker *w, const char *name, const char *path);
 void slmd_worker_submit(SlmdWorker *w, SlmdRequest *req);
 const char *slmd_worker_backend(SlmdWorker *w);
+/*
+ * The budget from now on: classes it pauses wait in their queues (control
+ * requests and cancellations still run), normal work is paced, the thread
+ * count follows, and no model is loaded while it says unload.
+ */
+void slmd_worker_set_budget(SlmdWorker *w, const SlmBudget *b);
+/* How long the worker has had nothing to do, 0 while it works. */
+gint64 slmd_worker_idle_usec(SlmdWorker *w);
 /* Whether any request is queued or running. */
 gboolean slmd_worker_busy(SlmdWorker *w);
 

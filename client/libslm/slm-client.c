@@ -221,12 +221,16 @@ static uint64_t get_u64(DBusMessageIter *v)
 {
         dbus_uint64_t u = 0;
         dbus_uint32_t u32 = 0;
+        dbus_int32_t i32 = 0;
 
         if (dbus_message_iter_get_arg_type(v) == DBUS_TYPE_UINT64)
                 dbus_message_iter_get_basic(v, &u);
         else if (dbus_message_iter_get_arg_type(v) == DBUS_TYPE_UINT32) {
                 dbus_message_iter_get_basic(v, &u32);
                 u = u32;
+        } else if (dbus_message_iter_get_arg_type(v) == DBUS_TYPE_INT32) {
+                dbus_message_iter_get_basic(v, &i32);
+                u = i32 > 0 ? (uint64_t)i32 : 0;
         }
         return u;
 }
@@ -314,6 +318,20 @@ void slm_client_free(SlmClient *c)
 
 /* ---- the manager --------------------------------------------------------------------------- */
 
+static void budget_field(const char *key, DBusMessageIter *v, void *data)
+{
+        SlmDaemonStatus *s = data;
+
+        if (strcmp(key, "thermal") == 0 && !s->thermal)
+                s->thermal = dup_str(v);
+        else if (strcmp(key, "reason") == 0 && !s->budget_reason)
+                s->budget_reason = dup_str(v);
+        else if (strcmp(key, "threads") == 0)
+                s->budget_threads = (int32_t)get_u64(v);
+        else if (strcmp(key, "background-refused") == 0)
+                s->background_refused = get_bool(v);
+}
+
 static void status_field(const char *key, DBusMessageIter *v, void *data)
 {
         SlmDaemonStatus *s = data;
@@ -330,6 +348,8 @@ static void status_field(const char *key, DBusMessageIter *v, void *data)
                 s->state = dup_str(v);
         else if (strcmp(key, "Sessions") == 0)
                 s->sessions = (uint32_t)get_u64(v);
+        else if (strcmp(key, "Budget") == 0)
+                read_dict(v, budget_field, s);
 }
 
 int slm_client_status(SlmClient *c, SlmDaemonStatus *ret, SlmClientError *err)
@@ -347,11 +367,18 @@ int slm_client_status(SlmClient *c, SlmDaemonStatus *ret, SlmClientError *err)
         dbus_message_iter_init(reply, &it);
         read_dict(&it, status_field, ret);
         dbus_message_unref(reply);
+        /* an older daemon without a Budget property */
+        if (!ret->thermal)
+                ret->thermal = strdup("");
+        if (!ret->budget_reason)
+                ret->budget_reason = strdup("");
         return 0;
 }
 
 void slm_daemon_status_clear(SlmDaemonStatus *s)
 {
+        free(s->thermal);
+        free(s->budget_reason);
         free(s->version);
         free(s->active_model);
         free(s->default_model);

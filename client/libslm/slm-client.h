@@ -67,6 +67,11 @@ typedef struct {
         char *backend;
         char *state;
         uint32_t sessions;
+        /* the budget in force (see the Budget property) */
+        char *thermal;       /* "cool", "hot" or "critical" */
+        char *budget_reason; /* "cool", or each constraint in force */
+        int32_t budget_threads;
+        bool background_refused;
 } SlmDaemonStatus;
 
 int slm_client_status(SlmClient *c, SlmDaemonStatus *ret_status, SlmClientError *err);

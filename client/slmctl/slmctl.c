@@ -99,13 +99,19 @@ static int cmd_status(SlmClient *c)
                 json_string(st.default_model);
                 printf(",\"backend\":");
                 json_string(st.backend);
-                printf(",\"sessions\":%u}\n", st.sessions);
+                printf(",\"sessions\":%u,\"thermal\":", st.sessions);
+                json_string(st.thermal);
+                printf(",\"budget\":");
+                json_string(st.budget_reason);
+                printf(",\"threads\":%d,\"background_refused\":%s}\n", st.budget_threads,
+                       st.background_refused ? "true" : "false");
         } else {
                 printf("slmd %s, %s\n", st.version, st.state);
                 printf("  model:    %s\n", *st.active_model ? st.active_model : "(none loaded)");
                 printf("  default:  %s\n", *st.default_model ? st.default_model : "(none)");
                 printf("  backend:  %s\n", st.backend);
                 printf("  sessions: %u\n", st.sessions);
+                printf("  budget:   %s (%d threads)\n", st.budget_reason, st.budget_threads);
         }
         slm_daemon_status_clear(&st);
         return 0;

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The budget in force: every poll interval the device is read (from
+ * --sysfs-root and --procfs-root), the governor decides, and a changed
+ * budget goes to the worker, the Budget property and the BudgetChanged
+ * signal. Dropping idle KV caches and unloading happen when the budget
+ * starts asking for them; an idle model goes after the keep-alive time.
+ */
+#include "slmd-daemon.h"
+#include "slmd-error.h"
+
+#include "readers.h"
+
+GVariant *slmd_budget_variant(const SlmBudget *b)
+{
+        GVariantBuilder vb;
+
+        g_variant_builder_init(&vb, G_VARIANT_TYPE_VARDICT);
+        g_variant_builder_add(&vb, "{sv}", "thermal",
+                              g_variant_new_string(slm_thermal_name(b->thermal)));
+        g_variant_builder_add(&vb, "{sv}", "threads", g_variant_new_int32(b->threads));
+        g_variant_builder_add(&vb, "{sv}", "max-batch", g_variant_new_int32(b->max_batch));
+        g_variant_builder_add(&vb, "{sv}", "pace", g_variant_new_double(b->pace_tps));
+        g_variant_builder_add(&vb, "{sv}", "normal-allowed",
+                              g_variant_new_boolean(b->normal_allowed));
+        g_variant_builder_add(&vb, "{sv}", "background-allowed",
+                              g_variant_new_boolean(b->background_allowed));
+        g_variant_builder_add(&vb, "{sv}", "background-refused",
+                              g_variant_new_boolean(b->background_refused));
+        g_variant_builder_add(&vb, "{sv}", "accept-sessions",
+                              g_variant_new_boolean(b->accept_sessions));
+        g_variant_builder_add(&vb, "{sv}", "kv-cap", g_variant_new_uint64(b->kv_cap_bytes));
+        g_variant_builder_add(&vb, "{sv}", "drop-idle-kv", g_variant_new_boolean(b->drop_idle_kv));
+        g_variant_builder_add(&vb, "{sv}", "unload", g_variant_new_boolean(b->unload));
+        g_variant_builder_add(&vb, "{sv}", "reason", g_variant_new_string(b->reason));
+        return g_variant_builder_end(&vb);
+}
+
+static void submit(SlmdDaemon *d, SlmdRequestKind kind)
+{
+        g_autoptr(SlmdRequest) req = slmd_request_new(kind, NULL);
+
+        slmd_worker_submit(d->worker, req);
+}
+
+static void apply(SlmdDaemon *d, const SlmBudget *b, gboolean announce)
+{
+        SlmBudget prev = d->budget;
+
+        d->budget = *b;
+        slmd_worker_set_budget(d->worker, b);
+        slmd_dbus_manager_set_budget(d->manager, slmd_budget_variant(b));
+        if (!announce)
+                return;
+        g_message("budget: %s", b->reason);
+        slmd_dbus_manager_emit_budget_changed(d->manager, slmd_budget_variant(b));
+        if (b->drop_idle_kv && !prev.drop_idle_kv)
+                submit(d, SLMD_REQ_DROP_CACHES);
+        if (b->unload && !prev.unload && *slmd_dbus_manager_get_active_model(d->manager))
+                submit(d, SLMD_REQ_UNLOAD);
+}
+
+static SlmBudget decide(SlmdDaemon *d)
+{
+        SlmReadings r = { .profile = SLM_PROFILE_UNKNOWN };
+        SlmBudget b;
+
+        slm_read_device(d->config.sysfs_root, d->config.procfs_root, &r);
+        slm_governor_decide(&r, &d->config.policy, &b);
+        return b;
+}
+
+static gboolean tick(gpointer data)
+{
+        SlmdDaemon *d = data;
+        SlmBudget b = decide(d);
+
+        if (!slm_budget_equal(&b, &d->budget))
+                apply(d, &b, TRUE);
+        if (d->config.keep_alive_s > 0 && *slmd_dbus_manager_get_active_model(d->manager) &&
+            slmd_worker_idle_usec(d->worker) >= (gint64)d->config.keep_alive_s * G_USEC_PER_SEC) {
+                g_message("keep-alive: the model was idle for %u s, unloading it",
+                          d->config.keep_alive_s);
+                submit(d, SLMD_REQ_UNLOAD);
+        }
+        return G_SOURCE_CONTINUE;
+}
+
+void slmd_budget_start(SlmdDaemon *d)
+{
+        SlmBudget b = decide(d);
+
+        apply(d, &b, FALSE);
+        g_message("budget: %s", b.reason);
+        d->budget_timer = g_timeout_add(d->config.poll_ms, tick, d);
+}
+
+void slmd_budget_stop(SlmdDaemon *d)
+{
+        if (d->budget_timer)
+                g_source_remove(d->budget_timer);
+        d->budget_timer = 0;
+}
+
+gboolean slmd_budget_check(SlmdDaemon *d, SlmdPriority priority, GError **error)
+{
+        if (priority == SLMD_PRIORITY_BACKGROUND && d->budget.background_refused) {
+                g_set_error(error, SLMD_ERROR, SLMD_ERROR_THROTTLED,
+                            "background work is refused now: %s", d->budget.reason);
+                return FALSE;
+        }
+        return TRUE;
+}
