@@ -822,3 +822,294 @@ TEST_F(Daemon, ModelManagement)
         slm_client_free(c);
         EXPECT_EQ(stop(), 0) << log();
 }
+
+// ---- budgets: slmd reads a fake sysfs/procfs tree that the tests change while it runs ----
+
+namespace
+{
+
+class Budget : public Daemon
+{
+      protected:
+        std::string sys, proc;
+
+        void SetUp() override
+        {
+                Daemon::SetUp();
+                sys = dir + "/sys";
+                proc = dir + "/proc";
+                zone(40);
+                put(sys + "/class/thermal/thermal_zone0/trip_point_0_type", "passive");
+                put(sys + "/class/thermal/thermal_zone0/trip_point_0_temp", "80000");
+                put(sys + "/class/thermal/thermal_zone0/trip_point_1_type", "critical");
+                put(sys + "/class/thermal/thermal_zone0/trip_point_1_temp", "110000");
+                supply(true, 90, "Charging");
+                pressure(0.0, 0.0);
+                put(proc + "/meminfo", "MemTotal: 16000000 kB\nMemAvailable: 8000000 kB");
+        }
+
+        void put(const std::string &path, const std::string &text)
+        {
+                std::string parent = path.substr(0, path.rfind('/'));
+                ASSERT_EQ(run_cmd("mkdir -p '" + parent + "' && printf '%s\\n' '" + text + "' > '" +
+                                  path + ".new' && mv '" + path + ".new' '" + path + "'"),
+                          0);
+        }
+
+        void zone(int celsius)
+        {
+                put(sys + "/class/thermal/thermal_zone0/temp", std::to_string(celsius * 1000));
+        }
+
+        void supply(bool ac, int pct, const char *status)
+        {
+                put(sys + "/class/power_supply/AC/type", "Mains");
+                put(sys + "/class/power_supply/AC/online", ac ? "1" : "0");
+                put(sys + "/class/power_supply/BAT0/type", "Battery");
+                put(sys + "/class/power_supply/BAT0/capacity", std::to_string(pct));
+                put(sys + "/class/power_supply/BAT0/status", status);
+        }
+
+        void pressure(double some, double full)
+        {
+                char buf[256];
+                snprintf(buf, sizeof(buf),
+                         "some avg10=%.2f avg60=0.00 avg300=0.00 total=0\n"
+                         "full avg10=%.2f avg60=0.00 avg300=0.00 total=0",
+                         some, full);
+                put(proc + "/pressure/memory", buf);
+        }
+
+        void start_budgeted(const std::string &extra_conf = "")
+        {
+                put(dir + "/slmd.conf", "[budget]\npoll-ms=100\n" + extra_conf);
+                start(shared(kStory), { "--config", dir + "/slmd.conf", "--sysfs-root", sys,
+                                        "--procfs-root", proc });
+        }
+
+        std::string budget_reason()
+        {
+                SlmDaemonStatus st = status();
+                std::string r = st.budget_reason ? st.budget_reason : "";
+                slm_daemon_status_clear(&st);
+                return r;
+        }
+
+        std::string active_model()
+        {
+                SlmDaemonStatus st = status();
+                std::string m = st.active_model ? st.active_model : "";
+                slm_daemon_status_clear(&st);
+                return m;
+        }
+
+        bool reason_becomes(const std::string &want)
+        {
+                return eventually([&] { return budget_reason().find(want) != std::string::npos; });
+        }
+
+        SlmSession *session(SlmClient *c, const char *priority)
+        {
+                SlmSessionOptions so = { nullptr, priority, 0 };
+                SlmSession *s = nullptr;
+                SlmClientError err;
+                EXPECT_EQ(slm_client_create_session(c, &so, &s, &err), 0) << err.message;
+                return s;
+        }
+};
+
+} // namespace
+
+// Heating the zone past its passive trip pauses background work, paces normal work and keeps
+// the keyboard answered; cooling it resumes the paused stream. Each change is announced.
+TEST_F(Budget, HeatPausesBackgroundAndKeepsTheKeyboardAnswered)
+{
+        start_budgeted();
+        std::string monitor_log = dir + "/monitor.log";
+        pid_t monitor = spawn({ "gdbus", "monitor", "--address", address, "--dest", "org.slmd.Slm1",
+                                "--object-path", "/org/slmd/Slm1" },
+                              monitor_log);
+        EXPECT_EQ(budget_reason(), "cool");
+        usleep(300 * 1000); // the monitor subscribes
+
+        zone(85);
+        ASSERT_TRUE(reason_becomes("hot: thermal zone 0")) << budget_reason();
+        SlmDaemonStatus st = status();
+        EXPECT_STREQ(st.thermal, "hot");
+        slm_daemon_status_clear(&st);
+
+        Stream bg;
+        SlmFinish bg_fin = {};
+        std::atomic<bool> bg_done{ false };
+        std::thread background([&] {
+                SlmClient *c = client();
+                SlmSession *s = session(c, "background");
+                SlmGenerateOptions o = greedy(20);
+                EXPECT_EQ(
+                    slm_session_generate(s, "Once upon a time", &o, collect, &bg, &bg_fin, nullptr),
+                    0);
+                bg_done = true;
+                slm_session_free(s);
+                slm_client_free(c);
+        });
+        usleep(600 * 1000);
+        EXPECT_EQ(bg.tokens.load(), 0) << "background work ran while hot";
+
+        // the keyboard is answered while the background stream waits
+        SlmClient *kb = client();
+        SlmSession *ks = session(kb, "interactive");
+        char **words = nullptr;
+        SlmClientError err;
+        ASSERT_EQ(slm_session_suggest(ks, "Once upon a", 3, &words, &err), 0) << err.message;
+        ASSERT_NE(words[0], nullptr);
+        EXPECT_STREQ(words[0], "time");
+        slm_strv_free(words);
+        EXPECT_FALSE(bg_done.load());
+
+        // normal work is paced: 6 tokens at 5 tokens/s take at least a second
+        SlmSession *ns = session(kb, "normal");
+        Stream n;
+        SlmFinish nfin;
+        SlmGenerateOptions o = greedy(6);
+        auto t0 = std::chrono::steady_clock::now();
+        ASSERT_EQ(slm_session_generate(ns, "Once upon a time", &o, collect, &n, &nfin, nullptr), 0);
+        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        EXPECT_GE(secs, 0.9) << "normal work was not paced while hot";
+        EXPECT_EQ(n.tokens.load(), 6);
+
+        zone(40);
+        ASSERT_TRUE(reason_becomes("cool"));
+        background.join();
+        EXPECT_EQ(bg.tokens.load(), 20);
+        EXPECT_STREQ(bg_fin.reason, "length");
+        slm_session_free(ns);
+        slm_session_free(ks);
+        slm_client_free(kb);
+
+        kill(monitor, SIGTERM);
+        wait_exit(monitor);
+        std::string signals;
+        run_cmd("cat '" + monitor_log + "'", &signals);
+        EXPECT_NE(signals.find("BudgetChanged"), std::string::npos) << signals;
+        EXPECT_NE(signals.find("hot: thermal zone 0 at or above 80.0"), std::string::npos)
+            << signals;
+        EXPECT_EQ(stop(), 0) << log();
+}
+
+// Unplugging the AC at a low battery makes background requests fail with Throttled; normal
+// work goes on, and plugging it back in lifts the refusal.
+TEST_F(Budget, LowBatteryThrottlesBackground)
+{
+        supply(true, 12, "Charging");
+        start_budgeted("battery-low=20\n");
+        SlmClient *c = client();
+        SlmSession *bg = session(c, "background"), *nm = session(c, "normal");
+        EXPECT_EQ(story(c, 5).empty(), false);
+        Stream s;
+        SlmFinish fin;
+        SlmGenerateOptions o = greedy(5);
+        SlmClientError err;
+        ASSERT_EQ(slm_session_generate(bg, "Once", &o, collect, &s, &fin, &err), 0) << err.message;
+
+        supply(false, 12, "Discharging");
+        ASSERT_TRUE(reason_becomes("on battery below 20 %"));
+        SlmDaemonStatus st = status();
+        EXPECT_TRUE(st.background_refused);
+        slm_daemon_status_clear(&st);
+        EXPECT_EQ(slm_session_generate(bg, " upon", &o, collect, &s, &fin, &err),
+                  SLM_STATUS_THROTTLED);
+        EXPECT_STREQ(err.name, "org.slmd.Slm1.Error.Throttled");
+        EXPECT_NE(std::string(err.message).find("on battery"), std::string::npos) << err.message;
+        ASSERT_EQ(slm_session_generate(nm, "Once", &o, collect, &s, &fin, &err), 0) << err.message;
+
+        supply(true, 12, "Charging");
+        ASSERT_TRUE(reason_becomes("cool"));
+        EXPECT_EQ(slm_session_generate(bg, " upon", &o, collect, &s, &fin, &err), 0) << err.message;
+        slm_session_free(bg);
+        slm_session_free(nm);
+        slm_client_free(c);
+        EXPECT_EQ(stop(), 0) << log();
+}
+
+// Memory pressure first drops idle sessions' KV caches (recomputed from their tokens on next
+// use, with the same result), then unloads the model; when it passes, the model comes back.
+TEST_F(Budget, MemoryPressureDropsCachesThenUnloads)
+{
+        start_budgeted();
+        SlmClient *c = client();
+        std::string want = story(c, 30); // "Once upon a time" + 30 greedy tokens, from scratch
+
+        SlmSession *a = session(c, "normal");
+        SlmClientError err;
+        ASSERT_EQ(slm_session_append(a, "Once upon a time", &err), 0) << err.message;
+        pressure(25.0, 0.0);
+        ASSERT_TRUE(reason_becomes("idle KV caches dropped"));
+        ASSERT_TRUE(eventually([&] {
+                std::string l = log();
+                return l.find("budget: memory pressure") != std::string::npos;
+        }));
+        Stream s;
+        SlmFinish fin;
+        SlmGenerateOptions o = greedy(30);
+        ASSERT_EQ(slm_session_generate(a, "", &o, collect, &s, &fin, &err), 0) << err.message;
+        EXPECT_EQ(s.text, want) << "the dropped cache was not recomputed from the tokens";
+
+        pressure(60.0, 30.0);
+        ASSERT_TRUE(reason_becomes("model unloaded"));
+        ASSERT_TRUE(eventually([&] { return active_model().empty(); })) << log();
+        Stream s2;
+        EXPECT_EQ(slm_session_generate(a, " The end.", &o, collect, &s2, &fin, &err),
+                  SLM_STATUS_THROTTLED);
+        SlmSession *refused = nullptr;
+        EXPECT_EQ(slm_client_create_session(c, nullptr, &refused, &err), SLM_STATUS_THROTTLED);
+
+        pressure(0.0, 0.0);
+        ASSERT_TRUE(reason_becomes("cool"));
+        EXPECT_EQ(story(c, 30), want);
+        EXPECT_FALSE(active_model().empty());
+        slm_session_free(a);
+        slm_client_free(c);
+        EXPECT_EQ(stop(), 0) << log();
+}
+
+// An idle model goes after keep-alive; the next request loads it again.
+TEST_F(Budget, KeepAliveUnloadsAnIdleModel)
+{
+        start_budgeted("keep-alive=1\n");
+        SlmClient *c = client();
+        std::string first = story(c, 10);
+        EXPECT_FALSE(active_model().empty());
+        ASSERT_TRUE(eventually([&] { return active_model().empty(); })) << log();
+        EXPECT_NE(log().find("keep-alive"), std::string::npos);
+        EXPECT_EQ(story(c, 10), first);
+        EXPECT_FALSE(active_model().empty());
+        slm_client_free(c);
+        EXPECT_EQ(stop(), 0) << log();
+}
+
+// A uid the policy does not list cannot claim the interactive class: near the critical trip,
+// where only interactive work runs, its "keyboard" waits like normal work until it cools.
+TEST_F(Budget, InteractiveClassIsBoundedByPolicy)
+{
+        start_budgeted("interactive-users=nosuchuser;12345;\n");
+        SlmClient *c = client();
+        SlmSession *s = session(c, "interactive");
+        zone(101);
+        ASSERT_TRUE(reason_becomes("critical: thermal zone 0"));
+        std::atomic<bool> answered{ false };
+        std::thread kb([&] {
+                char **words = nullptr;
+                SlmClientError err;
+                EXPECT_EQ(slm_session_suggest(s, "Once upon a", 3, &words, &err), 0) << err.message;
+                slm_strv_free(words);
+                answered = true;
+        });
+        usleep(600 * 1000);
+        EXPECT_FALSE(answered.load()) << "a uid outside interactive-users ran as interactive";
+        zone(40);
+        kb.join();
+        EXPECT_TRUE(answered.load());
+        slm_session_free(s);
+        slm_client_free(c);
+        EXPECT_EQ(stop(), 0) << log();
+}
