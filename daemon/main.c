@@ -150,6 +150,8 @@ static gboolean load_config(SlmdConfig *c, const char *path, gboolean must_exist
                             (guint)g_key_file_get_uint64(kf, "daemon", *k, &e);
                 } else if (strcmp(*k, "max-prompt-bytes") == 0) {
                         c->max_prompt_bytes = g_key_file_get_uint64(kf, "daemon", *k, &e);
+                } else if (strcmp(*k, "preemption") == 0) {
+                        c->no_preemption = !g_key_file_get_boolean(kf, "daemon", *k, &e);
                 } else if (strcmp(*k, "max-import-bytes") == 0) {
                         c->max_import_bytes = g_key_file_get_uint64(kf, "daemon", *k, &e);
                 } else {
@@ -267,6 +269,7 @@ int main(int argc, char **argv)
                 g_printerr("slmd: %s\n", error->message);
                 goto out;
         }
+        slmd_worker_set_preemption(d.worker, !d.config.no_preemption);
         d.loop = g_main_loop_new(NULL, FALSE);
         d.sessions = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                            (GDestroyNotify)slmd_session_unref);

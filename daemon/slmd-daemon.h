@@ -23,6 +23,7 @@ typedef struct {
         guint max_sessions_per_user;
         guint64 max_prompt_bytes;
         guint64 max_import_bytes;
+        gboolean no_preemption; /* [daemon] preemption=false */
         /* budgets: [budget] in the configuration file */
         char *sysfs_root, *procfs_root;
         SlmPolicy policy;

@@ -59,6 +59,8 @@ struct SlmdWorker {
         GPtrArray *seqs;    /* every sequence with a context, or whose cache was dropped */
         gint64 next_normal; /* pacing: when normal work may step again */
         int max_threads, threads;
+        gboolean preempt;     /* else a request runs to its end once started */
+        SlmdRequest *running; /* started and not finished (without preemption) */
         SlmdModelFunc model_changed;
         GSourceFunc request_done;
         gpointer user_data;
@@ -912,6 +914,8 @@ static gpointer worker_main(gpointer data)
                         gint64 wake = G_MAXINT64;
                         while ((in = g_queue_pop_head(&w->incoming)))
                                 g_queue_push_tail(&w->active[in->priority], in);
+                        if (!w->preempt && w->running)
+                                req = w->running; /* no preemption: it runs to its end */
                         for (p = SLMD_PRIORITY_SYSTEM; p >= 0 && !req; p--)
                                 req = pick(w, p, &wake);
                         if (req || w->stopping)
@@ -932,6 +936,7 @@ static gpointer worker_main(gpointer data)
                 GQueue *q = &w->active[req->priority];
                 g_queue_remove(q, req);
                 gboolean done = step(w, req);
+                w->running = done ? NULL : req;
                 __atomic_store_n(&w->last_active, g_get_monotonic_time(), __ATOMIC_RELAXED);
                 if (req->priority == SLMD_PRIORITY_NORMAL && w->budget.pace_tps > 0)
                         w->next_normal =
@@ -978,6 +983,7 @@ SlmdWorker *slmd_worker_new(const char *backend, int n_threads, SlmdModelFunc mo
         g_cond_init(&w->cond);
         w->seqs = g_ptr_array_new();
         w->max_threads = w->threads = n_threads;
+        w->preempt = TRUE;
         w->budget = (SlmBudget){ .threads = n_threads,
                                  .max_batch = 64,
                                  .normal_allowed = TRUE,
@@ -1067,4 +1073,11 @@ gint64 slmd_worker_idle_usec(SlmdWorker *w)
         if (slmd_worker_busy(w))
                 return 0;
         return g_get_monotonic_time() - __atomic_load_n(&w->last_active, __ATOMIC_RELAXED);
+}
+
+void slmd_worker_set_preemption(SlmdWorker *w, gboolean preempt)
+{
+        g_mutex_lock(&w->lock);
+        w->preempt = preempt;
+        g_mutex_unlock(&w->lock);
 }

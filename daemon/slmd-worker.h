@@ -110,6 +110,12 @@ const char *slmd_worker_backend(SlmdWorker *w);
  * count follows, and no model is loaded while it says unload.
  */
 void slmd_worker_set_budget(SlmdWorker *w, const SlmBudget *b);
+/*
+ * With preemption (the default) higher classes go first at every step
+ * boundary; without it a started request runs to its end (for measuring
+ * what preemption is worth).
+ */
+void slmd_worker_set_preemption(SlmdWorker *w, gboolean preempt);
 /* How long the worker has had nothing to do, 0 while it works. */
 gint64 slmd_worker_idle_usec(SlmdWorker *w);
 /* Whether any request is queued or running. */
