@@ -3,11 +3,14 @@
  * The budget in force: every poll interval the device is read (from
  * --sysfs-root and --procfs-root), the governor decides, and a changed
  * budget goes to the worker, the Budget property and the BudgetChanged
- * signal. Dropping idle KV caches and unloading happen when the budget
+ * signal. The power profile comes from power-profiles-daemon, when it is
+ * on the bus. Dropping idle KV caches and unloading happen when the budget
  * starts asking for them; an idle model goes after the keep-alive time.
  */
 #include "slmd-daemon.h"
 #include "slmd-error.h"
+
+#include <string.h>
 
 #include "readers.h"
 
@@ -60,12 +63,30 @@ static void apply(SlmdDaemon *d, const SlmBudget *b, gboolean announce)
                 submit(d, SLMD_REQ_UNLOAD);
 }
 
+static SlmProfile power_profile(SlmdDaemon *d)
+{
+        g_autoptr(GVariant) v = NULL;
+        const char *name;
+
+        if (!d->profiles)
+                return SLM_PROFILE_UNKNOWN;
+        v = g_dbus_proxy_get_cached_property(d->profiles, "ActiveProfile");
+        if (!v || !g_variant_is_of_type(v, G_VARIANT_TYPE_STRING))
+                return SLM_PROFILE_UNKNOWN;
+        name = g_variant_get_string(v, NULL);
+        if (strcmp(name, "power-saver") == 0)
+                return SLM_PROFILE_POWER_SAVER;
+        if (strcmp(name, "performance") == 0)
+                return SLM_PROFILE_PERFORMANCE;
+        return strcmp(name, "balanced") == 0 ? SLM_PROFILE_BALANCED : SLM_PROFILE_UNKNOWN;
+}
+
 static SlmBudget decide(SlmdDaemon *d)
 {
-        SlmReadings r = { .profile = SLM_PROFILE_UNKNOWN };
+        SlmReadings r = { .profile = power_profile(d) };
         SlmBudget b;
 
-        slm_read_device(d->config.sysfs_root, d->config.procfs_root, &r);
+        slm_read_device(d->config.sysfs_root, d->config.procfs_root, &r); /* keeps r.profile */
         slm_governor_decide(&r, &d->config.policy, &b);
         return b;
 }
@@ -86,9 +107,37 @@ static gboolean tick(gpointer data)
         return G_SOURCE_CONTINUE;
 }
 
+static void on_profile_changed(GDBusProxy *proxy, GVariant *changed, GStrv invalidated,
+                               gpointer data)
+{
+        tick(data); /* at once, not at the next poll */
+}
+
+static void on_profiles_proxy(GObject *source, GAsyncResult *res, gpointer data)
+{
+        SlmdDaemon *d = data;
+        g_autoptr(GError) error = NULL;
+        GDBusProxy *proxy = g_dbus_proxy_new_finish(res, &error);
+
+        if (!proxy) {
+                if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+                        g_message("power profiles: %s", error->message);
+                return;
+        }
+        d->profiles = proxy;
+        g_signal_connect(proxy, "g-properties-changed", G_CALLBACK(on_profile_changed), d);
+        tick(d);
+}
+
 void slmd_budget_start(SlmdDaemon *d)
 {
         SlmBudget b = decide(d);
+
+        /* the proxy follows the name: the profile is read whenever the service runs */
+        d->profiles_cancel = g_cancellable_new();
+        g_dbus_proxy_new(d->conn, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START, NULL,
+                         "net.hadess.PowerProfiles", "/net/hadess/PowerProfiles",
+                         "net.hadess.PowerProfiles", d->profiles_cancel, on_profiles_proxy, d);
 
         apply(d, &b, FALSE);
         g_message("budget: %s", b.reason);
@@ -97,6 +146,10 @@ void slmd_budget_start(SlmdDaemon *d)
 
 void slmd_budget_stop(SlmdDaemon *d)
 {
+        if (d->profiles_cancel)
+                g_cancellable_cancel(d->profiles_cancel);
+        g_clear_object(&d->profiles_cancel);
+        g_clear_object(&d->profiles);
         if (d->budget_timer)
                 g_source_remove(d->budget_timer);
         d->budget_timer = 0;

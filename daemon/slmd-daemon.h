@@ -49,6 +49,8 @@ typedef struct {
         char *preload_path, *preload_name; /* --model FILE outside the store */
         SlmBudget budget;                  /* in force */
         guint budget_timer;
+        GDBusProxy *profiles; /* power-profiles-daemon */
+        GCancellable *profiles_cancel;
 } SlmdDaemon;
 
 /* The Unix uid of a bus peer, or (guint)-1 when the bus cannot tell. */

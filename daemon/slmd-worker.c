@@ -23,6 +23,7 @@ struct SlmdSeq {
         GArray *unevaluated; /* int32_t: generated but not yet in the cache */
         gint used, size;     /* mirrors for the main thread */
         char *tokens_model;  /* after its cache was dropped: the model its tokens are for */
+        gint64 last_used;    /* monotonic µs: the least recently used cache goes first */
 };
 
 typedef struct SlmdProgress {
@@ -59,6 +60,7 @@ struct SlmdWorker {
         GPtrArray *seqs;    /* every sequence with a context, or whose cache was dropped */
         gint64 next_normal; /* pacing: when normal work may step again */
         int max_threads, threads;
+        int step_batch;         /* prompt tokens per step, from the budget */
         gboolean preempt;     /* else a request runs to its end once started */
         SlmdRequest *running; /* started and not finished (without preemption) */
         SlmdModelFunc model_changed;
@@ -168,6 +170,7 @@ static int seq_eval(SlmdSeq *s, const int32_t *ids, size_t n, float *logits)
 {
         int r = slm_context_eval(s->ctx, ids, (int)n, logits);
 
+        s->last_used = g_get_monotonic_time();
         if (r == 0)
                 g_array_append_vals(s->history, ids, (guint)n);
         g_atomic_int_set(&s->used, (gint)s->history->len);
@@ -315,6 +318,39 @@ static guint drop_idle_caches(SlmdWorker *w)
         return n;
 }
 
+/* Keep all caches together under the budget's cap: drop idle ones, least recently used first. */
+static void cap_caches(SlmdWorker *w, SlmdSeq *keep)
+{
+        guint64 cap, total = 0;
+
+        g_mutex_lock(&w->lock);
+        cap = w->budget.kv_cap_bytes;
+        g_mutex_unlock(&w->lock);
+        if (!cap)
+                return;
+        for (guint i = 0; i < w->seqs->len; i++) {
+                SlmdSeq *s = g_ptr_array_index(w->seqs, i);
+                if (s->ctx)
+                        total += slm_context_kv_bytes(s->ctx);
+        }
+        while (total > cap) {
+                SlmdSeq *victim = NULL;
+                for (guint i = 0; i < w->seqs->len; i++) {
+                        SlmdSeq *s = g_ptr_array_index(w->seqs, i);
+                        if (s->ctx && s != keep && !seq_in_use(w, s) &&
+                            (!victim || s->last_used < victim->last_used))
+                                victim = s;
+                }
+                if (!victim)
+                        return; /* every cache is in use: over the cap until one is idle */
+                total -= slm_context_kv_bytes(victim->ctx);
+                drop_cache(w, victim);
+                g_message("KV cache of an idle session dropped: over the %" G_GUINT64_FORMAT
+                          " MiB cap",
+                          cap >> 20);
+        }
+}
+
 static void unload(SlmdWorker *w)
 {
         end_accepted_generations(w, "unloaded");
@@ -405,6 +441,8 @@ static gboolean ensure_ctx(SlmdWorker *w, SlmdRequest *req)
                 return FALSE;
         }
         s->model_gen = w->model_gen;
+        s->last_used = g_get_monotonic_time();
+        cap_caches(w, s);
         g_atomic_int_set(&s->size, n_ctx);
         g_atomic_int_set(&s->used, 0);
         return TRUE;
@@ -558,7 +596,7 @@ static gboolean step_text(SlmdWorker *w, SlmdRequest *req)
                                                     : finish_text(w, req, "cancelled");
 
         if (p->n_done < p->n_prompt) {
-                size_t n = MIN(p->n_prompt - p->n_done, (size_t)PREFILL_CHUNK);
+                size_t n = MIN(p->n_prompt - p->n_done, (size_t)w->step_batch);
                 gboolean last = p->n_done + n == p->n_prompt;
                 int r = seq_eval(s, p->prompt + p->n_done, n, last ? p->logits : NULL);
                 if (r < 0)
@@ -926,6 +964,7 @@ static gpointer worker_main(gpointer data)
                                 g_cond_wait(&w->cond, &w->lock);
                 }
                 int threads = MIN(w->budget.threads, w->max_threads);
+                w->step_batch = CLAMP(w->budget.max_batch, 1, PREFILL_CHUNK);
                 g_mutex_unlock(&w->lock);
                 if (!req)
                         break;
@@ -984,6 +1023,7 @@ SlmdWorker *slmd_worker_new(const char *backend, int n_threads, SlmdModelFunc mo
         w->seqs = g_ptr_array_new();
         w->max_threads = w->threads = n_threads;
         w->preempt = TRUE;
+        w->step_batch = PREFILL_CHUNK;
         w->budget = (SlmBudget){ .threads = n_threads,
                                  .max_batch = 64,
                                  .normal_allowed = TRUE,

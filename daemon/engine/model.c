@@ -489,6 +489,13 @@ int slm_context_n_ctx(const SlmContext *c)
         return c->n_ctx;
 }
 
+uint64_t slm_context_kv_bytes(const SlmContext *c)
+{
+        return c->k_cache && c->k_cache[0]
+                   ? 2ull * (uint64_t)c->n_layer * c->k_cache[0]->n * sizeof(float)
+                   : 0;
+}
+
 int slm_context_n_past(const SlmContext *c)
 {
         return c->n_past;

@@ -72,6 +72,8 @@ int slm_context_new(SlmModel *m, SlmBackend *backend, int n_ctx, SlmContext **re
 SlmContext *slm_context_free(SlmContext *ctx);
 
 int slm_context_n_ctx(const SlmContext *ctx);
+/* Bytes of the context's KV cache. */
+uint64_t slm_context_kv_bytes(const SlmContext *ctx);
 /* Positions already in the KV cache. */
 int slm_context_n_past(const SlmContext *ctx);
 /* Forget positions from @n_past on (keeping the prefix before it). */

@@ -1113,3 +1113,71 @@ TEST_F(Budget, InteractiveClassIsBoundedByPolicy)
         slm_client_free(c);
         EXPECT_EQ(stop(), 0) << log();
 }
+
+// The power profile comes from power-profiles-daemon (a python3-dbusmock mock on the test bus):
+// power-saver halves the threads, and a change is applied at once.
+TEST_F(Budget, PowerSaverProfileFromPowerProfilesDaemon)
+{
+        setenv("DBUS_SYSTEM_BUS_ADDRESS", address.c_str(), 1);
+        pid_t ppd =
+            spawn({ "/usr/bin/python3", "-m", "dbusmock", "--template", "power_profiles_daemon" },
+                  dir + "/ppd.log");
+        unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+        std::string call = "gdbus call --address '" + address +
+                           "' --dest net.hadess.PowerProfiles --object-path "
+                           "/net/hadess/PowerProfiles --method ";
+        ASSERT_TRUE(eventually([&] {
+                return run_cmd(call + "org.freedesktop.DBus.Properties.Get "
+                                      "net.hadess.PowerProfiles ActiveProfile") == 0;
+        })) << "the mock power-profiles-daemon did not start";
+        start_budgeted(); // two threads
+        SlmDaemonStatus st = status();
+        EXPECT_EQ(st.budget_threads, 2);
+        slm_daemon_status_clear(&st);
+
+        ASSERT_EQ(run_cmd(call + "org.freedesktop.DBus.Properties.Set net.hadess.PowerProfiles "
+                                 "ActiveProfile \"<'power-saver'>\""),
+                  0);
+        ASSERT_TRUE(reason_becomes("power-saver profile")) << budget_reason();
+        st = status();
+        EXPECT_EQ(st.budget_threads, 1);
+        slm_daemon_status_clear(&st);
+        SlmClient *c = client();
+        EXPECT_FALSE(story(c, 10).empty()); // still serving, on one thread
+        slm_client_free(c);
+
+        ASSERT_EQ(run_cmd(call + "org.freedesktop.DBus.Properties.Set net.hadess.PowerProfiles "
+                                 "ActiveProfile \"<'performance'>\""),
+                  0);
+        ASSERT_TRUE(reason_becomes("cool"));
+        kill(ppd, SIGTERM);
+        wait_exit(ppd);
+        EXPECT_EQ(stop(), 0) << log();
+}
+
+// All sessions' KV caches stay under kv-cap-mb: a second session's cache pushes out the idle first
+// one, which is recomputed from its tokens when used again, with the same result.
+TEST_F(Budget, KvCapDropsTheLeastRecentlyUsedCache)
+{
+        start_budgeted("kv-cap-mb=1\n"); // one story-model context is 0.6 MiB
+        SlmClient *c = client();
+        std::string want = story(c, 20);
+        SlmSession *a = session(c, "normal"), *b = session(c, "normal");
+        SlmClientError err;
+        ASSERT_EQ(slm_session_append(a, "Once upon a time", &err), 0) << err.message;
+        EXPECT_EQ(log().find("KV cache of an idle session dropped"), std::string::npos);
+        ASSERT_EQ(slm_session_append(b, "The end.", &err), 0) << err.message;
+        ASSERT_TRUE(eventually([&] {
+                return log().find("KV cache of an idle session dropped: over the 1 MiB cap") !=
+                       std::string::npos;
+        })) << log();
+        Stream s;
+        SlmFinish fin;
+        SlmGenerateOptions o = greedy(20);
+        ASSERT_EQ(slm_session_generate(a, "", &o, collect, &s, &fin, &err), 0) << err.message;
+        EXPECT_EQ(s.text, want);
+        slm_session_free(a);
+        slm_session_free(b);
+        slm_client_free(c);
+        EXPECT_EQ(stop(), 0) << log();
+}
