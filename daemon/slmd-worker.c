@@ -60,7 +60,7 @@ struct SlmdWorker {
         GPtrArray *seqs;    /* every sequence with a context, or whose cache was dropped */
         gint64 next_normal; /* pacing: when normal work may step again */
         int max_threads, threads;
-        int step_batch;         /* prompt tokens per step, from the budget */
+        int step_batch;       /* prompt tokens per step, from the budget */
         gboolean preempt;     /* else a request runs to its end once started */
         SlmdRequest *running; /* started and not finished (without preemption) */
         SlmdModelFunc model_changed;
@@ -964,6 +964,7 @@ static gpointer worker_main(gpointer data)
                                 g_cond_wait(&w->cond, &w->lock);
                 }
                 int threads = MIN(w->budget.threads, w->max_threads);
+                double pace = w->budget.pace_tps;
                 w->step_batch = CLAMP(w->budget.max_batch, 1, PREFILL_CHUNK);
                 g_mutex_unlock(&w->lock);
                 if (!req)
@@ -977,9 +978,8 @@ static gpointer worker_main(gpointer data)
                 gboolean done = step(w, req);
                 w->running = done ? NULL : req;
                 __atomic_store_n(&w->last_active, g_get_monotonic_time(), __ATOMIC_RELAXED);
-                if (req->priority == SLMD_PRIORITY_NORMAL && w->budget.pace_tps > 0)
-                        w->next_normal =
-                            g_get_monotonic_time() + (gint64)(G_USEC_PER_SEC / w->budget.pace_tps);
+                if (req->priority == SLMD_PRIORITY_NORMAL && pace > 0)
+                        w->next_normal = g_get_monotonic_time() + (gint64)(G_USEC_PER_SEC / pace);
                 if (done) {
                         /* counted down before the event, which looks at slmd_worker_busy() */
                         g_atomic_int_dec_and_test(&w->pending);
