@@ -7,32 +7,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:-$here/../build}" && pwd)
 model=${2:-$here/../../shared/models/stories260K-f32.gguf}
-tmp=$(mktemp -d)
-bus_pid= slmd_pid=
-
-cleanup() {
-        [ -n "$slmd_pid" ] && kill "$slmd_pid" 2>/dev/null && wait "$slmd_pid" 2>/dev/null
-        [ -n "$bus_pid" ] && kill "$bus_pid" 2>/dev/null && wait "$bus_pid" 2>/dev/null
-        rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-address="unix:path=$tmp/bus"
-slmctl=("$build/client/slmctl" --address "$address")
+# shellcheck source=private-bus.sh
+. "$here/private-bus.sh"
 
 echo "== a private bus and slmd"
-dbus-daemon --session --nofork --address="$address" &
-bus_pid=$!
-for _ in $(seq 100); do
-        [ -S "$tmp/bus" ] && break
-        sleep 0.05
-done
-"$build/daemon/slmd" --address "$address" --state-dir "$tmp/state" 2>"$tmp/slmd.log" &
-slmd_pid=$!
-for _ in $(seq 100); do
-        "${slmctl[@]}" status >/dev/null 2>&1 && break
-        sleep 0.1
-done
+start_bus
+start_slmd
 "${slmctl[@]}" status || { cat "$tmp/slmd.log" >&2; exit 1; }
 
 echo "== import $(basename "$model")"
