@@ -94,6 +94,10 @@ static gboolean load_budget_config(SlmdConfig *c, GKeyFile *kf, const char *path
                         p->battery_low_pct = (int)v;
                 else if (strcmp(*k, "hot-pace") == 0)
                         p->hot_pace_tps = v;
+                else if (strcmp(*k, "normal-pace") == 0)
+                        p->normal_pace_tps = v;
+                else if (strcmp(*k, "background-pace") == 0)
+                        p->background_pace_tps = v;
                 else if (strcmp(*k, "pressure-drop") == 0)
                         p->pressure_drop = v;
                 else if (strcmp(*k, "pressure-unload") == 0)

@@ -24,6 +24,8 @@ GVariant *slmd_budget_variant(const SlmBudget *b)
         g_variant_builder_add(&vb, "{sv}", "threads", g_variant_new_int32(b->threads));
         g_variant_builder_add(&vb, "{sv}", "max-batch", g_variant_new_int32(b->max_batch));
         g_variant_builder_add(&vb, "{sv}", "pace", g_variant_new_double(b->pace_tps));
+        g_variant_builder_add(&vb, "{sv}", "background-pace",
+                              g_variant_new_double(b->background_pace_tps));
         g_variant_builder_add(&vb, "{sv}", "normal-allowed",
                               g_variant_new_boolean(b->normal_allowed));
         g_variant_builder_add(&vb, "{sv}", "background-allowed",

@@ -57,8 +57,8 @@ struct SlmdWorker {
         guint model_gen;
         float *logits; /* for requests that finish in one step (suggest, replies) */
         GQueue active[SLMD_PRIORITY_SYSTEM + 1];
-        GPtrArray *seqs;    /* every sequence with a context, or whose cache was dropped */
-        gint64 next_normal; /* pacing: when normal work may step again */
+        GPtrArray *seqs; /* every sequence with a context, or whose cache was dropped */
+        gint64 next_step[SLMD_PRIORITY_SYSTEM + 1]; /* pacing: when a class may step again */
         int max_threads, threads;
         int step_batch;       /* prompt tokens per step, from the budget */
         gboolean preempt;     /* else a request runs to its end once started */
@@ -915,20 +915,31 @@ static gboolean may_run(SlmdWorker *w, SlmdRequest *req, gboolean class_open)
 static SlmdRequest *pick(SlmdWorker *w, int p, gint64 *wake)
 {
         gboolean open = TRUE;
+        double pace = 0;
 
         if (p == SLMD_PRIORITY_NORMAL) {
                 open = w->budget.normal_allowed;
-                if (open && w->budget.pace_tps > 0 && g_get_monotonic_time() < w->next_normal) {
-                        open = FALSE;
-                        *wake = MIN(*wake, w->next_normal);
-                }
+                pace = w->budget.pace_tps;
         } else if (p == SLMD_PRIORITY_BACKGROUND) {
                 open = w->budget.background_allowed && w->budget.normal_allowed;
+                pace = w->budget.background_pace_tps;
+        }
+        if (open && pace > 0 && g_get_monotonic_time() < w->next_step[p]) {
+                open = FALSE;
+                *wake = MIN(*wake, w->next_step[p]);
         }
         for (GList *l = w->active[p].head; l; l = l->next)
                 if (may_run(w, l->data, open))
                         return l->data;
         return NULL;
+}
+
+/* The pace of class @p now, tokens/s (0: none); under the lock. */
+static double class_pace(SlmdWorker *w, int p)
+{
+        return p == SLMD_PRIORITY_NORMAL       ? w->budget.pace_tps
+               : p == SLMD_PRIORITY_BACKGROUND ? w->budget.background_pace_tps
+                                               : 0.0;
 }
 
 static gpointer worker_main(gpointer data)
@@ -964,7 +975,7 @@ static gpointer worker_main(gpointer data)
                                 g_cond_wait(&w->cond, &w->lock);
                 }
                 int threads = MIN(w->budget.threads, w->max_threads);
-                double pace = w->budget.pace_tps;
+                double pace = req ? class_pace(w, req->priority) : 0.0;
                 w->step_batch = CLAMP(w->budget.max_batch, 1, PREFILL_CHUNK);
                 g_mutex_unlock(&w->lock);
                 if (!req)
@@ -978,8 +989,9 @@ static gpointer worker_main(gpointer data)
                 gboolean done = step(w, req);
                 w->running = done ? NULL : req;
                 __atomic_store_n(&w->last_active, g_get_monotonic_time(), __ATOMIC_RELAXED);
-                if (req->priority == SLMD_PRIORITY_NORMAL && pace > 0)
-                        w->next_normal = g_get_monotonic_time() + (gint64)(G_USEC_PER_SEC / pace);
+                if (pace > 0)
+                        w->next_step[req->priority] =
+                            g_get_monotonic_time() + (gint64)(G_USEC_PER_SEC / pace);
                 if (done) {
                         /* counted down before the event, which looks at slmd_worker_busy() */
                         g_atomic_int_dec_and_test(&w->pending);

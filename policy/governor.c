@@ -71,7 +71,8 @@ static void thermal(const SlmReadings *r, const SlmPolicy *p, SlmBudget *b)
         b->thermal = level;
         if (level == SLM_THERMAL_HOT) {
                 b->background_allowed = false;
-                b->pace_tps = p->hot_pace_tps;
+                if (b->pace_tps == 0 || p->hot_pace_tps < b->pace_tps)
+                        b->pace_tps = p->hot_pace_tps;
                 b->threads = half(p->max_threads);
                 b->max_batch = 16;
                 add_reason(b, "hot: thermal zone %d at or above %.1f °C", worst, worst_trip);
@@ -126,6 +127,8 @@ void slm_governor_decide(const SlmReadings *r, const SlmPolicy *p, SlmBudget *b)
                 .background_allowed = true,
                 .accept_sessions = true,
                 .kv_cap_bytes = p->kv_cap_mb << 20,
+                .pace_tps = p->normal_pace_tps,
+                .background_pace_tps = p->background_pace_tps,
         };
         thermal(r, p, b);
         power(r, p, b);
@@ -138,6 +141,7 @@ bool slm_budget_equal(const SlmBudget *a, const SlmBudget *b)
 {
         return a->thermal == b->thermal && a->threads == b->threads &&
                a->max_batch == b->max_batch && a->pace_tps == b->pace_tps &&
+               a->background_pace_tps == b->background_pace_tps &&
                a->normal_allowed == b->normal_allowed &&
                a->background_allowed == b->background_allowed &&
                a->background_refused == b->background_refused &&

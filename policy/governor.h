@@ -48,11 +48,13 @@ typedef struct {
 
 typedef struct {
         int max_threads;
-        double hot_c;              /* hot where a zone has no passive trip */
-        double critical_c;         /* critical where a zone has no critical trip */
-        double critical_margin_c;  /* critical this far below a critical trip */
-        int battery_low_pct;       /* on battery below it: background refused */
-        double hot_pace_tps;       /* normal work's pace while hot, tokens/s */
+        double hot_c;             /* hot where a zone has no passive trip */
+        double critical_c;        /* critical where a zone has no critical trip */
+        double critical_margin_c; /* critical this far below a critical trip */
+        int battery_low_pct;      /* on battery below it: background refused */
+        double hot_pace_tps;      /* normal work's pace while hot, tokens/s */
+        double normal_pace_tps;   /* per-class caps at all times, tokens/s; 0: none */
+        double background_pace_tps;
         double pressure_drop;      /* memory "some" avg10 % from which idle KV caches go */
         double pressure_unload;    /* memory "full" avg10 % from which the model goes */
         uint64_t min_available_mb; /* below it the model goes too */
@@ -62,11 +64,12 @@ typedef struct {
 typedef struct {
         SlmThermal thermal;
         int threads;
-        int max_batch;           /* prompt tokens per step */
-        double pace_tps;         /* normal class cap in tokens/s; 0: unpaced */
-        bool normal_allowed;     /* else normal work waits */
-        bool background_allowed; /* else background work waits */
-        bool background_refused; /* new background work fails with Throttled */
+        int max_batch;              /* prompt tokens per step */
+        double pace_tps;            /* normal class cap in tokens/s; 0: unpaced */
+        double background_pace_tps; /* background class cap; 0: unpaced */
+        bool normal_allowed;        /* else normal work waits */
+        bool background_allowed;    /* else background work waits */
+        bool background_refused;    /* new background work fails with Throttled */
         bool accept_sessions;
         uint64_t kv_cap_bytes; /* 0: no cap */
         bool drop_idle_kv;

@@ -1181,3 +1181,28 @@ TEST_F(Budget, KvCapDropsTheLeastRecentlyUsedCache)
         slm_client_free(c);
         EXPECT_EQ(stop(), 0) << log();
 }
+
+// A per-class cap from the configuration: background work at 5 tokens/s, normal work unpaced.
+TEST_F(Budget, BackgroundPaceFromTheConfiguration)
+{
+        start_budgeted("background-pace=5\n");
+        SlmClient *c = client();
+        SlmSession *bg = session(c, "background"), *nm = session(c, "normal");
+        SlmGenerateOptions o = greedy(6);
+        SlmFinish fin;
+        auto timed = [&](SlmSession *s) {
+                Stream st;
+                auto t0 = std::chrono::steady_clock::now();
+                EXPECT_EQ(
+                    slm_session_generate(s, "Once upon a time", &o, collect, &st, &fin, nullptr),
+                    0);
+                EXPECT_EQ(st.tokens.load(), 6);
+                return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        };
+        EXPECT_GE(timed(bg), 0.9);
+        EXPECT_LT(timed(nm), 0.5);
+        slm_session_free(bg);
+        slm_session_free(nm);
+        slm_client_free(c);
+        EXPECT_EQ(stop(), 0) << log();
+}

@@ -124,6 +124,26 @@ TEST(Governor, DecisionTable)
         }
 }
 
+TEST(Governor, PerClassPaces)
+{
+        SlmPolicy p;
+        slm_policy_defaults(&p);
+        p.normal_pace_tps = 20.0;
+        p.background_pace_tps = 2.0;
+        SlmReadings r = cool();
+        SlmBudget b;
+        slm_governor_decide(&r, &p, &b);
+        EXPECT_EQ(b.pace_tps, 20.0);
+        EXPECT_EQ(b.background_pace_tps, 2.0);
+        EXPECT_STREQ(b.reason, "cool");
+        r.zone[0].temp_c = 85.0; // hot: the slower of the two normal paces
+        slm_governor_decide(&r, &p, &b);
+        EXPECT_EQ(b.pace_tps, 5.0);
+        p.normal_pace_tps = 3.0;
+        slm_governor_decide(&r, &p, &b);
+        EXPECT_EQ(b.pace_tps, 3.0);
+}
+
 namespace
 {
 
