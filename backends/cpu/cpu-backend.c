@@ -41,6 +41,7 @@ static int grow(void **buf, size_t *size, size_t need)
 typedef struct {
         const SlmMatrix *w;
         SlmVecDotFn dot;
+        SlmTileDotFn tile; /* NULL: one row and token at a time */
         const void *xq;
         size_t xq_row_bytes;
         int64_t n_tokens;
@@ -59,7 +60,22 @@ static void matmul_task(void *data, int ith, int nth)
         slm_split(w->n_out, ith, nth, &start, &end);
         for (long long r0 = start; r0 < end; r0 += ROW_BLOCK) {
                 long long r1 = r0 + ROW_BLOCK < end ? r0 + ROW_BLOCK : end;
-                for (int64_t t = 0; t < m->n_tokens; t++) {
+                int64_t t = 0;
+                /* whole tiles of rows and tokens, then what is left one by one */
+                for (; m->tile && t + SLM_TILE_TOKENS <= m->n_tokens; t += SLM_TILE_TOKENS) {
+                        const uint8_t *x = (const uint8_t *)m->xq + t * m->xq_row_bytes;
+                        long long r = r0;
+                        for (; r + SLM_TILE_ROWS <= r1; r += SLM_TILE_ROWS)
+                                m->tile(w->n_in, (const uint8_t *)w->data + r * w->row_bytes,
+                                        w->row_bytes, x, m->xq_row_bytes, m->y + t * w->n_out + r,
+                                        (size_t)w->n_out);
+                        for (; r < r1; r++)
+                                for (int k = 0; k < SLM_TILE_TOKENS; k++)
+                                        m->y[(t + k) * w->n_out + r] = m->dot(
+                                            w->n_in, (const uint8_t *)w->data + r * w->row_bytes,
+                                            x + k * m->xq_row_bytes);
+                }
+                for (; t < m->n_tokens; t++) {
                         const uint8_t *x = (const uint8_t *)m->xq + t * m->xq_row_bytes;
                         float *y = m->y + t * w->n_out;
                         for (long long r = r0; r < r1; r++)
@@ -73,9 +89,13 @@ int slm_cpu_matmul(SlmBackend *b, const SlmMatrix *w, const float *x, int64_t n_
 {
         CpuBackend *cpu = (CpuBackend *)b;
         const SlmTypeTraits *tt = slm_type_traits(w->type);
-        MatmulTask task = { w,        slm_cpu_vec_dot(w->type),
-                            x,        (size_t)w->n_in * sizeof(float),
-                            n_tokens, y };
+        MatmulTask task = { w,
+                            slm_cpu_vec_dot(w->type),
+                            n_tokens >= SLM_TILE_TOKENS ? slm_cpu_tile_dot(w->type) : NULL,
+                            x,
+                            (size_t)w->n_in * sizeof(float),
+                            n_tokens,
+                            y };
         uint64_t row_bytes, total;
         int r;
 

@@ -24,6 +24,7 @@ REF(SLM_TYPE_Q5_K, ref_q5_k)
 REF(SLM_TYPE_Q6_K, ref_q6_k)
 
 static SlmVecDotFn table[SLM_TYPE_COUNT];
+static SlmTileDotFn tiles[SLM_TYPE_COUNT];
 static const char *simd_name = "scalar";
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -49,6 +50,7 @@ static void init(void)
                 SlmVecDotFn f = slm_cpu_vec_dot_avx2((SlmType)t);
                 if (f && table[t]) {
                         table[t] = f;
+                        tiles[t] = slm_cpu_tile_dot_avx2((SlmType)t);
                         simd_name = "avx2";
                 }
         }
@@ -58,6 +60,12 @@ SlmVecDotFn slm_cpu_vec_dot(SlmType type)
 {
         pthread_once(&once, init);
         return (unsigned)type < SLM_TYPE_COUNT ? table[type] : NULL;
+}
+
+SlmTileDotFn slm_cpu_tile_dot(SlmType type)
+{
+        pthread_once(&once, init);
+        return (unsigned)type < SLM_TYPE_COUNT ? tiles[type] : NULL;
 }
 
 const char *slm_cpu_simd_name(void)

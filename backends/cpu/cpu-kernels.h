@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "slm-types.h"
@@ -17,6 +18,20 @@ extern "C" {
 
 /* One weight row of @n elements against activations in the type's dot type. */
 typedef float (*SlmVecDotFn)(int64_t n, const void *w, const void *x);
+
+/*
+ * A tile of SLM_TILE_ROWS weight rows (w_stride bytes apart) against
+ * SLM_TILE_TOKENS activation rows (x_stride bytes apart), for prompt
+ * batches: out[t * out_stride + r].
+ */
+#define SLM_TILE_ROWS   4
+#define SLM_TILE_TOKENS 2
+typedef void (*SlmTileDotFn)(int64_t n, const void *w, size_t w_stride, const void *x,
+                             size_t x_stride, float *out, size_t out_stride);
+
+/* The tile kernel for weights of @type, NULL where there is none (then one row at a time). */
+SlmTileDotFn slm_cpu_tile_dot(SlmType type);
+SlmTileDotFn slm_cpu_tile_dot_avx2(SlmType type);
 
 /* The fastest kernel for weights of @type. */
 SlmVecDotFn slm_cpu_vec_dot(SlmType type);

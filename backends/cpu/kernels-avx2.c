@@ -89,6 +89,55 @@ AVX2 static float dot_q4_0(int64_t n, const void *wv, const void *xv)
 }
 
 /*
+ * Tiles for prompt batches: 4 weight rows against 2 token rows at once,
+ * so each weight block is unpacked once for both tokens and each
+ * activation block loaded once for four rows. out[t * out_stride + r].
+ * Q4_0 weights stay unsigned (0..15): q·y - 8·Σy, with 8·Σy formed once
+ * per token block, so no per-pair sign fix-up is needed.
+ */
+#define TILE_R 4
+#define TILE_T 2
+
+AVX2 static void tile_q4_0(int64_t n, const void *wv, size_t w_stride, const void *xv,
+                           size_t x_stride, float *out, size_t out_stride)
+{
+        const SlmBlockQ4_0 *w[TILE_R];
+        const SlmBlockQ8_0 *x[TILE_T];
+        const __m256i ones = _mm256_set1_epi16(1), eights = _mm256_set1_epi8(8);
+        __m256 acc[TILE_R][TILE_T];
+
+        for (int r = 0; r < TILE_R; r++) {
+                w[r] = (const SlmBlockQ4_0 *)((const uint8_t *)wv + r * w_stride);
+                for (int t = 0; t < TILE_T; t++)
+                        acc[r][t] = _mm256_setzero_ps();
+        }
+        for (int t = 0; t < TILE_T; t++)
+                x[t] = (const SlmBlockQ8_0 *)((const uint8_t *)xv + t * x_stride);
+        for (int64_t i = 0; i < n / SLM_QK; i++) {
+                __m256i y[TILE_T], y8[TILE_T];
+                float dx[TILE_T];
+                for (int t = 0; t < TILE_T; t++) {
+                        y[t] = _mm256_loadu_si256((const __m256i *)x[t][i].qs);
+                        y8[t] = _mm256_maddubs_epi16(eights, y[t]);
+                        dx[t] = h2f(x[t][i].d);
+                }
+                for (int r = 0; r < TILE_R; r++) {
+                        __m256i q = nibbles(w[r][i].qs);
+                        float dw = h2f(w[r][i].d);
+                        for (int t = 0; t < TILE_T; t++) {
+                                __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y[t]), y8[t]);
+                                acc[r][t] = _mm256_fmadd_ps(
+                                    _mm256_set1_ps(dw * dx[t]),
+                                    _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), acc[r][t]);
+                        }
+                }
+        }
+        for (int r = 0; r < TILE_R; r++)
+                for (int t = 0; t < TILE_T; t++)
+                        out[t * out_stride + r] = hsum8(acc[r][t]);
+}
+
+/*
  * Q4_K and Q5_K (which adds a fifth bit per weight in qh): the block
  * header (d, dmin, scales) is laid out alike, qs and qh are found per type.
  */
@@ -277,9 +326,28 @@ SlmVecDotFn slm_cpu_vec_dot_avx2(SlmType type)
         }
 }
 
+SlmTileDotFn slm_cpu_tile_dot_avx2(SlmType type)
+{
+        if (!have_avx2())
+                return NULL;
+        switch (type) {
+        case SLM_TYPE_Q4_0:
+                return tile_q4_0;
+        default:
+                /* a Q8_0 tile measured no faster than one row at a time */
+                return NULL;
+        }
+}
+
 #else
 
 SlmVecDotFn slm_cpu_vec_dot_avx2(SlmType type)
+{
+        (void)type;
+        return NULL;
+}
+
+SlmTileDotFn slm_cpu_tile_dot_avx2(SlmType type)
 {
         (void)type;
         return NULL;

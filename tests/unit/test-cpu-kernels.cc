@@ -53,3 +53,53 @@ TEST(CpuKernels, DispatchCoversEveryWeightType)
         std::string name = slm_cpu_simd_name();
         EXPECT_TRUE(name == "avx2" || name == "scalar") << name;
 }
+
+// The prompt-batch tiles (4 weight rows x 2 token rows at once) against the scalar reference.
+TEST(CpuKernels, TilesMatchScalar)
+{
+        std::mt19937 rng(11);
+        std::normal_distribution<float> act(0.0f, 1.0f);
+        int checked = 0;
+        for (SlmType type : { SLM_TYPE_Q4_0 }) {
+                SlmTileDotFn tile = slm_cpu_tile_dot_avx2(type);
+                if (!tile)
+                        continue;
+                const SlmTypeTraits *t = slm_type_traits(type);
+                const SlmTypeTraits *dt = slm_type_traits(t->dot_type);
+                for (int64_t blocks : { 1, 3, 7, 33 }) {
+                        int64_t n = blocks * t->block_size;
+                        size_t w_row = (size_t)blocks * t->block_bytes;
+                        size_t x_row = (size_t)(n / dt->block_size) * dt->block_bytes;
+                        std::vector<uint8_t> w(SLM_TILE_ROWS * w_row), xq(SLM_TILE_TOKENS * x_row);
+                        for (int r = 0; r < SLM_TILE_ROWS; r++) {
+                                auto row = slmtest::random_row(type, n, rng);
+                                memcpy(w.data() + r * w_row, row.data(), w_row);
+                        }
+                        for (int k = 0; k < SLM_TILE_TOKENS; k++) {
+                                std::vector<float> x(n);
+                                for (auto &v : x)
+                                        v = act(rng);
+                                slm_quantize_row(t->dot_type, x.data(), xq.data() + k * x_row, n);
+                        }
+                        // out is (tokens, rows) with a row stride wider than the tile
+                        const size_t stride = 7;
+                        std::vector<float> out(SLM_TILE_TOKENS * stride, -1.0f);
+                        tile(n, w.data(), w_row, xq.data(), x_row, out.data(), stride);
+                        for (int k = 0; k < SLM_TILE_TOKENS; k++)
+                                for (int r = 0; r < SLM_TILE_ROWS; r++) {
+                                        float want = slm_vec_dot_ref(type, n, w.data() + r * w_row,
+                                                                     xq.data() + k * x_row);
+                                        EXPECT_NEAR(out[k * stride + r], want,
+                                                    1e-5f * (std::fabs(want) + std::sqrt((float)n)))
+                                            << t->name << " n=" << n << " r" << r << " t" << k;
+                                }
+                        for (int k = 0; k < SLM_TILE_TOKENS; k++) // nothing past the tile
+                                for (size_t r = SLM_TILE_ROWS; r < stride; r++)
+                                        EXPECT_EQ(out[k * stride + r], -1.0f);
+                        checked++;
+                }
+        }
+        if (checked == 0)
+                GTEST_SKIP() << "no SIMD kernels on this CPU";
+        EXPECT_EQ(checked, 4);
+}
