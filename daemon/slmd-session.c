@@ -373,9 +373,8 @@ static gboolean run_list(SlmdSession *s, GDBusMethodInvocation *inv, SlmdRequest
                 return TRUE;
         }
         req = slmd_request_new(kind, s->seq);
-        if (kind == SLMD_REQ_SUGGEST)
-                if (s->interactive_ok)
-                        req->priority = SLMD_PRIORITY_INTERACTIVE; /* a keyboard is waiting */
+        if (kind == SLMD_REQ_SUGGEST && s->interactive_ok)
+                req->priority = SLMD_PRIORITY_INTERACTIVE; /* a keyboard is waiting */
         req->text = g_strdup(text);
         req->n = n;
         run(s, inv, req);
