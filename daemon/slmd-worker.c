@@ -911,20 +911,23 @@ static gboolean may_run(SlmdWorker *w, SlmdRequest *req, gboolean class_open)
         }
 }
 
+/* The pace of class @p now, tokens/s (0: none); under the lock. */
+static double class_pace(SlmdWorker *w, int p)
+{
+        return p == SLMD_PRIORITY_NORMAL       ? w->budget.pace_tps
+               : p == SLMD_PRIORITY_BACKGROUND ? w->budget.background_pace_tps
+                                               : 0.0;
+}
+
 /* The next request of class @p to step, under the lock; @wake: when paced work may go. */
 static SlmdRequest *pick(SlmdWorker *w, int p, gint64 *wake)
 {
-        gboolean open = TRUE;
-        double pace = 0;
+        gboolean open = p == SLMD_PRIORITY_NORMAL ? w->budget.normal_allowed
+                        : p == SLMD_PRIORITY_BACKGROUND
+                            ? w->budget.background_allowed && w->budget.normal_allowed
+                            : TRUE;
 
-        if (p == SLMD_PRIORITY_NORMAL) {
-                open = w->budget.normal_allowed;
-                pace = w->budget.pace_tps;
-        } else if (p == SLMD_PRIORITY_BACKGROUND) {
-                open = w->budget.background_allowed && w->budget.normal_allowed;
-                pace = w->budget.background_pace_tps;
-        }
-        if (open && pace > 0 && g_get_monotonic_time() < w->next_step[p]) {
+        if (open && class_pace(w, p) > 0 && g_get_monotonic_time() < w->next_step[p]) {
                 open = FALSE;
                 *wake = MIN(*wake, w->next_step[p]);
         }
@@ -932,14 +935,6 @@ static SlmdRequest *pick(SlmdWorker *w, int p, gint64 *wake)
                 if (may_run(w, l->data, open))
                         return l->data;
         return NULL;
-}
-
-/* The pace of class @p now, tokens/s (0: none); under the lock. */
-static double class_pace(SlmdWorker *w, int p)
-{
-        return p == SLMD_PRIORITY_NORMAL       ? w->budget.pace_tps
-               : p == SLMD_PRIORITY_BACKGROUND ? w->budget.background_pace_tps
-                                               : 0.0;
 }
 
 static gpointer worker_main(gpointer data)
