@@ -174,21 +174,15 @@ static int vk_get_rows(SlmBackend *b, const SlmMatrix *w, const int32_t *ids, in
         if (n_ids > MAX_IDS)
                 return -E2BIG;
         if (!suffix) {
-                /* dequantized on the host, then copied in */
-                size_t n = (size_t)n_ids * (size_t)w->n_in;
-                float *h = malloc(n * sizeof(float));
-                if (!h)
+                /* the CPU backend's lookup into host memory, then copied in */
+                SlmTensor h = { (size_t)n_ids * (size_t)w->n_in, NULL };
+                h.data = malloc(h.n * sizeof(float));
+                if (!h.data)
                         return -ENOMEM;
-                for (int64_t t = 0; t < n_ids; t++) {
-                        float *row = h + t * w->n_in;
-                        slm_dequantize_row(w->type,
-                                           (const uint8_t *)w->data + (size_t)ids[t] * w->row_bytes,
-                                           row, w->n_in);
-                        for (int64_t i = 0; i < w->n_in; i++)
-                                row[i] *= scale;
-                }
-                r = vk_write(b, y, 0, h, n);
-                free(h);
+                r = slm_backend_get_rows(vk->cpu, w, ids, n_ids, scale, &h);
+                if (r == 0)
+                        r = vk_write(b, y, 0, h.data, h.n);
+                free(h.data);
                 return r;
         }
         if ((r = slm_vk_weight(vk, w->data, w->row_bytes, w->n_out, &wt)) < 0 ||
