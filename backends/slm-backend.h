@@ -165,8 +165,14 @@ int slm_backend_copy(SlmBackend *b, SlmTensor *src, size_t src_off, size_t src_s
                      SlmTensor *dst, size_t dst_off, size_t dst_stride, size_t n, size_t n_rows);
 int slm_backend_argmax(SlmBackend *b, SlmTensor *x, int64_t n, int32_t *ret);
 
-/* The CPU backend; the others fall back to it. */
+/*
+ * The CPU backend; the others fall back to it. Matrices of the types with
+ * packed kernels are packed on first use into anonymous memory, which
+ * release_weights frees; SLM_CPU_PACK=0 keeps every matrix in its rows.
+ */
 int slm_backend_cpu_new(int n_threads, SlmBackend **ret_backend);
+/* Bytes of packed weights a CPU backend holds. */
+size_t slm_backend_cpu_packed_bytes(SlmBackend *cpu);
 /*
  * The Vulkan backend on the best device (discrete > integrated > virtual >
  * CPU; SLM_VULKAN_DEVICE=N or a name fragment picks one): -ENODEV when no

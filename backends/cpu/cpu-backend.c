@@ -7,6 +7,7 @@
 #include "slm-backend.h"
 #include "cpu-internal.h"
 #include "cpu-kernels.h"
+#include "pack-store.h"
 #include "thread-pool.h"
 
 #include <errno.h>
@@ -16,7 +17,8 @@
 typedef struct {
         SlmBackend base;
         SlmPool *pool;
-        void *xq; /* activations converted to the dot type */
+        SlmPackStore *packs; /* NULL: packing is off (SLM_CPU_PACK=0) */
+        void *xq;            /* activations converted to the dot type */
         size_t xq_size;
         float *scores; /* attention scratch: one row per thread */
         size_t scores_per_thread;
@@ -85,6 +87,49 @@ static void matmul_task(void *data, int ith, int nth)
         }
 }
 
+/* ---- matmul on packed weights -------------------------------------------------------------- */
+
+typedef struct {
+        const SlmPacked *p;
+        int64_t n_in, n_out;
+        const void *xq;
+        size_t xq_row_bytes;
+        int64_t n_tokens;
+        float *y;
+} PackedTask;
+
+static void packed_task(void *data, int ith, int nth)
+{
+        const PackedTask *m = data;
+        long long start, end;
+
+        slm_split(m->n_out / SLM_PACK_ROWS, ith, nth, &start, &end);
+        for (long long g = start; g < end; g++)
+                m->p->kernel->gemm(m->n_in, m->p->data + (size_t)g * m->p->group_bytes, m->xq,
+                                   m->xq_row_bytes, (int)m->n_tokens, m->y + g * SLM_PACK_ROWS,
+                                   (size_t)m->n_out);
+}
+
+static int packed_matmul(CpuBackend *cpu, const SlmMatrix *w, const SlmPacked *p, const float *x,
+                         int64_t n_tokens, float *y)
+{
+        const SlmPackKernel *k = p->kernel;
+        size_t row_bytes = (size_t)(w->n_in / k->block_size) * k->x_block_bytes, total;
+        PackedTask task = { p, w->n_in, w->n_out, NULL, row_bytes, n_tokens, y };
+        int r;
+
+        if (__builtin_mul_overflow(row_bytes, (size_t)n_tokens, &total) || n_tokens > INT32_MAX)
+                return -EOVERFLOW;
+        r = grow(&cpu->xq, &cpu->xq_size, total);
+        if (r < 0)
+                return r;
+        for (int64_t t = 0; t < n_tokens; t++)
+                k->convert_x(w->n_in, x + t * w->n_in, (uint8_t *)cpu->xq + t * row_bytes);
+        task.xq = cpu->xq;
+        slm_pool_run(cpu->pool, packed_task, &task);
+        return 0;
+}
+
 int slm_cpu_matmul(SlmBackend *b, const SlmMatrix *w, const float *x, int64_t n_tokens, float *y)
 {
         CpuBackend *cpu = (CpuBackend *)b;
@@ -101,6 +146,14 @@ int slm_cpu_matmul(SlmBackend *b, const SlmMatrix *w, const float *x, int64_t n_
 
         if (!tt || !tt->weight_type || !task.dot)
                 return -ENOTSUP;
+        if (cpu->packs) {
+                const SlmPacked *p;
+                r = slm_pack_store_get(cpu->packs, cpu->pool, w, &p);
+                if (r < 0)
+                        return r;
+                if (p->kernel)
+                        return packed_matmul(cpu, w, p, x, n_tokens, y);
+        }
         if (tt->dot_type != SLM_TYPE_F32) {
                 r = slm_type_row_bytes(tt->dot_type, (uint64_t)w->n_in, &row_bytes);
                 if (r < 0)
@@ -326,7 +379,17 @@ static const char *cpu_device_name(SlmBackend *b)
 
 static void cpu_release_weights(SlmBackend *b)
 {
-        (void)b; /* weights are read in place */
+        CpuBackend *cpu = (CpuBackend *)b;
+
+        if (cpu->packs)
+                slm_pack_store_clear(cpu->packs);
+}
+
+size_t slm_backend_cpu_packed_bytes(SlmBackend *b)
+{
+        CpuBackend *cpu = (CpuBackend *)b;
+
+        return cpu->packs ? slm_pack_store_bytes(cpu->packs) : 0;
 }
 
 static bool cpu_supports_type(SlmBackend *b, SlmType type)
@@ -358,6 +421,7 @@ static void cpu_free(SlmBackend *b)
         CpuBackend *cpu = (CpuBackend *)b;
 
         slm_pool_free(cpu->pool);
+        slm_pack_store_free(cpu->packs);
         free(cpu->xq);
         free(cpu->scores);
         free(cpu);
@@ -392,8 +456,13 @@ int slm_backend_cpu_new(int n_threads, SlmBackend **ret_backend)
 
         if (!cpu)
                 return -ENOMEM;
+        const char *pack = getenv("SLM_CPU_PACK");
+
         r = slm_pool_new(n_threads, &cpu->pool);
+        if (r == 0 && !(pack && strcmp(pack, "0") == 0))
+                r = slm_pack_store_new(&cpu->packs);
         if (r < 0) {
+                slm_pool_free(cpu->pool);
                 free(cpu);
                 return r;
         }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "cpu-kernels.h"
+#include "cpu-pack.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -70,6 +71,10 @@ SlmTileDotFn slm_cpu_tile_dot(SlmType type)
 
 const char *slm_cpu_simd_name(void)
 {
+        const SlmPackKernel *k = slm_cpu_pack_kernel(SLM_TYPE_Q4_0);
+
         pthread_once(&once, init);
+        if (k && strcmp(k->isa, "avx512vnni") == 0)
+                return "avx2+avx512vnni";
         return simd_name;
 }

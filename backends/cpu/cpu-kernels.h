@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,7 +37,11 @@ SlmTileDotFn slm_cpu_tile_dot_avx2(SlmType type);
 /* The fastest kernel for weights of @type. */
 SlmVecDotFn slm_cpu_vec_dot(SlmType type);
 
-/* The kernel set in use: "avx2" or "scalar". */
+/* What this CPU and its OS run (CPUID and XCR0); false off x86-64. */
+bool slm_cpu_have_avx2(void);
+bool slm_cpu_have_avx512vnni(void);
+
+/* The kernel set in use: "avx2", "avx2+avx512vnni" (the packed kernels) or "scalar". */
 const char *slm_cpu_simd_name(void);
 
 /* The AVX2 kernel for @type, or NULL when there is none or the CPU lacks AVX2 (for tests). */

@@ -35,6 +35,13 @@ AVX2 static inline int hsum8_i32(__m256i v)
         return _mm_cvtsi128_si32(s);
 }
 
+static unsigned long long xgetbv0(void)
+{
+        unsigned a, d;
+        __asm__("xgetbv" : "=a"(a), "=d"(d) : "c"(0));
+        return ((unsigned long long)d << 32) | a;
+}
+
 /* F16C is part of what these kernels require: the hardware conversion. */
 AVX2 static inline float h2f(slm_fp16 h)
 {
@@ -282,10 +289,9 @@ AVX2 static float dot_f32(int64_t n, const void *w, const void *x)
 }
 
 /* AVX2, FMA and F16C, and an OS that saves the AVX registers. */
-static bool have_avx2(void)
+bool slm_cpu_have_avx2(void)
 {
         unsigned a, b, c, d;
-        unsigned long long xcr0;
 
         if (!__get_cpuid(1, &a, &b, &c, &d))
                 return false;
@@ -293,18 +299,30 @@ static bool have_avx2(void)
         bool f16c = c & (1u << 29);
         if (!fma || !osxsave || !avx || !f16c)
                 return false;
-        __asm__("xgetbv" : "=a"(a), "=d"(d) : "c"(0));
-        xcr0 = ((unsigned long long)d << 32) | a;
-        if ((xcr0 & 6) != 6)
+        if ((xgetbv0() & 6) != 6)
                 return false;
         if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
                 return false;
         return b & (1u << 5);
 }
 
+/* AVX-512 F, BW, VL and VNNI on top of that, and an OS that saves the AVX-512 state. */
+bool slm_cpu_have_avx512vnni(void)
+{
+        unsigned a, b, c, d;
+
+        if (!slm_cpu_have_avx2() || (xgetbv0() & 0xe6) != 0xe6)
+                return false;
+        if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+                return false;
+        bool f = b & (1u << 16), bw = b & (1u << 30), vl = b & (1u << 31);
+        bool vnni = c & (1u << 11);
+        return f && bw && vl && vnni;
+}
+
 SlmVecDotFn slm_cpu_vec_dot_avx2(SlmType type)
 {
-        if (!have_avx2())
+        if (!slm_cpu_have_avx2())
                 return NULL;
         switch (type) {
         case SLM_TYPE_F32:
@@ -328,7 +346,7 @@ SlmVecDotFn slm_cpu_vec_dot_avx2(SlmType type)
 
 SlmTileDotFn slm_cpu_tile_dot_avx2(SlmType type)
 {
-        if (!have_avx2())
+        if (!slm_cpu_have_avx2())
                 return NULL;
         switch (type) {
         case SLM_TYPE_Q4_0:
@@ -340,6 +358,16 @@ SlmTileDotFn slm_cpu_tile_dot_avx2(SlmType type)
 }
 
 #else
+
+bool slm_cpu_have_avx2(void)
+{
+        return false;
+}
+
+bool slm_cpu_have_avx512vnni(void)
+{
+        return false;
+}
 
 SlmVecDotFn slm_cpu_vec_dot_avx2(SlmType type)
 {

@@ -384,6 +384,7 @@ static void vk_release_weights(SlmBackend *b)
 
         slm_vk_flush(vk);
         slm_vk_weights_release(vk);
+        slm_backend_release_weights(vk->cpu);
 }
 
 static void vk_free(SlmBackend *b)

@@ -22,6 +22,7 @@
 
 #include "model.h"
 #include "sampler.h"
+#include "cpu-pack.h"
 #include "test-util.h"
 
 using nlohmann::json;
@@ -139,6 +140,19 @@ TEST_P(Reference, Matches)
                                    << gen.size() << ", reference stable for " << stable;
         if (matched < gen.size())
                 RecordProperty("diverged_at", (int)matched);
+
+        // the quantized files ran through the packed kernels wherever this CPU has them
+        const char *pack = getenv("SLM_CPU_PACK");
+        const std::pair<const char *, SlmType> kinds[] = { { "q4_0", SLM_TYPE_Q4_0 },
+                                                           { "q8_0", SLM_TYPE_Q8_0 },
+                                                           { "q4_k", SLM_TYPE_Q4_K },
+                                                           { "q5_k", SLM_TYPE_Q5_K },
+                                                           { "q6_k", SLM_TYPE_Q6_K } };
+        for (const auto &kind : kinds)
+                if (!float_acts && run.model.find(kind.first) != std::string::npos &&
+                    slm_cpu_pack_kernel(kind.second) && !(pack && strcmp(pack, "0") == 0)) {
+                        EXPECT_GT(slm_backend_cpu_packed_bytes(backend), 0u) << run.model;
+                }
 
         slm_context_free(ctx);
         slm_backend_free(backend);

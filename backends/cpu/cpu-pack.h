@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Weights packed for the CPU's integer dot products. Groups of eight rows
+ * are interleaved block by block in chunks of four weights, so one 256-bit
+ * vector holds the same four columns of eight rows: a dot product against
+ * four broadcast activation bytes (vpdpbusd, or maddubs+madd without VNNI)
+ * fills one 32-bit lane per row, and the block scales of the eight rows
+ * are contiguous. No horizontal sums are needed, and for a prompt each
+ * unpacked weight vector is used for several tokens.
+ *
+ * Activations are converted once per matmul to the kernel's own blocks,
+ * with the per-block sums the unsigned weights need precomputed.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "slm-types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SLM_PACK_ROWS 8
+
+/*
+ * Q8_0 activations (the same d and qs as slm_quantize_row gives) with d in
+ * float and corr = K * sum(qs), K the offset of the unsigned weights
+ * (8 for Q4_0, 128 for Q8_0).
+ */
+typedef struct {
+        float d;
+        int32_t corr;
+        int8_t qs[SLM_QK];
+} SlmBlockQ8S;
+
+/*
+ * Q8_K activations (d and qs as slm_quantize_row gives) with 32 times the
+ * sum of each 16 (Q6_K's offset) and the sum of each 32 (the K-quant mins).
+ */
+typedef struct {
+        float d;
+        int32_t c16[SLM_QK_K / 16];
+        int16_t s32[SLM_QK_K / 32];
+        int8_t qs[SLM_QK_K];
+} SlmBlockQ8KS;
+
+typedef struct {
+        SlmType type; /* of the weights */
+        const char *isa;
+        /* weights per packed block (32 or 256) and bytes of a block of eight rows */
+        int block_size;
+        size_t group_block_bytes;
+        /* activations: bytes per block of block_size, and the conversion of one row */
+        size_t x_block_bytes;
+        void (*convert_x)(int64_t n, const float *x, void *dst);
+        /* eight rows packed from @rows (row_bytes apart) into @dst */
+        void (*pack)(int64_t n, const void *rows, size_t row_bytes, void *dst);
+        /*
+         * One group of eight rows against n_tokens activation rows (x_stride bytes
+         * apart): y[t * y_stride + r] for r < 8.
+         */
+        void (*gemm)(int64_t n, const void *group, const void *x, size_t x_stride, int n_tokens,
+                     float *y, size_t y_stride);
+} SlmPackKernel;
+
+/*
+ * The packed kernel for @type on this CPU, NULL where there is none (or
+ * SLM_CPU_SIMD asks for the scalar path). SLM_CPU_SIMD=avx2 keeps the
+ * AVX2 kernels on a CPU with VNNI.
+ */
+const SlmPackKernel *slm_cpu_pack_kernel(SlmType type);
+
+/* The kernel of one instruction set ("avx2", "avx512vnni"), if this CPU runs it (for tests). */
+const SlmPackKernel *slm_cpu_pack_kernel_isa(SlmType type, const char *isa);
+
+/* The instruction-set variants, as the template compiles them. */
+const SlmPackKernel *slm_cpu_pack_kernels_avx2(SlmType type);
+const SlmPackKernel *slm_cpu_pack_kernels_vnni(SlmType type);
+
+/* Portable pieces the variants share: the layouts and the activation conversions. */
+void slm_pack_q4_0(int64_t n, const void *rows, size_t row_bytes, void *dst);
+void slm_pack_q8_0(int64_t n, const void *rows, size_t row_bytes, void *dst);
+void slm_pack_q4_k(int64_t n, const void *rows, size_t row_bytes, void *dst);
+void slm_pack_q5_k(int64_t n, const void *rows, size_t row_bytes, void *dst);
+void slm_pack_q6_k(int64_t n, const void *rows, size_t row_bytes, void *dst);
+void slm_convert_x_q4_0(int64_t n, const float *x, void *dst);
+void slm_convert_x_q8_0(int64_t n, const float *x, void *dst);
+void slm_convert_x_q8_ks(int64_t n, const float *x, void *dst);
+
+/* Bytes of one packed block of eight rows, per type. */
+#define SLM_PACK_Q4_0_BYTES (8 * 2 + 8 * 16)
+#define SLM_PACK_Q8_0_BYTES (8 * 2 + 8 * 32)
+#define SLM_PACK_Q4_K_BYTES (8 * 4 + 2 * 64 + 8 * 128)
+#define SLM_PACK_Q5_K_BYTES (SLM_PACK_Q4_K_BYTES + 8 * 32)
+#define SLM_PACK_Q6_K_BYTES (8 * 2 + 128 + 8 * 192)
+
+#ifdef __cplusplus
+}
+#endif
