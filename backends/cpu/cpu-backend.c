@@ -98,23 +98,39 @@ typedef struct {
         float *y;
 } PackedTask;
 
+/*
+ * Prompts: pairs of groups through the wide kernel where there is one, then
+ * what is left one by one. Decode stays on one group at a time, which
+ * measured faster for a single token (42 against 30 tokens/s, Q4_0 1.1B).
+ */
+#define WIDE_MIN_TOKENS 4
+
 static void packed_task(void *data, int ith, int nth)
 {
         const PackedTask *m = data;
-        long long start, end;
+        const SlmPackKernel *k = m->p->kernel;
+        size_t gb = m->p->group_bytes;
+        int per = k->gemm2 && m->n_tokens >= WIDE_MIN_TOKENS ? 2 : 1;
+        long long start, end, g;
 
-        slm_split(m->n_out / SLM_PACK_ROWS, ith, nth, &start, &end);
-        for (long long g = start; g < end; g++)
-                m->p->kernel->gemm(m->n_in, m->p->data + (size_t)g * m->p->group_bytes, m->xq,
-                                   m->xq_row_bytes, (int)m->n_tokens, m->y + g * SLM_PACK_ROWS,
-                                   (size_t)m->n_out);
+        slm_split(m->n_out / SLM_PACK_ROWS / per, ith, nth, &start, &end);
+        start *= per;
+        end *= per;
+        if (ith == nth - 1) /* an odd group at the end */
+                end = m->n_out / SLM_PACK_ROWS;
+        for (g = start; per == 2 && g + 2 <= end; g += 2)
+                k->gemm2(m->n_in, m->p->data + (size_t)g * gb, gb, m->xq, m->xq_row_bytes,
+                         (int)m->n_tokens, m->y + g * SLM_PACK_ROWS, (size_t)m->n_out);
+        for (; g < end; g++)
+                k->gemm(m->n_in, m->p->data + (size_t)g * gb, gb, m->xq, m->xq_row_bytes,
+                        (int)m->n_tokens, m->y + g * SLM_PACK_ROWS, (size_t)m->n_out);
 }
 
 static int packed_matmul(CpuBackend *cpu, const SlmMatrix *w, const SlmPacked *p, const float *x,
                          int64_t n_tokens, float *y)
 {
-        const SlmPackKernel *k = p->kernel;
-        size_t row_bytes = (size_t)(w->n_in / k->block_size) * k->x_block_bytes, total;
+        const SlmPackLayout *l = p->kernel->layout;
+        size_t row_bytes = (size_t)(w->n_in / l->block_size) * l->x_block_bytes, total;
         PackedTask task = { p, w->n_in, w->n_out, NULL, row_bytes, n_tokens, y };
         int r;
 
@@ -124,7 +140,7 @@ static int packed_matmul(CpuBackend *cpu, const SlmMatrix *w, const SlmPacked *p
         if (r < 0)
                 return r;
         for (int64_t t = 0; t < n_tokens; t++)
-                k->convert_x(w->n_in, x + t * w->n_in, (uint8_t *)cpu->xq + t * row_bytes);
+                l->convert_x(w->n_in, x + t * w->n_in, (uint8_t *)cpu->xq + t * row_bytes);
         task.xq = cpu->xq;
         slm_pool_run(cpu->pool, packed_task, &task);
         return 0;

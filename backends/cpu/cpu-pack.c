@@ -33,7 +33,7 @@ static void interleave(const uint8_t *const src[SLM_PACK_ROWS], int n_chunks, ui
  * nibbles of the original: the low one is weight 4c+e, the high one
  * weight 16+4c+e, unsigned (the kernels subtract 8 * sum(x)).
  */
-void slm_pack_q4_0(int64_t n, const void *rows, size_t row_bytes, void *dst)
+static void pack_q4_0(int64_t n, const void *rows, size_t row_bytes, void *dst)
 {
         uint8_t *out = dst;
 
@@ -49,7 +49,7 @@ void slm_pack_q4_0(int64_t n, const void *rows, size_t row_bytes, void *dst)
 }
 
 /* Q8_0: d[8], then eight chunks of 32 bytes, each weight + 128 as an unsigned byte. */
-void slm_pack_q8_0(int64_t n, const void *rows, size_t row_bytes, void *dst)
+static void pack_q8_0(int64_t n, const void *rows, size_t row_bytes, void *dst)
 {
         uint8_t *out = dst;
 
@@ -98,13 +98,13 @@ static void pack_q45_k(int64_t n, const void *rows, size_t row_bytes, size_t blo
         }
 }
 
-void slm_pack_q4_k(int64_t n, const void *rows, size_t row_bytes, void *dst)
+static void pack_q4_k(int64_t n, const void *rows, size_t row_bytes, void *dst)
 {
         pack_q45_k(n, rows, row_bytes, sizeof(SlmBlockQ4_K), offsetof(SlmBlockQ4_K, qs), -1,
                    SLM_PACK_Q4_K_BYTES, dst);
 }
 
-void slm_pack_q5_k(int64_t n, const void *rows, size_t row_bytes, void *dst)
+static void pack_q5_k(int64_t n, const void *rows, size_t row_bytes, void *dst)
 {
         pack_q45_k(n, rows, row_bytes, sizeof(SlmBlockQ5_K), offsetof(SlmBlockQ5_K, qs),
                    offsetof(SlmBlockQ5_K, qh), SLM_PACK_Q5_K_BYTES, dst);
@@ -115,7 +115,7 @@ void slm_pack_q5_k(int64_t n, const void *rows, size_t row_bytes, void *dst)
  * block and chunk c < 8, 96 bytes: ql[4c..], ql[32+4c..] and qh[4c..] of
  * that half, interleaved.
  */
-void slm_pack_q6_k(int64_t n, const void *rows, size_t row_bytes, void *dst)
+static void pack_q6_k(int64_t n, const void *rows, size_t row_bytes, void *dst)
 {
         uint8_t *out = dst;
 
@@ -162,17 +162,17 @@ static void convert_q8s(int64_t n, const float *x, int32_t k, void *dst)
         }
 }
 
-void slm_convert_x_q4_0(int64_t n, const float *x, void *dst)
+static void convert_x_q4_0(int64_t n, const float *x, void *dst)
 {
         convert_q8s(n, x, 8, dst);
 }
 
-void slm_convert_x_q8_0(int64_t n, const float *x, void *dst)
+static void convert_x_q8_0(int64_t n, const float *x, void *dst)
 {
         convert_q8s(n, x, 128, dst);
 }
 
-void slm_convert_x_q8_ks(int64_t n, const float *x, void *dst)
+static void convert_x_q8_ks(int64_t n, const float *x, void *dst)
 {
         SlmBlockQ8KS *out = dst;
 
@@ -187,6 +187,17 @@ void slm_convert_x_q8_ks(int64_t n, const float *x, void *dst)
                         out[b].s32[j] = (int16_t)(q.bsums[2 * j] + q.bsums[2 * j + 1]);
         }
 }
+
+const SlmPackLayout slm_pack_layout_q4_0 = { SLM_QK, SLM_PACK_Q4_0_BYTES, sizeof(SlmBlockQ8S),
+                                             convert_x_q4_0, pack_q4_0 };
+const SlmPackLayout slm_pack_layout_q8_0 = { SLM_QK, SLM_PACK_Q8_0_BYTES, sizeof(SlmBlockQ8S),
+                                             convert_x_q8_0, pack_q8_0 };
+const SlmPackLayout slm_pack_layout_q4_k = { SLM_QK_K, SLM_PACK_Q4_K_BYTES, sizeof(SlmBlockQ8KS),
+                                             convert_x_q8_ks, pack_q4_k };
+const SlmPackLayout slm_pack_layout_q5_k = { SLM_QK_K, SLM_PACK_Q5_K_BYTES, sizeof(SlmBlockQ8KS),
+                                             convert_x_q8_ks, pack_q5_k };
+const SlmPackLayout slm_pack_layout_q6_k = { SLM_QK_K, SLM_PACK_Q6_K_BYTES, sizeof(SlmBlockQ8KS),
+                                             convert_x_q8_ks, pack_q6_k };
 
 /* ---- which kernels run --------------------------------------------------------------------- */
 

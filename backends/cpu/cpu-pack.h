@@ -46,9 +46,8 @@ typedef struct {
         int8_t qs[SLM_QK_K];
 } SlmBlockQ8KS;
 
+/* How a weight type is packed, and the activations its kernels read. */
 typedef struct {
-        SlmType type; /* of the weights */
-        const char *isa;
         /* weights per packed block (32 or 256) and bytes of a block of eight rows */
         int block_size;
         size_t group_block_bytes;
@@ -57,12 +56,25 @@ typedef struct {
         void (*convert_x)(int64_t n, const float *x, void *dst);
         /* eight rows packed from @rows (row_bytes apart) into @dst */
         void (*pack)(int64_t n, const void *rows, size_t row_bytes, void *dst);
-        /*
-         * One group of eight rows against n_tokens activation rows (x_stride bytes
-         * apart): y[t * y_stride + r] for r < 8.
-         */
-        void (*gemm)(int64_t n, const void *group, const void *x, size_t x_stride, int n_tokens,
-                     float *y, size_t y_stride);
+} SlmPackLayout;
+
+extern const SlmPackLayout slm_pack_layout_q4_0, slm_pack_layout_q8_0, slm_pack_layout_q4_k,
+    slm_pack_layout_q5_k, slm_pack_layout_q6_k;
+
+/*
+ * Packed groups of eight rows of @n (the second, for gemm2, gs bytes after
+ * the first) against n_tokens activation rows x_stride bytes apart:
+ * y[t * y_stride + r] for r < 8 (gemm) or r < 16 (gemm2).
+ */
+typedef void (*SlmPackGemmFn)(int64_t n, const void *group, size_t gs, const void *x,
+                              size_t x_stride, int n_tokens, float *y, size_t y_stride);
+
+typedef struct {
+        SlmType type; /* of the weights */
+        const char *isa;
+        const SlmPackLayout *layout;
+        SlmPackGemmFn gemm;
+        SlmPackGemmFn gemm2; /* NULL where the instruction set has no wider vectors */
 } SlmPackKernel;
 
 /*
@@ -78,16 +90,6 @@ const SlmPackKernel *slm_cpu_pack_kernel_isa(SlmType type, const char *isa);
 /* The instruction-set variants, as the template compiles them. */
 const SlmPackKernel *slm_cpu_pack_kernels_avx2(SlmType type);
 const SlmPackKernel *slm_cpu_pack_kernels_vnni(SlmType type);
-
-/* Portable pieces the variants share: the layouts and the activation conversions. */
-void slm_pack_q4_0(int64_t n, const void *rows, size_t row_bytes, void *dst);
-void slm_pack_q8_0(int64_t n, const void *rows, size_t row_bytes, void *dst);
-void slm_pack_q4_k(int64_t n, const void *rows, size_t row_bytes, void *dst);
-void slm_pack_q5_k(int64_t n, const void *rows, size_t row_bytes, void *dst);
-void slm_pack_q6_k(int64_t n, const void *rows, size_t row_bytes, void *dst);
-void slm_convert_x_q4_0(int64_t n, const float *x, void *dst);
-void slm_convert_x_q8_0(int64_t n, const float *x, void *dst);
-void slm_convert_x_q8_ks(int64_t n, const float *x, void *dst);
 
 /* Bytes of one packed block of eight rows, per type. */
 #define SLM_PACK_Q4_0_BYTES (8 * 2 + 8 * 16)

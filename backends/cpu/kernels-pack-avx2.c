@@ -9,24 +9,36 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
-#include <immintrin.h>
-
 #define TARGET    __attribute__((target("avx2,fma,f16c")))
-#define ISA       "avx2"
 #define SUFFIX(n) n##_avx2
 #define TOKENS    4
 
-TARGET static inline __m256i dpbusd(__m256i acc, __m256i u, __m256i s)
+#include "kernels-pack-256.h"
+
+TARGET static inline __m256i dpbusd_avx2(__m256i acc, __m256i u, __m256i s)
 {
         return _mm256_add_epi32(
             acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 }
+#define vdpbusd dpbusd_avx2
 
 #include "kernels-pack.h"
 
+static const SlmPackKernel kernels[] = {
+        { SLM_TYPE_Q4_0, "avx2", &slm_pack_layout_q4_0, gemm_q4_0_avx2, NULL },
+        { SLM_TYPE_Q4_K, "avx2", &slm_pack_layout_q4_k, gemm_q4_k_avx2, NULL },
+        { SLM_TYPE_Q5_K, "avx2", &slm_pack_layout_q5_k, gemm_q5_k_avx2, NULL },
+        { SLM_TYPE_Q6_K, "avx2", &slm_pack_layout_q6_k, gemm_q6_k_avx2, NULL },
+};
+
 const SlmPackKernel *slm_cpu_pack_kernels_avx2(SlmType type)
 {
-        return slm_cpu_have_avx2() ? find_avx2(type) : NULL;
+        if (!slm_cpu_have_avx2())
+                return NULL;
+        for (size_t i = 0; i < sizeof(kernels) / sizeof(kernels[0]); i++)
+                if (kernels[i].type == type)
+                        return &kernels[i];
+        return NULL;
 }
 
 #else

@@ -1,250 +1,209 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The packed-weight kernels (layouts in cpu-pack.c), written once and
- * compiled per instruction set by the file that includes this one after
- * defining:
+ * compiled per instruction set and vector width by the file that includes
+ * this one after defining:
  *   TARGET        the target attribute of every function here
  *   ISA           the variant's name
- *   SUFFIX(name)  the variant's symbol
- *   TOKENS        tokens kept in registers at once
- *   dpbusd(a,u,s) a + the sums of four products of unsigned u and signed s bytes, per lane
- *   HAVE_VNNI     where dpbusd cannot saturate (the Q8_0 kernel needs that)
+ *   SUFFIX(name)  the variant's symbols
+ *   TOKENS        tokens kept in registers at once (4 or 8)
+ *   GROUPS        groups of eight rows per vector (1: 256-bit, 2: 512-bit)
+ *   VI, VF        the integer and float vector types, and the operations
+ *                 vzero, vfzero, vset1_8, vset1_32, vfset1, vand, vor,
+ *                 vsrli16, vslli16, vadd32, vsub32, vmullo32, vmadd16,
+ *                 vcvt, vfmadd, vfnmadd, vfmul, vfstore on them
+ *   vdpbusd(a,u,s) a + the sums of four products of unsigned u and signed s bytes, per lane
+ *   vbcast4(p)     four activation bytes in every lane
+ *   vload(p, gs)   32 bytes of each group (groups gs bytes apart)
+ *   vscales(p, gs) the eight fp16 scales of each group, as floats
+ *   vu8x8, vi8x8(p, gs)  eight bytes of each group widened to int32
+ *   vu8x16(p, gs)  sixteen bytes of each group widened to int16
  *
- * Each weight vector is unpacked once per group of TOKENS tokens and every
+ * Each weight vector is unpacked once per TOKENS tokens and every
  * accumulator lane belongs to one row, so a block ends in one float
  * multiply-add per token, with no horizontal sums.
  */
-#include <immintrin.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "cpu-pack.h"
 
+#undef TAIL_4_7
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
-/* Four activation bytes in every lane. */
-TARGET static ALWAYS_INLINE __m256i bcast4(const int8_t *p)
-{
-        int32_t v;
-        memcpy(&v, p, 4);
-        return _mm256_set1_epi32(v);
-}
-
-/* The eight fp16 scales of a packed block, as floats. */
-TARGET static ALWAYS_INLINE __m256 scales8(const uint8_t *p)
-{
-        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-}
-
-TARGET static ALWAYS_INLINE __m256i load32(const uint8_t *p)
-{
-        return _mm256_loadu_si256((const __m256i *)p);
-}
-
-/* Eight bytes widened to eight int32 lanes, unsigned or signed. */
-TARGET static ALWAYS_INLINE __m256i u8x8(const uint8_t *p)
-{
-        return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
-}
-
-TARGET static ALWAYS_INLINE __m256i i8x8(const uint8_t *p)
-{
-        return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p));
-}
-
+#undef XROW
 #define XROW(type, x, xs, t, b) ((const type *)((const uint8_t *)(x) + (size_t)(t) * (xs)) + (b))
 
 /*
- * Q4_0 and Q8_0: n_chunks vectors per block. For Q4_0 each vector holds
- * two chunks (low nibbles: weights 4c.., high: 16+4c..).
+ * Q4_0 and Q8_0: eight chunks of four weights per block. For Q4_0 a vector
+ * holds two chunks (low nibbles: weights 4c.., high: 16+4c..).
  */
-TARGET static ALWAYS_INLINE void q8s_tile(int64_t nb, const uint8_t *g, const void *x, size_t xs,
-                                          int T, float *y, size_t ys, bool q4)
+TARGET static ALWAYS_INLINE void SUFFIX(q8s_tile)(int64_t nb, const uint8_t *g, size_t gs,
+                                                  const void *x, size_t xs, int T, float *y,
+                                                  size_t ys, bool q4)
 {
         const size_t bytes = q4 ? SLM_PACK_Q4_0_BYTES : SLM_PACK_Q8_0_BYTES;
-        const __m256i m4 = _mm256_set1_epi8(0x0f);
-        __m256 acc[TOKENS];
+        const VI m4 = vset1_8(0x0f);
+        VF acc[TOKENS];
 
         for (int t = 0; t < T; t++)
-                acc[t] = _mm256_setzero_ps();
+                acc[t] = vfzero();
         for (int64_t b = 0; b < nb; b++, g += bytes) {
-                __m256 dw = scales8(g);
-                __m256i w[8];
+                VF dw = vscales(g, gs);
+                VI w[8];
                 if (q4) {
                         for (int c = 0; c < 4; c++) {
-                                __m256i v = load32(g + 16 + 32 * c);
-                                w[c] = _mm256_and_si256(v, m4);
-                                w[c + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                                VI v = vload(g + 16 + 32 * c, gs);
+                                w[c] = vand(v, m4);
+                                w[c + 4] = vand(vsrli16(v, 4), m4);
                         }
                 } else {
                         for (int c = 0; c < 8; c++)
-                                w[c] = load32(g + 16 + 32 * c);
+                                w[c] = vload(g + 16 + 32 * c, gs);
                 }
                 for (int t = 0; t < T; t++) {
                         const SlmBlockQ8S *xb = XROW(SlmBlockQ8S, x, xs, t, b);
-                        __m256i s = _mm256_setzero_si256();
-                        for (int c = 0; c < 8; c++)
-                                s = dpbusd(s, w[c], bcast4(xb->qs + 4 * c));
-                        s = _mm256_sub_epi32(s, _mm256_set1_epi32(xb->corr));
-                        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),
-                                                 _mm256_mul_ps(dw, _mm256_set1_ps(xb->d)), acc[t]);
+                        /* two chains, so the adds do not wait on each other */
+                        VI s0 = vzero(), s1 = vzero();
+                        for (int c = 0; c < 8; c += 2) {
+                                s0 = vdpbusd(s0, w[c], vbcast4(xb->qs + 4 * c));
+                                s1 = vdpbusd(s1, w[c + 1], vbcast4(xb->qs + 4 * c + 4));
+                        }
+                        VI s = vsub32(vadd32(s0, s1), vset1_32(xb->corr));
+                        acc[t] = vfmadd(vcvt(s), vfmul(dw, vfset1(xb->d)), acc[t]);
                 }
         }
         for (int t = 0; t < T; t++)
-                _mm256_storeu_ps(y + t * ys, acc[t]);
+                vfstore(y + t * ys, acc[t]);
 }
 
 /* Q4_K and Q5_K (q5: the fifth bits from the interleaved qh). */
-TARGET static ALWAYS_INLINE void q45_k_tile(int64_t nb, const uint8_t *g, const void *x, size_t xs,
-                                            int T, float *y, size_t ys, bool q5)
+TARGET static ALWAYS_INLINE void SUFFIX(q45_k_tile)(int64_t nb, const uint8_t *g, size_t gs,
+                                                    const void *x, size_t xs, int T, float *y,
+                                                    size_t ys, bool q5)
 {
         const size_t bytes = q5 ? SLM_PACK_Q5_K_BYTES : SLM_PACK_Q4_K_BYTES;
-        const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
-        __m256 acc[TOKENS];
+        const VI m4 = vset1_8(0x0f), one = vset1_8(1);
+        VF acc[TOKENS];
 
         for (int t = 0; t < T; t++)
-                acc[t] = _mm256_setzero_ps();
+                acc[t] = vfzero();
         for (int64_t b = 0; b < nb; b++, g += bytes) {
-                __m256i isum[TOKENS];
+                VI isum[TOKENS];
                 for (int t = 0; t < T; t++)
-                        isum[t] = _mm256_setzero_si256();
+                        isum[t] = vzero();
                 for (int p = 0; p < 4; p++) {
-                        __m256i lo_acc[TOKENS], hi_acc[TOKENS];
+                        VI lo_acc[TOKENS], hi_acc[TOKENS];
                         for (int t = 0; t < T; t++)
-                                lo_acc[t] = hi_acc[t] = _mm256_setzero_si256();
+                                lo_acc[t] = hi_acc[t] = vzero();
                         for (int k = 0; k < 8; k++) {
-                                __m256i v = load32(g + 160 + 32 * (8 * p + k));
-                                __m256i lo = _mm256_and_si256(v, m4);
-                                __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                                VI v = vload(g + 160 + 32 * (8 * p + k), gs);
+                                VI lo = vand(v, m4);
+                                VI hi = vand(vsrli16(v, 4), m4);
                                 if (q5) {
-                                        __m256i h = load32(g + SLM_PACK_Q4_K_BYTES + 32 * k);
-                                        __m256i h0 =
-                                            _mm256_and_si256(_mm256_srli_epi16(h, 2 * p), one);
-                                        __m256i h1 =
-                                            _mm256_and_si256(_mm256_srli_epi16(h, 2 * p + 1), one);
-                                        lo = _mm256_or_si256(lo, _mm256_slli_epi16(h0, 4));
-                                        hi = _mm256_or_si256(hi, _mm256_slli_epi16(h1, 4));
+                                        VI h = vload(g + SLM_PACK_Q4_K_BYTES + 32 * k, gs);
+                                        VI h0 = vand(vsrli16(h, 2 * p), one);
+                                        VI h1 = vand(vsrli16(h, 2 * p + 1), one);
+                                        lo = vor(lo, vslli16(h0, 4));
+                                        hi = vor(hi, vslli16(h1, 4));
                                 }
                                 for (int t = 0; t < T; t++) {
                                         const int8_t *q = XROW(SlmBlockQ8KS, x, xs, t, b)->qs;
                                         lo_acc[t] =
-                                            dpbusd(lo_acc[t], lo, bcast4(q + 64 * p + 4 * k));
-                                        hi_acc[t] =
-                                            dpbusd(hi_acc[t], hi, bcast4(q + 64 * p + 32 + 4 * k));
+                                            vdpbusd(lo_acc[t], lo, vbcast4(q + 64 * p + 4 * k));
+                                        hi_acc[t] = vdpbusd(hi_acc[t], hi,
+                                                            vbcast4(q + 64 * p + 32 + 4 * k));
                                 }
                         }
-                        __m256i sc_lo = u8x8(g + 32 + 8 * (2 * p));
-                        __m256i sc_hi = u8x8(g + 32 + 8 * (2 * p + 1));
+                        VI sc_lo = vu8x8(g + 32 + 8 * (2 * p), gs);
+                        VI sc_hi = vu8x8(g + 32 + 8 * (2 * p + 1), gs);
                         for (int t = 0; t < T; t++)
-                                isum[t] = _mm256_add_epi32(
-                                    isum[t],
-                                    _mm256_add_epi32(_mm256_mullo_epi32(lo_acc[t], sc_lo),
-                                                     _mm256_mullo_epi32(hi_acc[t], sc_hi)));
+                                isum[t] = vadd32(isum[t], vadd32(vmullo32(lo_acc[t], sc_lo),
+                                                                 vmullo32(hi_acc[t], sc_hi)));
                 }
-                __m256 dw = scales8(g), dmin = scales8(g + 16);
+                VF dw = vscales(g, gs), dmin = vscales(g + 16, gs);
+                VI m[4];
+                for (int p = 0; p < 4; p++)
+                        m[p] = vu8x16(g + 96 + 16 * p, gs);
                 for (int t = 0; t < T; t++) {
                         const SlmBlockQ8KS *xb = XROW(SlmBlockQ8KS, x, xs, t, b);
-                        __m256i msum = _mm256_setzero_si256();
-                        for (int p = 0; p < 4; p++) {
-                                __m256i m = _mm256_cvtepu8_epi16(
-                                    _mm_loadu_si128((const __m128i *)(g + 96 + 16 * p)));
-                                msum = _mm256_add_epi32(
-                                    msum, _mm256_madd_epi16(
-                                              m, bcast4((const int8_t *)(xb->s32 + 2 * p))));
-                        }
-                        __m256 d = _mm256_set1_ps(xb->d);
-                        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(dw, d),
-                                                 acc[t]);
-                        acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(dmin, d),
-                                                  acc[t]);
+                        VI msum = vzero();
+                        for (int p = 0; p < 4; p++)
+                                msum = vadd32(
+                                    msum,
+                                    vmadd16(m[p], vbcast4((const int8_t *)(xb->s32 + 2 * p))));
+                        VF d = vfset1(xb->d);
+                        acc[t] = vfmadd(vcvt(isum[t]), vfmul(dw, d), acc[t]);
+                        acc[t] = vfnmadd(vcvt(msum), vfmul(dmin, d), acc[t]);
                 }
         }
         for (int t = 0; t < T; t++)
-                _mm256_storeu_ps(y + t * ys, acc[t]);
+                vfstore(y + t * ys, acc[t]);
 }
 
 /* Q6_K: 6-bit weights offset by 32, sixteen int8 scales per block. */
-TARGET static ALWAYS_INLINE void q6_k_tile(int64_t nb, const uint8_t *g, const void *x, size_t xs,
-                                           int T, float *y, size_t ys)
+TARGET static ALWAYS_INLINE void SUFFIX(q6_k_tile)(int64_t nb, const uint8_t *g, size_t gs,
+                                                   const void *x, size_t xs, int T, float *y,
+                                                   size_t ys)
 {
-        const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
-        __m256 acc[TOKENS];
+        const VI m4 = vset1_8(0x0f), m3 = vset1_8(3);
+        VF acc[TOKENS];
 
         for (int t = 0; t < T; t++)
-                acc[t] = _mm256_setzero_ps();
+                acc[t] = vfzero();
         for (int64_t b = 0; b < nb; b++, g += SLM_PACK_Q6_K_BYTES) {
-                __m256i isum[TOKENS];
+                VI isum[TOKENS];
                 for (int t = 0; t < T; t++)
-                        isum[t] = _mm256_setzero_si256();
+                        isum[t] = vzero();
                 for (int h = 0; h < 2; h++)
                         for (int half = 0; half < 2; half++) {
-                                __m256i a[4][TOKENS];
+                                VI a[4][TOKENS];
                                 for (int i = 0; i < 4; i++)
                                         for (int t = 0; t < T; t++)
-                                                a[i][t] = _mm256_setzero_si256();
+                                                a[i][t] = vzero();
                                 for (int c = 4 * half; c < 4 * half + 4; c++) {
                                         const uint8_t *o = g + 144 + (h * 8 + c) * 96;
-                                        __m256i la = load32(o), lb = load32(o + 32),
-                                                hb = load32(o + 64);
-                                        __m256i q[4] = {
-                                                _mm256_or_si256(
-                                                    _mm256_and_si256(la, m4),
-                                                    _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4)),
-                                                _mm256_or_si256(
-                                                    _mm256_and_si256(lb, m4),
-                                                    _mm256_slli_epi16(
-                                                        _mm256_and_si256(_mm256_srli_epi16(hb, 2),
-                                                                         m3),
-                                                        4)),
-                                                _mm256_or_si256(
-                                                    _mm256_and_si256(_mm256_srli_epi16(la, 4), m4),
-                                                    _mm256_slli_epi16(
-                                                        _mm256_and_si256(_mm256_srli_epi16(hb, 4),
-                                                                         m3),
-                                                        4)),
-                                                _mm256_or_si256(
-                                                    _mm256_and_si256(_mm256_srli_epi16(lb, 4), m4),
-                                                    _mm256_slli_epi16(
-                                                        _mm256_and_si256(_mm256_srli_epi16(hb, 6),
-                                                                         m3),
-                                                        4)),
+                                        VI la = vload(o, gs), lb = vload(o + 32, gs),
+                                           hb = vload(o + 64, gs);
+                                        VI q[4] = {
+                                                vor(vand(la, m4), vslli16(vand(hb, m3), 4)),
+                                                vor(vand(lb, m4),
+                                                    vslli16(vand(vsrli16(hb, 2), m3), 4)),
+                                                vor(vand(vsrli16(la, 4), m4),
+                                                    vslli16(vand(vsrli16(hb, 4), m3), 4)),
+                                                vor(vand(vsrli16(lb, 4), m4),
+                                                    vslli16(vand(vsrli16(hb, 6), m3), 4)),
                                         };
                                         for (int t = 0; t < T; t++) {
                                                 const int8_t *yq =
                                                     XROW(SlmBlockQ8KS, x, xs, t, b)->qs + 128 * h +
                                                     4 * c;
                                                 for (int i = 0; i < 4; i++)
-                                                        a[i][t] = dpbusd(a[i][t], q[i],
-                                                                         bcast4(yq + 32 * i));
+                                                        a[i][t] = vdpbusd(a[i][t], q[i],
+                                                                          vbcast4(yq + 32 * i));
                                         }
                                 }
                                 for (int i = 0; i < 4; i++) {
                                         int j = 8 * h + 2 * i + half;
-                                        __m256i sc = i8x8(g + 16 + 8 * j);
+                                        VI sc = vi8x8(g + 16 + 8 * j, gs);
                                         for (int t = 0; t < T; t++) {
                                                 const SlmBlockQ8KS *xb =
                                                     XROW(SlmBlockQ8KS, x, xs, t, b);
-                                                __m256i v = _mm256_sub_epi32(
-                                                    a[i][t], _mm256_set1_epi32(xb->c16[j]));
-                                                isum[t] = _mm256_add_epi32(
-                                                    isum[t], _mm256_mullo_epi32(v, sc));
+                                                VI v = vsub32(a[i][t], vset1_32(xb->c16[j]));
+                                                isum[t] = vadd32(isum[t], vmullo32(v, sc));
                                         }
                                 }
                         }
-                __m256 dw = scales8(g);
+                VF dw = vscales(g, gs);
                 for (int t = 0; t < T; t++)
-                        acc[t] = _mm256_fmadd_ps(
-                            _mm256_cvtepi32_ps(isum[t]),
-                            _mm256_mul_ps(dw, _mm256_set1_ps(XROW(SlmBlockQ8KS, x, xs, t, b)->d)),
-                            acc[t]);
+                        acc[t] =
+                            vfmadd(vcvt(isum[t]),
+                                   vfmul(dw, vfset1(XROW(SlmBlockQ8KS, x, xs, t, b)->d)), acc[t]);
         }
         for (int t = 0; t < T; t++)
-                _mm256_storeu_ps(y + t * ys, acc[t]);
+                vfstore(y + t * ys, acc[t]);
 }
 
-/*
- * The entry points: n_tokens in tiles of TOKENS, the last tile through a
- * copy of the kernel specialized for its size.
- */
 #if TOKENS > 4
 #define TAIL_4_7(call)                                                                             \
         case 4:                                                                                    \
@@ -264,8 +223,8 @@ TARGET static ALWAYS_INLINE void q6_k_tile(int64_t nb, const uint8_t *g, const v
 #endif
 
 #define GEMM(name, call)                                                                           \
-        TARGET static void SUFFIX(name)(int64_t n, const void *group, const void *x, size_t xs,    \
-                                        int n_tokens, float *y, size_t ys)                         \
+        TARGET static void SUFFIX(name)(int64_t n, const void *group, size_t gs, const void *x,    \
+                                        size_t xs, int n_tokens, float *y, size_t ys)              \
         {                                                                                          \
                 const uint8_t *g = group;                                                          \
                 for (int t0 = 0; t0 < n_tokens; t0 += TOKENS) {                                    \
@@ -291,11 +250,11 @@ TARGET static ALWAYS_INLINE void q6_k_tile(int64_t nb, const uint8_t *g, const v
 
 _Static_assert(TOKENS == 4 || TOKENS == 8, "the tail cases above");
 
-#define CALL_Q4_0(T) q8s_tile(n / SLM_QK, g, xt, xs, T, yt, ys, true)
-#define CALL_Q8_0(T) q8s_tile(n / SLM_QK, g, xt, xs, T, yt, ys, false)
-#define CALL_Q4_K(T) q45_k_tile(n / SLM_QK_K, g, xt, xs, T, yt, ys, false)
-#define CALL_Q5_K(T) q45_k_tile(n / SLM_QK_K, g, xt, xs, T, yt, ys, true)
-#define CALL_Q6_K(T) q6_k_tile(n / SLM_QK_K, g, xt, xs, T, yt, ys)
+#define CALL_Q4_0(T) SUFFIX(q8s_tile)(n / SLM_QK, g, gs, xt, xs, T, yt, ys, true)
+#define CALL_Q8_0(T) SUFFIX(q8s_tile)(n / SLM_QK, g, gs, xt, xs, T, yt, ys, false)
+#define CALL_Q4_K(T) SUFFIX(q45_k_tile)(n / SLM_QK_K, g, gs, xt, xs, T, yt, ys, false)
+#define CALL_Q5_K(T) SUFFIX(q45_k_tile)(n / SLM_QK_K, g, gs, xt, xs, T, yt, ys, true)
+#define CALL_Q6_K(T) SUFFIX(q6_k_tile)(n / SLM_QK_K, g, gs, xt, xs, T, yt, ys)
 
 GEMM(gemm_q4_0, CALL_Q4_0)
 GEMM(gemm_q4_k, CALL_Q4_K)
@@ -304,32 +263,3 @@ GEMM(gemm_q6_k, CALL_Q6_K)
 #ifdef HAVE_VNNI
 GEMM(gemm_q8_0, CALL_Q8_0)
 #endif
-
-#define KERNEL(T, BS, BYTES, XBYTES, CONVERT, PACK, FN)                                            \
-        {                                                                                          \
-                .type = T, .isa = ISA, .block_size = BS, .group_block_bytes = BYTES,               \
-                .x_block_bytes = XBYTES, .convert_x = CONVERT, .pack = PACK, .gemm = FN            \
-        }
-
-static const SlmPackKernel SUFFIX(kernels)[] = {
-        KERNEL(SLM_TYPE_Q4_0, SLM_QK, SLM_PACK_Q4_0_BYTES, sizeof(SlmBlockQ8S), slm_convert_x_q4_0,
-               slm_pack_q4_0, SUFFIX(gemm_q4_0)),
-        KERNEL(SLM_TYPE_Q4_K, SLM_QK_K, SLM_PACK_Q4_K_BYTES, sizeof(SlmBlockQ8KS),
-               slm_convert_x_q8_ks, slm_pack_q4_k, SUFFIX(gemm_q4_k)),
-        KERNEL(SLM_TYPE_Q5_K, SLM_QK_K, SLM_PACK_Q5_K_BYTES, sizeof(SlmBlockQ8KS),
-               slm_convert_x_q8_ks, slm_pack_q5_k, SUFFIX(gemm_q5_k)),
-        KERNEL(SLM_TYPE_Q6_K, SLM_QK_K, SLM_PACK_Q6_K_BYTES, sizeof(SlmBlockQ8KS),
-               slm_convert_x_q8_ks, slm_pack_q6_k, SUFFIX(gemm_q6_k)),
-#ifdef HAVE_VNNI
-        KERNEL(SLM_TYPE_Q8_0, SLM_QK, SLM_PACK_Q8_0_BYTES, sizeof(SlmBlockQ8S), slm_convert_x_q8_0,
-               slm_pack_q8_0, SUFFIX(gemm_q8_0)),
-#endif
-};
-
-static const SlmPackKernel *SUFFIX(find)(SlmType type)
-{
-        for (size_t i = 0; i < sizeof(SUFFIX(kernels)) / sizeof(SUFFIX(kernels)[0]); i++)
-                if (SUFFIX(kernels)[i].type == type)
-                        return &SUFFIX(kernels)[i];
-        return NULL;
-}

@@ -153,7 +153,7 @@ static void pack_task(void *data, int ith, int nth)
 
         slm_split(w->n_out / SLM_PACK_ROWS, ith, nth, &start, &end);
         for (long long g = start; g < end; g++)
-                t->packed->kernel->pack(
+                t->packed->kernel->layout->pack(
                     w->n_in, (const uint8_t *)w->data + (size_t)g * SLM_PACK_ROWS * w->row_bytes,
                     w->row_bytes, (uint8_t *)t->packed->data + (size_t)g * t->packed->group_bytes);
 }
@@ -175,8 +175,9 @@ int slm_pack_store_get(SlmPackStore *s, SlmPool *pool, const SlmMatrix *w,
                 return 0;
         }
         k = slm_cpu_pack_kernel(w->type);
-        if (k && w->n_out % SLM_PACK_ROWS == 0 && w->n_in % k->block_size == 0) {
-                size_t group = (size_t)(w->n_in / k->block_size) * k->group_block_bytes;
+        if (k && w->n_out % SLM_PACK_ROWS == 0 && w->n_in % k->layout->block_size == 0) {
+                size_t group =
+                    (size_t)(w->n_in / k->layout->block_size) * k->layout->group_block_bytes;
                 size_t total = group * (size_t)(w->n_out / SLM_PACK_ROWS);
                 void *data = carve(s, total);
                 if (!data)

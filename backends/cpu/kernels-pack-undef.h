@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* Forget one vector width's names before kernels-pack.h is compiled for another. */
+#undef SUFFIX
+#undef GROUPS
+#undef VI
+#undef VF
+#undef vzero
+#undef vfzero
+#undef vset1_8
+#undef vset1_32
+#undef vfset1
+#undef vand
+#undef vor
+#undef vsrli16
+#undef vslli16
+#undef vadd32
+#undef vsub32
+#undef vmullo32
+#undef vmadd16
+#undef vcvt
+#undef vfmadd
+#undef vfnmadd
+#undef vfmul
+#undef vfstore
+#undef vdpbusd
+#undef vbcast4
+#undef vload
+#undef vscales
+#undef vu8x8
+#undef vi8x8
+#undef vu8x16
