@@ -2,6 +2,7 @@
 #include "pack-store.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -140,6 +141,38 @@ static void *carve(SlmPackStore *s, size_t size)
         return p;
 }
 
+/*
+ * Rows that were packed are not read by matrix products again. Where they
+ * lie in a read-only file mapping (the model file), drop them from this
+ * process's pages: the page cache keeps them for whoever reads them next
+ * (get_rows on a tied embedding), and resident memory holds one copy of
+ * the weights, the packed one. Anonymous memory is left alone: dropping it
+ * would lose it.
+ */
+static void drop_file_pages(const void *data, size_t size)
+{
+        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t a = ((uintptr_t)data + page - 1) & ~(page - 1);
+        uintptr_t z = ((uintptr_t)data + size) & ~(page - 1);
+        FILE *f;
+        char line[512];
+
+        if (z <= a || !(f = fopen("/proc/self/maps", "re")))
+                return;
+        while (fgets(line, sizeof(line), f)) {
+                unsigned long lo, hi, inode;
+                char perms[8];
+                if (sscanf(line, "%lx-%lx %7s %*s %*s %lu", &lo, &hi, perms, &inode) != 4)
+                        continue;
+                if (a < lo || z > hi)
+                        continue;
+                if (inode != 0 && perms[1] == '-')
+                        (void)madvise((void *)a, z - a, MADV_DONTNEED);
+                break;
+        }
+        fclose(f);
+}
+
 typedef struct {
         const SlmMatrix *w;
         const SlmPacked *packed;
@@ -191,15 +224,7 @@ int slm_pack_store_get(SlmPackStore *s, SlmPool *pool, const SlmMatrix *w,
         if (e->packed.kernel) {
                 PackTask task = { w, &e->packed };
                 slm_pool_run(pool, pack_task, &task);
-#ifdef MADV_PAGEOUT
-                /* the rows are not read again by matrix products: let the kernel reclaim them */
-                long page = sysconf(_SC_PAGESIZE);
-                uintptr_t a = ((uintptr_t)w->data + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-                uintptr_t z =
-                    ((uintptr_t)w->data + (size_t)w->n_out * w->row_bytes) & ~((uintptr_t)page - 1);
-                if (z > a)
-                        (void)madvise((void *)a, z - a, MADV_PAGEOUT);
-#endif
+                drop_file_pages(w->data, (size_t)w->n_out * w->row_bytes);
         }
         *ret_packed = &e->packed;
         return 0;

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Tasks are handed over through an atomic generation counter. A worker that
- * finished spins on it for a short while (decode runs a few hundred tasks
- * per token, microseconds apart, and a futex wake-up costs about as much
- * as a small task), then sleeps on a condition variable so an idle daemon
- * uses no CPU. The caller spins on the count of workers still running.
+ * Tasks are handed over through an atomic generation counter. Decode runs
+ * a few hundred pool tasks per token, microseconds apart, and a futex
+ * wake-up costs about as much as a small task, so a worker that finished
+ * spins on the counter for a short while before it sleeps on a condition
+ * variable, and the caller spins the same short while on the count of
+ * workers still running before it sleeps. The spins are short because
+ * with more threads than cores (tests in parallel, other programs) a
+ * spinning thread only takes time from the one it waits for.
  */
 #include "thread-pool.h"
 
@@ -15,12 +18,20 @@
 #include <stdlib.h>
 #include <time.h>
 
-/* How long a worker spins for the next task before it sleeps. */
-#define SPIN_NS 200000
+/* How long a waiting thread spins before it sleeps. */
+#define SPIN_NS 20000
+
+/*
+ * Each waiting thread keeps its own record of spins that ran out: each
+ * costs it the next SKIP_AFTER_MISS waits without a spin, so a thread
+ * whose peers keep getting preempted stops wasting their time.
+ */
+#define SKIP_AFTER_MISS 16
 
 typedef struct {
         SlmPool *pool;
         int ith;
+        int skip; /* waits to go without spinning */
 } Worker;
 
 struct SlmPool {
@@ -32,9 +43,12 @@ struct SlmPool {
         atomic_ulong generation;
         atomic_int pending; /* workers still running the current task */
         atomic_int sleepers;
+        atomic_bool caller_sleeping;
+        int caller_skip;
         atomic_bool stopping;
         pthread_mutex_t lock;
-        pthread_cond_t start; /* for sleepers: a new generation, or stopping */
+        pthread_cond_t start; /* for sleeping workers: a new generation, or stopping */
+        pthread_cond_t done;  /* for a sleeping caller: pending reached zero */
 };
 
 static inline void cpu_relax(void)
@@ -53,34 +67,46 @@ static long long now_ns(void)
         return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* The generation after @seen, once there is one; spinning first, then asleep. */
-static unsigned long wait_next(SlmPool *p, unsigned long seen)
+/* Spin until @done(p, arg) or SPIN_NS have passed; whether it is done. */
+static bool spin(SlmPool *p, int *skip, bool (*done)(SlmPool *p, unsigned long arg),
+                 unsigned long arg)
 {
-        unsigned long g;
-        long long deadline = 0;
+        long long start = 0;
 
+        if (*skip > 0) {
+                (*skip)--;
+                return done(p, arg);
+        }
         for (unsigned i = 1;; i++) {
-                g = atomic_load_explicit(&p->generation, memory_order_acquire);
-                if (g != seen || atomic_load(&p->stopping))
-                        return g;
+                if (done(p, arg))
+                        return true;
                 cpu_relax();
-                if (i % 1024 == 0) {
+                if (i % 256 == 0) {
                         long long t = now_ns();
-                        if (!deadline)
-                                deadline = t + SPIN_NS;
-                        else if (t > deadline)
-                                break;
+                        if (!start) {
+                                start = t;
+                        } else if (t - start > SPIN_NS) {
+                                *skip = SKIP_AFTER_MISS;
+                                return false;
+                        }
                 }
         }
-        pthread_mutex_lock(&p->lock);
-        atomic_fetch_add(&p->sleepers, 1);
-        while ((g = atomic_load(&p->generation)) == seen && !atomic_load(&p->stopping))
-                pthread_cond_wait(&p->start, &p->lock);
-        atomic_fetch_sub(&p->sleepers, 1);
-        pthread_mutex_unlock(&p->lock);
-        return g;
 }
 
+static bool moved_on(SlmPool *p, unsigned long seen)
+{
+        return atomic_load_explicit(&p->generation, memory_order_acquire) != seen ||
+               atomic_load_explicit(&p->stopping, memory_order_relaxed);
+}
+
+static bool all_done(SlmPool *p, unsigned long unused)
+{
+        (void)unused;
+        return atomic_load_explicit(&p->pending, memory_order_acquire) == 0;
+}
+
+/* Sleeping and waking are sequentially consistent with the counters: each side writes
+ * its own flag, then reads the other's, so one of them always sees the other. */
 static void *worker_main(void *data)
 {
         Worker *w = data;
@@ -88,11 +114,23 @@ static void *worker_main(void *data)
         unsigned long seen = 0;
 
         for (;;) {
-                seen = wait_next(p, seen);
+                if (!spin(p, &w->skip, moved_on, seen)) {
+                        pthread_mutex_lock(&p->lock);
+                        atomic_fetch_add(&p->sleepers, 1);
+                        while (atomic_load(&p->generation) == seen && !atomic_load(&p->stopping))
+                                pthread_cond_wait(&p->start, &p->lock);
+                        atomic_fetch_sub(&p->sleepers, 1);
+                        pthread_mutex_unlock(&p->lock);
+                }
                 if (atomic_load(&p->stopping))
                         return NULL;
+                seen = atomic_load(&p->generation);
                 p->fn(p->arg, w->ith, p->n_threads);
-                atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+                if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->caller_sleeping)) {
+                        pthread_mutex_lock(&p->lock);
+                        pthread_cond_signal(&p->done);
+                        pthread_mutex_unlock(&p->lock);
+                }
         }
 }
 
@@ -108,6 +146,7 @@ int slm_pool_new(int n_threads, SlmPool **ret_pool)
         p->n_threads = n_threads;
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->start, NULL);
+        pthread_cond_init(&p->done, NULL);
         p->threads = calloc((size_t)n_threads, sizeof(pthread_t));
         p->workers = calloc((size_t)n_threads, sizeof(Worker));
         if (!p->threads || !p->workers) {
@@ -116,7 +155,7 @@ int slm_pool_new(int n_threads, SlmPool **ret_pool)
                 return -ENOMEM;
         }
         for (int i = 1; i < n_threads; i++) {
-                p->workers[i] = (Worker){ p, i };
+                p->workers[i] = (Worker){ p, i, 0 };
                 int r = pthread_create(&p->threads[i], NULL, worker_main, &p->workers[i]);
                 if (r != 0) {
                         p->n_threads = i; /* join only the ones started */
@@ -140,6 +179,7 @@ SlmPool *slm_pool_free(SlmPool *p)
                 pthread_join(p->threads[i], NULL);
         pthread_mutex_destroy(&p->lock);
         pthread_cond_destroy(&p->start);
+        pthread_cond_destroy(&p->done);
         free(p->threads);
         free(p->workers);
         free(p);
@@ -159,9 +199,7 @@ void slm_pool_run(SlmPool *p, SlmTaskFn fn, void *arg)
         }
         p->fn = fn;
         p->arg = arg;
-        atomic_store_explicit(&p->pending, p->n_threads - 1, memory_order_relaxed);
-        /* sequentially consistent with the sleepers' count: a worker going to sleep either
-         * sees this generation under the lock or is counted below and woken */
+        atomic_store(&p->pending, p->n_threads - 1);
         atomic_fetch_add(&p->generation, 1);
         if (atomic_load(&p->sleepers) > 0) {
                 pthread_mutex_lock(&p->lock);
@@ -169,6 +207,12 @@ void slm_pool_run(SlmPool *p, SlmTaskFn fn, void *arg)
                 pthread_mutex_unlock(&p->lock);
         }
         fn(arg, 0, p->n_threads);
-        while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0)
-                cpu_relax();
+        if (spin(p, &p->caller_skip, all_done, 0))
+                return;
+        pthread_mutex_lock(&p->lock);
+        atomic_store(&p->caller_sleeping, true);
+        while (atomic_load(&p->pending) > 0)
+                pthread_cond_wait(&p->done, &p->lock);
+        atomic_store(&p->caller_sleeping, false);
+        pthread_mutex_unlock(&p->lock);
 }
