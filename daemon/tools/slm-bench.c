@@ -83,6 +83,39 @@ static double memory_bandwidth(int threads)
         return best;
 }
 
+/* ---- resident memory ----------------------------------------------------------------------- */
+
+typedef struct {
+        double rss, file, anon, huge; /* GB */
+} Memory;
+
+/* The value of "@key: N kB" in @path, in GB; 0 where it is missing. */
+static double proc_kb(const char *path, const char *key)
+{
+        FILE *f = fopen(path, "re");
+        char line[256];
+        size_t n = strlen(key);
+        double gb = 0.0;
+
+        if (!f)
+                return 0.0;
+        while (fgets(line, sizeof(line), f))
+                if (strncmp(line, key, n) == 0 && line[n] == ':') {
+                        gb = strtod(line + n + 1, NULL) * 1024.0 / 1e9;
+                        break;
+                }
+        fclose(f);
+        return gb;
+}
+
+static Memory resident(void)
+{
+        return (Memory){ proc_kb("/proc/self/status", "VmRSS"),
+                         proc_kb("/proc/self/status", "RssFile"),
+                         proc_kb("/proc/self/status", "RssAnon"),
+                         proc_kb("/proc/self/smaps_rollup", "AnonHugePages") };
+}
+
 /* ---- tests --------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -192,6 +225,8 @@ int main(int argc, char **argv)
         SlmModel *m = NULL;
         Result res[2 * MAX_BACKENDS];
         char devices[MAX_BACKENDS][400];
+        Memory mems[MAX_BACKENDS];
+        double packed[MAX_BACKENDS];
         char names[256], *save = NULL;
         int n_res = 0, n_want = 0, n_backends = 0;
 
@@ -229,10 +264,15 @@ int main(int argc, char **argv)
                         res[n_res++].backend = bname;
                 if (tg && run_test(ctx, hp->n_vocab, 0, tg, reps, &res[n_res]) == 0)
                         res[n_res++].backend = bname;
+                /* while the backend still holds what it made of the weights */
+                mems[n_backends - 1] = resident();
+                packed[n_backends - 1] =
+                    strcmp(bname, "cpu") == 0 ? (double)slm_backend_cpu_packed_bytes(b) / 1e9 : 0.0;
                 slm_context_free(ctx);
                 slm_backend_free(b);
         }
         double weights_gb = (double)slm_model_weight_bytes(m) / 1e9;
+        const char *where = slm_model_gguf(m)->anon ? "an anonymous copy" : "the file mapping";
         double mem = memory_bandwidth(threads);
 
         for (int i = 0; i < n_res; i++) {
@@ -247,6 +287,16 @@ int main(int argc, char **argv)
                         if (decode && strcmp(res[i].backend, "cpu") == 0)
                                 printf(",\"decode_gb_per_s\":%.2f,\"memory_read_gb_per_s\":%.2f",
                                        weights_gb * res[i].median, mem);
+                        for (int k = 0; k < n_backends; k++)
+                                if (strncmp(devices[k], res[i].backend, strlen(res[i].backend)) ==
+                                    0) {
+                                        printf(",\"weights\":\"%s\",\"packed_gb\":%.3f,"
+                                               "\"rss_gb\":%.3f,\"rss_file_gb\":%.3f,"
+                                               "\"rss_anon_gb\":%.3f,\"anon_huge_gb\":%.3f",
+                                               where, packed[k], mems[k].rss, mems[k].file,
+                                               mems[k].anon, mems[k].huge);
+                                        break;
+                                }
                         printf("}\n");
                 } else {
                         if (i == 0)
@@ -261,10 +311,18 @@ int main(int argc, char **argv)
                 }
         }
         if (!json) {
-                printf("weights %.2f GB; the CPU reads them in place from the file mapping\n",
-                       weights_gb);
-                for (int i = 0; i < n_backends; i++)
+                printf("weights %.2f GB in %s\n", weights_gb, where);
+                for (int i = 0; i < n_backends; i++) {
                         printf("%s\n", devices[i]);
+                        if (packed[i] > 0.0)
+                                printf(
+                                    "  packed for the CPU kernels: %.2f GB of anonymous memory\n",
+                                    packed[i]);
+                        printf(
+                            "  resident: %.2f GB (file %.2f, anonymous %.2f, of which huge pages "
+                            "%.2f)\n",
+                            mems[i].rss, mems[i].file, mems[i].anon, mems[i].huge);
+                }
         }
         slm_model_free(m);
         return n_res == n_want ? 0 : 1;
