@@ -38,6 +38,42 @@ static int grow(void **buf, size_t *size, size_t need)
         return 0;
 }
 
+/* ---- activations converted for the kernels ------------------------------------------------- */
+
+typedef struct {
+        void (*convert)(int64_t n, const float *x, void *dst); /* NULL: slm_quantize_row(type) */
+        SlmType type;
+        int64_t n, n_tokens;
+        const float *x;
+        uint8_t *dst;
+        size_t row_bytes;
+} ConvertTask;
+
+static void convert_task(void *data, int ith, int nth)
+{
+        const ConvertTask *c = data;
+        long long start, end;
+
+        slm_split(c->n_tokens, ith, nth, &start, &end);
+        for (long long t = start; t < end; t++) {
+                const float *x = c->x + t * c->n;
+                uint8_t *dst = c->dst + (size_t)t * c->row_bytes;
+                if (c->convert)
+                        c->convert(c->n, x, dst);
+                else
+                        slm_quantize_row(c->type, x, dst, c->n);
+        }
+}
+
+/* Rows of a prompt are converted on every thread; one token is not worth a hand-over. */
+static void convert_rows(CpuBackend *cpu, const ConvertTask *c)
+{
+        if (c->n_tokens >= 2 * slm_pool_threads(cpu->pool))
+                slm_pool_run(cpu->pool, convert_task, (void *)c);
+        else
+                convert_task((void *)c, 0, 1);
+}
+
 /* ---- matmul -------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -139,8 +175,8 @@ static int packed_matmul(CpuBackend *cpu, const SlmMatrix *w, const SlmPacked *p
         r = grow(&cpu->xq, &cpu->xq_size, total);
         if (r < 0)
                 return r;
-        for (int64_t t = 0; t < n_tokens; t++)
-                l->convert_x(w->n_in, x + t * w->n_in, (uint8_t *)cpu->xq + t * row_bytes);
+        ConvertTask conv = { l->convert_x, 0, w->n_in, n_tokens, x, cpu->xq, row_bytes };
+        convert_rows(cpu, &conv);
         task.xq = cpu->xq;
         slm_pool_run(cpu->pool, packed_task, &task);
         return 0;
@@ -179,9 +215,8 @@ int slm_cpu_matmul(SlmBackend *b, const SlmMatrix *w, const float *x, int64_t n_
                 r = grow(&cpu->xq, &cpu->xq_size, total);
                 if (r < 0)
                         return r;
-                for (int64_t t = 0; t < n_tokens; t++)
-                        slm_quantize_row(tt->dot_type, x + t * w->n_in,
-                                         (uint8_t *)cpu->xq + t * row_bytes, w->n_in);
+                ConvertTask conv = { NULL, tt->dot_type, w->n_in, n_tokens, x, cpu->xq, row_bytes };
+                convert_rows(cpu, &conv);
                 task.xq = cpu->xq;
                 task.xq_row_bytes = row_bytes;
         }
@@ -207,10 +242,9 @@ static void attention_task(void *data, int ith, int nth)
         int group = p->n_head / p->n_head_kv;
         int q_stride = p->n_head * p->head_dim, kv_stride = p->n_head_kv * p->head_dim;
         float *scores = a->cpu->scores + (size_t)ith * a->cpu->scores_per_thread;
-        long long start, end;
 
-        slm_split(a->n_tokens * p->n_head, ith, nth, &start, &end);
-        for (long long i = start; i < end; i++) {
+        /* round robin: with a causal mask later tokens have more keys */
+        for (long long i = ith; i < a->n_tokens * p->n_head; i += nth) {
                 int64_t t = i / p->n_head;
                 int h = (int)(i % p->n_head);
                 int kvh = h / group;

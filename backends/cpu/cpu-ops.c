@@ -7,6 +7,7 @@
  */
 #include "slm-backend.h"
 #include "cpu-internal.h"
+#include "cpu-kernels.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -102,15 +103,12 @@ void slm_cpu_glu(SlmAct act, const float *gate, const float *up, int64_t n, floa
 void slm_cpu_attention_head(const float *q, const float *k, const float *v, int n_kv, int kv_stride,
                             int head_dim, float scale, float *scores, float *out)
 {
+        SlmVecDotFn dot = slm_cpu_vec_dot(SLM_TYPE_F32); /* SIMD where the CPU has it */
         float max = -INFINITY;
         double sum = 0.0;
 
         for (int j = 0; j < n_kv; j++) {
-                const float *kj = k + (int64_t)j * kv_stride;
-                float s = 0.0f;
-                for (int d = 0; d < head_dim; d++)
-                        s += q[d] * kj[d];
-                scores[j] = s * scale;
+                scores[j] = dot(head_dim, q, k + (int64_t)j * kv_stride) * scale;
                 if (scores[j] > max)
                         max = scores[j];
         }
