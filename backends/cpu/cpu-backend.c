@@ -175,7 +175,13 @@ static int packed_matmul(CpuBackend *cpu, const SlmMatrix *w, const SlmPacked *p
         r = grow(&cpu->xq, &cpu->xq_size, total);
         if (r < 0)
                 return r;
-        ConvertTask conv = { l->convert_x, 0, w->n_in, n_tokens, x, cpu->xq, row_bytes };
+        ConvertTask conv = { p->kernel->convert_x ? p->kernel->convert_x : l->convert_x,
+                             0,
+                             w->n_in,
+                             n_tokens,
+                             x,
+                             cpu->xq,
+                             row_bytes };
         convert_rows(cpu, &conv);
         task.xq = cpu->xq;
         slm_pool_run(cpu->pool, packed_task, &task);

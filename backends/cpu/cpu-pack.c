@@ -144,6 +144,16 @@ static void pack_q6_k(int64_t n, const void *rows, size_t row_bytes, void *dst)
         }
 }
 
+/* F16: weight k of the eight rows side by side. */
+static void pack_f16(int64_t n, const void *rows, size_t row_bytes, void *dst)
+{
+        slm_fp16 *out = dst;
+
+        for (int64_t k = 0; k < n; k++)
+                for (int r = 0; r < SLM_PACK_ROWS; r++)
+                        memcpy(out++, (const uint8_t *)rows + r * row_bytes + 2 * k, 2);
+}
+
 /* ---- activations --------------------------------------------------------------------------- */
 
 static void convert_q8s(int64_t n, const float *x, int32_t k, void *dst)
@@ -198,6 +208,18 @@ const SlmPackLayout slm_pack_layout_q5_k = { SLM_QK_K, SLM_PACK_Q5_K_BYTES, size
                                              convert_x_q8_ks, pack_q5_k };
 const SlmPackLayout slm_pack_layout_q6_k = { SLM_QK_K, SLM_PACK_Q6_K_BYTES, sizeof(SlmBlockQ8KS),
                                              convert_x_q8_ks, pack_q6_k };
+
+/* F16: floats rounded through fp16, as the reference rounds them for its F16 dot. */
+static void convert_x_f16(int64_t n, const float *x, void *dst)
+{
+        float *out = dst;
+
+        for (int64_t i = 0; i < n; i++)
+                out[i] = slm_fp16_to_fp32(slm_fp32_to_fp16(x[i]));
+}
+
+const SlmPackLayout slm_pack_layout_f16 = { 1, SLM_PACK_F16_BYTES, sizeof(float), convert_x_f16,
+                                            pack_f16 };
 
 /* ---- which kernels run --------------------------------------------------------------------- */
 

@@ -59,7 +59,7 @@ typedef struct {
 } SlmPackLayout;
 
 extern const SlmPackLayout slm_pack_layout_q4_0, slm_pack_layout_q8_0, slm_pack_layout_q4_k,
-    slm_pack_layout_q5_k, slm_pack_layout_q6_k;
+    slm_pack_layout_q5_k, slm_pack_layout_q6_k, slm_pack_layout_f16;
 
 /*
  * Packed groups of eight rows of @n (the second, for gemm2, gs bytes after
@@ -75,6 +75,8 @@ typedef struct {
         const SlmPackLayout *layout;
         SlmPackGemmFn gemm;
         SlmPackGemmFn gemm2; /* NULL where the instruction set has no wider vectors */
+        /* the layout's activation conversion in this instruction set, with the same result */
+        void (*convert_x)(int64_t n, const float *x, void *dst);
 } SlmPackKernel;
 
 /*
@@ -97,6 +99,7 @@ const SlmPackKernel *slm_cpu_pack_kernels_vnni(SlmType type);
 #define SLM_PACK_Q4_K_BYTES (8 * 4 + 2 * 64 + 8 * 128)
 #define SLM_PACK_Q5_K_BYTES (SLM_PACK_Q4_K_BYTES + 8 * 32)
 #define SLM_PACK_Q6_K_BYTES (8 * 2 + 128 + 8 * 192)
+#define SLM_PACK_F16_BYTES  (8 * 2) /* per weight */
 
 #ifdef __cplusplus
 }

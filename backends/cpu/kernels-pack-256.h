@@ -23,6 +23,7 @@
 #define vfmadd   _mm256_fmadd_ps
 #define vfnmadd  _mm256_fnmadd_ps
 #define vfmul    _mm256_mul_ps
+#define vfadd    _mm256_add_ps
 #define vfstore  _mm256_storeu_ps
 
 TARGET static inline __m256i SUFFIX(bcast4)(const int8_t *p)

@@ -26,6 +26,7 @@
 #define vfmadd   _mm512_fmadd_ps
 #define vfnmadd  _mm512_fnmadd_ps
 #define vfmul    _mm512_mul_ps
+#define vfadd    _mm512_add_ps
 #define vfstore  _mm512_storeu_ps
 
 TARGET static inline __m512i SUFFIX(bcast4)(const int8_t *p)

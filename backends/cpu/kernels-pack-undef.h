@@ -21,6 +21,7 @@
 #undef vfmadd
 #undef vfnmadd
 #undef vfmul
+#undef vfadd
 #undef vfstore
 #undef vdpbusd
 #undef vbcast4

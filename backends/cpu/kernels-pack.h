@@ -11,7 +11,7 @@
  *   VI, VF        the integer and float vector types, and the operations
  *                 vzero, vfzero, vset1_8, vset1_32, vfset1, vand, vor,
  *                 vsrli16, vslli16, vadd32, vsub32, vmullo32, vmadd16,
- *                 vcvt, vfmadd, vfnmadd, vfmul, vfstore on them
+ *                 vcvt, vfmadd, vfnmadd, vfmul, vfadd, vfstore on them
  *   vdpbusd(a,u,s) a + the sums of four products of unsigned u and signed s bytes, per lane
  *   vbcast4(p)     four activation bytes in every lane
  *   vload(p, gs)   32 bytes of each group (groups gs bytes apart)
@@ -23,6 +23,7 @@
  * accumulator lane belongs to one row, so a block ends in one float
  * multiply-add per token, with no horizontal sums.
  */
+#include <math.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -204,6 +205,163 @@ TARGET static ALWAYS_INLINE void SUFFIX(q6_k_tile)(int64_t nb, const uint8_t *g,
                 vfstore(y + t * ys, acc[t]);
 }
 
+/*
+ * F16: eight rows' weight k in 16 bytes; activations are floats already
+ * rounded through fp16, so every product is exact in float, as in the
+ * reference. Two accumulators per token hide the multiply-add latency
+ * when few tokens run.
+ */
+TARGET static ALWAYS_INLINE void SUFFIX(f16_tile)(int64_t n, const uint8_t *g, size_t gs,
+                                                  const void *x, size_t xs, int T, float *y,
+                                                  size_t ys)
+{
+        VF acc0[TOKENS], acc1[TOKENS];
+        int64_t k = 0;
+
+        for (int t = 0; t < T; t++)
+                acc0[t] = acc1[t] = vfzero();
+        for (; k + 2 <= n; k += 2) {
+                VF w0 = vscales(g + 16 * k, gs), w1 = vscales(g + 16 * (k + 1), gs);
+                for (int t = 0; t < T; t++) {
+                        const float *xt = XROW(float, x, xs, t, k);
+                        acc0[t] = vfmadd(w0, vfset1(xt[0]), acc0[t]);
+                        acc1[t] = vfmadd(w1, vfset1(xt[1]), acc1[t]);
+                }
+        }
+        for (; k < n; k++) {
+                VF w0 = vscales(g + 16 * k, gs);
+                for (int t = 0; t < T; t++)
+                        acc0[t] = vfmadd(w0, vfset1(*XROW(float, x, xs, t, k)), acc0[t]);
+        }
+        for (int t = 0; t < T; t++)
+                vfstore(y + t * ys, vfadd(acc0[t], acc1[t]));
+}
+
+#if GROUPS == 1
+/*
+ * The activation conversions on 256-bit vectors (once per variant), bit
+ * for bit what the portable ones in cpu-pack.c give: the same products,
+ * rounded to nearest even by vcvtps2dq as the reference rounds them.
+ */
+TARGET static ALWAYS_INLINE float SUFFIX(hmax)(__m256 v)
+{
+        __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        return _mm_cvtss_f32(m);
+}
+
+TARGET static ALWAYS_INLINE int SUFFIX(hsum)(__m256i v)
+{
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+        return _mm_cvtsi128_si32(s);
+}
+
+/* The largest |x| of 32 floats. */
+TARGET static ALWAYS_INLINE float SUFFIX(amax32)(const float *x)
+{
+        const __m256 abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+        __m256 m = _mm256_and_ps(_mm256_loadu_ps(x), abs);
+        for (int i = 8; i < 32; i += 8)
+                m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + i), abs));
+        return SUFFIX(hmax)(m);
+}
+
+/* 32 values of x * scale, rounded, capped at 127, as bytes in order; q[4] keeps them as int32. */
+TARGET static ALWAYS_INLINE void SUFFIX(round32)(const float *x, float scale, int8_t *out,
+                                                 __m256i q[4])
+{
+        const __m256 s = _mm256_set1_ps(scale);
+        for (int i = 0; i < 4; i++)
+                q[i] = _mm256_min_epi32(
+                    _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * i), s)),
+                    _mm256_set1_epi32(127));
+        __m256i b =
+            _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)out, b);
+}
+
+TARGET static ALWAYS_INLINE void SUFFIX(convert_q8s)(int64_t n, const float *x, int32_t k,
+                                                     void *dst)
+{
+        SlmBlockQ8S *out = dst;
+
+        for (int64_t b = 0; b < n / SLM_QK; b++, x += SLM_QK) {
+                float amax = SUFFIX(amax32)(x);
+                float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+                __m256i q[4];
+                out[b].d = _cvtsh_ss(_cvtss_sh(d, 0));
+                SUFFIX(round32)(x, id, out[b].qs, q);
+                out[b].corr = k * SUFFIX(hsum)(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]),
+                                                                _mm256_add_epi32(q[2], q[3])));
+        }
+}
+
+TARGET __attribute__((unused)) static void SUFFIX(convert_x_q4_0)(int64_t n, const float *x,
+                                                                  void *dst)
+{
+        SUFFIX(convert_q8s)(n, x, 8, dst);
+}
+
+TARGET __attribute__((unused)) static void SUFFIX(convert_x_q8_0)(int64_t n, const float *x,
+                                                                  void *dst)
+{
+        SUFFIX(convert_q8s)(n, x, 128, dst);
+}
+
+TARGET __attribute__((unused)) static void SUFFIX(convert_x_q8_ks)(int64_t n, const float *x,
+                                                                   void *dst)
+{
+        SlmBlockQ8KS *out = dst;
+
+        for (int64_t b = 0; b < n / SLM_QK_K; b++, x += SLM_QK_K) {
+                float amax = 0.0f, max = 0.0f;
+                for (int i = 0; i < SLM_QK_K; i += 32) {
+                        float m = SUFFIX(amax32)(x + i);
+                        amax = m > amax ? m : amax;
+                }
+                if (amax == 0.0f) {
+                        memset(&out[b], 0, sizeof(out[b]));
+                        continue;
+                }
+                for (int j = 0; j < SLM_QK_K; j++) /* the first value of that size, with its sign */
+                        if (fabsf(x[j]) == amax) {
+                                max = x[j];
+                                break;
+                        }
+                float iscale = -127.0f / max;
+                for (int i = 0; i < SLM_QK_K / 32; i++) {
+                        __m256i q[4];
+                        SUFFIX(round32)(x + 32 * i, iscale, out[b].qs + 32 * i, q);
+                        int s0 = SUFFIX(hsum)(_mm256_add_epi32(q[0], q[1]));
+                        int s1 = SUFFIX(hsum)(_mm256_add_epi32(q[2], q[3]));
+                        out[b].c16[2 * i] = 32 * s0;
+                        out[b].c16[2 * i + 1] = 32 * s1;
+                        out[b].s32[i] = (int16_t)(s0 + s1);
+                }
+                out[b].d = 1.0f / iscale;
+        }
+}
+
+TARGET __attribute__((unused)) static void SUFFIX(convert_x_f16)(int64_t n, const float *x,
+                                                                 void *dst)
+{
+        float *out = dst;
+        int64_t i = 0;
+
+        for (; i + 8 <= n; i += 8)
+                _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm256_cvtps_ph(
+                                              _mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+        for (; i < n; i++)
+                out[i] = _cvtsh_ss(_cvtss_sh(x[i], 0));
+}
+#endif
+
+/* The entry points: n_tokens in tiles of TOKENS, the last tile through a copy of the kernel
+ * specialized for its size. */
 #if TOKENS > 4
 #define TAIL_4_7(call)                                                                             \
         case 4:                                                                                    \
@@ -255,11 +413,13 @@ _Static_assert(TOKENS == 4 || TOKENS == 8, "the tail cases above");
 #define CALL_Q4_K(T) SUFFIX(q45_k_tile)(n / SLM_QK_K, g, gs, xt, xs, T, yt, ys, false)
 #define CALL_Q5_K(T) SUFFIX(q45_k_tile)(n / SLM_QK_K, g, gs, xt, xs, T, yt, ys, true)
 #define CALL_Q6_K(T) SUFFIX(q6_k_tile)(n / SLM_QK_K, g, gs, xt, xs, T, yt, ys)
+#define CALL_F16(T)  SUFFIX(f16_tile)(n, g, gs, xt, xs, T, yt, ys)
 
 GEMM(gemm_q4_0, CALL_Q4_0)
 GEMM(gemm_q4_k, CALL_Q4_K)
 GEMM(gemm_q5_k, CALL_Q5_K)
 GEMM(gemm_q6_k, CALL_Q6_K)
+GEMM(gemm_f16, CALL_F16)
 #ifdef HAVE_VNNI
 GEMM(gemm_q8_0, CALL_Q8_0)
 #endif
