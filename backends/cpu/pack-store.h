@@ -25,8 +25,8 @@ void slm_pack_store_clear(SlmPackStore *s);
 
 /*
  * The packed copy of @w, packed now on @pool if it is new. *ret_packed has
- * no kernel where @w has no packed kernel or its rows do not come in
- * eights; then it is remembered as such.
+ * no kernel where @w has no packed kernel, its rows do not come in eights
+ * or there was no memory for the copy; then it is remembered as such.
  */
 int slm_pack_store_get(SlmPackStore *s, SlmPool *pool, const SlmMatrix *w,
                        const SlmPacked **ret_packed);
