@@ -259,25 +259,33 @@ TARGET static ALWAYS_INLINE int SUFFIX(hsum)(__m256i v)
         return _mm_cvtsi128_si32(s);
 }
 
-/* The largest |x| of 32 floats. */
+/* The largest |x| of 32 floats, NaNs left out. */
 TARGET static ALWAYS_INLINE float SUFFIX(amax32)(const float *x)
 {
         const __m256 abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-        __m256 m = _mm256_and_ps(_mm256_loadu_ps(x), abs);
-        for (int i = 8; i < 32; i += 8)
-                m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + i), abs));
+        __m256 m = _mm256_setzero_ps();
+        /* maxps returns its second operand when one is NaN: NaNs are skipped, as by fmaxf */
+        for (int i = 0; i < 32; i += 8)
+                m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), abs), m);
         return SUFFIX(hmax)(m);
 }
 
-/* 32 values of x * scale, rounded, capped at 127, as bytes in order; q[4] keeps them as int32. */
+/*
+ * 32 values of x * scale rounded as the reference's round_even (NaN to 0, the
+ * rest clamped to -128..127), as bytes in order; q[4] keeps them as int32.
+ */
 TARGET static ALWAYS_INLINE void SUFFIX(round32)(const float *x, float scale, int8_t *out,
                                                  __m256i q[4])
 {
-        const __m256 s = _mm256_set1_ps(scale);
-        for (int i = 0; i < 4; i++)
-                q[i] = _mm256_min_epi32(
-                    _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * i), s)),
-                    _mm256_set1_epi32(127));
+        const __m256 s = _mm256_set1_ps(scale), lo = _mm256_set1_ps(-128.0f),
+                     hi = _mm256_set1_ps(127.0f);
+        for (int i = 0; i < 4; i++) {
+                /* clamped to -128..127 as floats, NaN to 0, then rounded to nearest even */
+                __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + 8 * i), s);
+                __m256 c = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+                q[i] = _mm256_and_si256(_mm256_cvtps_epi32(c),
+                                        _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_ORD_Q)));
+        }
         __m256i b =
             _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
         b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "cpu-kernels.h"
@@ -192,4 +193,43 @@ TEST(CpuKernels, PackedMatchScalar)
         // AVX2 has all but Q8_0 on one group; VNNI all six on one and two
         EXPECT_EQ(checked,
                   (slm_cpu_have_avx2() ? 5 * 24 : 0) + (slm_cpu_have_avx512vnni() ? 6 * 48 : 0));
+}
+
+// The instruction sets' activation conversions on what a broken model feeds them (NaN, infinities,
+// values past the int8 range, denormals): the portable conversion's bytes, with no undefined
+// behaviour on the way (the suite also runs under UBSan).
+TEST(CpuKernels, PackedConversionsOnExtremeValues)
+{
+        const float nan = std::numeric_limits<float>::quiet_NaN();
+        const float inf = std::numeric_limits<float>::infinity();
+        const float specials[] = { nan, inf, -inf, 3e38f, -3e38f, 1e-40f, -1e-40f, 0.0f, -0.0f };
+        std::mt19937 rng(17);
+        std::normal_distribution<float> act(0.0f, 1.0f);
+        int checked = 0;
+        for (const char *isa : { "avx2", "avx512vnni" })
+                for (SlmType type : { SLM_TYPE_Q4_0, SLM_TYPE_Q8_0, SLM_TYPE_Q4_K, SLM_TYPE_F16 }) {
+                        const SlmPackKernel *k = slm_cpu_pack_kernel_isa(type, isa);
+                        if (!k)
+                                continue;
+                        const SlmPackLayout *l = k->layout;
+                        const int64_t n = 512;
+                        size_t xs = (size_t)(n / l->block_size) * l->x_block_bytes;
+                        for (float special : specials) {
+                                if (type == SLM_TYPE_F16 && std::isnan(special))
+                                        continue; // NaN payloads may differ; both stay NaN
+                                std::vector<float> x(n);
+                                for (auto &v : x)
+                                        v = act(rng);
+                                for (int64_t i = 5; i < n; i += 37)
+                                        x[i] = special;
+                                std::vector<uint8_t> got(xs), want(xs);
+                                k->convert_x(n, x.data(), got.data());
+                                l->convert_x(n, x.data(), want.data());
+                                EXPECT_EQ(memcmp(got.data(), want.data(), xs), 0)
+                                    << isa << " " << slm_type_name(type) << " " << special;
+                                checked++;
+                        }
+                }
+        if (checked == 0)
+                GTEST_SKIP() << "no packed kernels on this CPU";
 }
