@@ -223,6 +223,14 @@ const SlmPackLayout slm_pack_layout_f16 = { 1, SLM_PACK_F16_BYTES, sizeof(float)
 
 /* ---- which kernels run --------------------------------------------------------------------- */
 
+const SlmPackKernel *slm_pack_find(const SlmPackKernel *table, size_t n, SlmType type)
+{
+        for (size_t i = 0; i < n; i++)
+                if (table[i].type == type)
+                        return &table[i];
+        return NULL;
+}
+
 const SlmPackKernel *slm_cpu_pack_kernel_isa(SlmType type, const char *isa)
 {
         if (strcmp(isa, "avx512vnni") == 0)

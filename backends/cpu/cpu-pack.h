@@ -89,6 +89,9 @@ const SlmPackKernel *slm_cpu_pack_kernel(SlmType type);
 /* The kernel of one instruction set ("avx2", "avx512vnni"), if this CPU runs it (for tests). */
 const SlmPackKernel *slm_cpu_pack_kernel_isa(SlmType type, const char *isa);
 
+/* The entry of @type in a variant's table, or NULL. */
+const SlmPackKernel *slm_pack_find(const SlmPackKernel *table, size_t n, SlmType type);
+
 /* The instruction-set variants, as the template compiles them. */
 const SlmPackKernel *slm_cpu_pack_kernels_avx2(SlmType type);
 const SlmPackKernel *slm_cpu_pack_kernels_vnni(SlmType type);

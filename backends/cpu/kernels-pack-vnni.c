@@ -43,12 +43,9 @@ static const SlmPackKernel kernels[] = {
 
 const SlmPackKernel *slm_cpu_pack_kernels_vnni(SlmType type)
 {
-        if (!slm_cpu_have_avx512vnni())
-                return NULL;
-        for (size_t i = 0; i < sizeof(kernels) / sizeof(kernels[0]); i++)
-                if (kernels[i].type == type)
-                        return &kernels[i];
-        return NULL;
+        return slm_cpu_have_avx512vnni()
+                   ? slm_pack_find(kernels, sizeof(kernels) / sizeof(kernels[0]), type)
+                   : NULL;
 }
 
 #else
