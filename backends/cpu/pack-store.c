@@ -191,41 +191,33 @@ static void pack_task(void *data, int ith, int nth)
                     w->row_bytes, (uint8_t *)t->packed->data + (size_t)g * t->packed->group_bytes);
 }
 
-int slm_pack_store_get(SlmPackStore *s, SlmPool *pool, const SlmMatrix *w,
-                       const SlmPacked **ret_packed)
+const SlmPacked *slm_pack_store_get(SlmPackStore *s, SlmPool *pool, const SlmMatrix *w)
 {
+        static const SlmPacked rows; /* no kernel: the rows serve */
         Entry *e = find(s, w->data), fresh = { w->data, w->type, w->n_in, w->n_out, { 0 } };
         const SlmPackKernel *k;
-        int r;
+        size_t total = 0;
 
-        if (e && e->type == w->type && e->n_in == w->n_in && e->n_out == w->n_out) {
-                *ret_packed = &e->packed;
-                return 0;
-        }
-        if (e) { /* the same rows seen as another matrix: keep to the rows */
-                static const SlmPacked rows;
-                *ret_packed = &rows;
-                return 0;
-        }
+        if (e && e->type == w->type && e->n_in == w->n_in && e->n_out == w->n_out)
+                return &e->packed;
+        if (e) /* the same rows seen as another matrix: keep to the rows */
+                return &rows;
         k = slm_cpu_pack_kernel(w->type);
         if (k && w->n_out % SLM_PACK_ROWS == 0 && w->n_in % k->layout->block_size == 0) {
                 size_t group =
                     (size_t)(w->n_in / k->layout->block_size) * k->layout->group_block_bytes;
-                size_t total = group * (size_t)(w->n_out / SLM_PACK_ROWS);
+                total = group * (size_t)(w->n_out / SLM_PACK_ROWS);
                 void *data = carve(s, total);
-                if (data) { /* else no memory for a copy: the rows serve, only slower */
+                if (data) /* else no memory for a copy: the rows serve, only slower */
                         fresh.packed = (SlmPacked){ k, data, group };
-                        s->bytes += total;
-                }
         }
-        r = insert(s, &fresh, &e);
-        if (r < 0)
-                return r;
+        if (insert(s, &fresh, &e) < 0)
+                return &rows; /* a copy carved already stays in its chunk until clear */
         if (e->packed.kernel) {
                 PackTask task = { w, &e->packed };
+                s->bytes += total;
                 slm_pool_run(pool, pack_task, &task);
                 drop_file_pages(w->data, (size_t)w->n_out * w->row_bytes);
         }
-        *ret_packed = &e->packed;
-        return 0;
+        return &e->packed;
 }

@@ -24,12 +24,11 @@ SlmPackStore *slm_pack_store_free(SlmPackStore *s);
 void slm_pack_store_clear(SlmPackStore *s);
 
 /*
- * The packed copy of @w, packed now on @pool if it is new. *ret_packed has
- * no kernel where @w has no packed kernel, its rows do not come in eights
- * or there was no memory for the copy; then it is remembered as such.
+ * The packed copy of @w, packed now on @pool if it is new. It has no kernel
+ * where @w has no packed kernel, its rows do not come in eights or there
+ * was no memory for a copy: then the rows serve, only slower.
  */
-int slm_pack_store_get(SlmPackStore *s, SlmPool *pool, const SlmMatrix *w,
-                       const SlmPacked **ret_packed);
+const SlmPacked *slm_pack_store_get(SlmPackStore *s, SlmPool *pool, const SlmMatrix *w);
 
 /* Bytes of packed weights held. */
 size_t slm_pack_store_bytes(const SlmPackStore *s);
