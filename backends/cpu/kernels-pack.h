@@ -4,7 +4,6 @@
  * compiled per instruction set and vector width by the file that includes
  * this one after defining:
  *   TARGET        the target attribute of every function here
- *   ISA           the variant's name
  *   SUFFIX(name)  the variant's symbols
  *   TOKENS        tokens kept in registers at once (4 or 8)
  *   GROUPS        groups of eight rows per vector (1: 256-bit, 2: 512-bit)
@@ -18,6 +17,7 @@
  *   vscales(p, gs) the eight fp16 scales of each group, as floats
  *   vu8x8, vi8x8(p, gs)  eight bytes of each group widened to int32
  *   vu8x16(p, gs)  sixteen bytes of each group widened to int16
+ *   HAVE_VNNI      where vdpbusd cannot saturate (the Q8_0 kernel needs that)
  *
  * Each weight vector is unpacked once per TOKENS tokens and every
  * accumulator lane belongs to one row, so a block ends in one float
