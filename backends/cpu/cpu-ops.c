@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * CPU reference ops: single-threaded, plain C, written to round the way
- * the reference implementation does (sums of squares and softmax
- * denominators in double, RoPE angles advanced by repeated
- * multiplication, GELU through an fp16 table).
+ * CPU reference ops: single-threaded, plain C (attention's q.k through the
+ * dispatched F32 dot product), written to round the way the reference
+ * implementation does (sums of squares and softmax denominators in double,
+ * RoPE angles advanced by repeated multiplication, GELU through an fp16
+ * table).
  */
 #include "slm-backend.h"
 #include "cpu-internal.h"
