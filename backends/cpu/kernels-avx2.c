@@ -17,23 +17,9 @@
 #include <cpuid.h>
 #include <immintrin.h>
 
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#include "avx2-util.h"
 
-AVX2 static inline float hsum8(__m256 v)
-{
-        __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        return _mm_cvtss_f32(s);
-}
-
-AVX2 static inline int hsum8_i32(__m256i v)
-{
-        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-        return _mm_cvtsi128_si32(s);
-}
+#define AVX2 SLM_AVX2
 
 static unsigned long long xgetbv0(void)
 {
@@ -80,7 +66,7 @@ AVX2 static float dot_q8_0(int64_t n, const void *wv, const void *xv)
         for (int64_t i = 0; i < n / SLM_QK; i++)
                 acc = fma_q8_block(acc, _mm256_loadu_si256((const __m256i *)w[i].qs), h2f(w[i].d),
                                    &x[i]);
-        return hsum8(acc);
+        return slm_hsum8(acc);
 }
 
 AVX2 static float dot_q4_0(int64_t n, const void *wv, const void *xv)
@@ -92,7 +78,7 @@ AVX2 static float dot_q4_0(int64_t n, const void *wv, const void *xv)
         for (int64_t i = 0; i < n / SLM_QK; i++)
                 acc = fma_q8_block(acc, _mm256_sub_epi8(nibbles(w[i].qs), _mm256_set1_epi8(8)),
                                    h2f(w[i].d), &x[i]);
-        return hsum8(acc);
+        return slm_hsum8(acc);
 }
 
 /*
@@ -141,7 +127,7 @@ AVX2 static void tile_q4_0(int64_t n, const void *wv, size_t w_stride, const voi
         }
         for (int r = 0; r < TILE_R; r++)
                 for (int t = 0; t < TILE_T; t++)
-                        out[t * out_stride + r] = hsum8(acc[r][t]);
+                        out[t * out_stride + r] = slm_hsum8(acc[r][t]);
 }
 
 /*
@@ -186,7 +172,7 @@ AVX2 static inline float dot_q45_k(int64_t n, const uint8_t *w, size_t block_byt
                                                        _mm256_set1_epi16(sc[2 * j + 1]));
                         acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
                 }
-                sum += h2f(b->d) * x[i].d * (float)hsum8_i32(acc) -
+                sum += h2f(b->d) * x[i].d * (float)slm_hsum8_i32(acc) -
                        h2f(b->dmin) * x[i].d * (float)msum;
         }
         return sum;
@@ -249,7 +235,7 @@ AVX2 static float dot_q6_k(int64_t n, const void *wv, const void *xv)
                                     acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], yk), s));
                         }
                 }
-                sum += h2f(w[i].d) * x[i].d * (float)(hsum8_i32(acc) - 32 * bias);
+                sum += h2f(w[i].d) * x[i].d * (float)(slm_hsum8_i32(acc) - 32 * bias);
         }
         return sum;
 }
@@ -271,7 +257,7 @@ AVX2 static inline float dot_float(int64_t n, const void *w, const void *x, bool
                 acc0 = _mm256_fmadd_ps(load8(w, i, half), load8(x, i, half), acc0);
                 acc1 = _mm256_fmadd_ps(load8(w, i + 8, half), load8(x, i + 8, half), acc1);
         }
-        sum = hsum8(_mm256_add_ps(acc0, acc1));
+        sum = slm_hsum8(_mm256_add_ps(acc0, acc1));
         for (; i < n; i++)
                 sum += half ? h2f(((const slm_fp16 *)w)[i]) * h2f(((const slm_fp16 *)x)[i])
                             : ((const float *)w)[i] * ((const float *)x)[i];

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "avx2-util.h"
 #include "cpu-pack.h"
 
 #undef TAIL_4_7
@@ -243,22 +244,6 @@ TARGET static ALWAYS_INLINE void SUFFIX(f16_tile)(int64_t n, const uint8_t *g, s
  * for bit what the portable ones in cpu-pack.c give: the same products,
  * rounded to nearest even by vcvtps2dq as the reference rounds them.
  */
-TARGET static ALWAYS_INLINE float SUFFIX(hmax)(__m256 v)
-{
-        __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-        m = _mm_max_ss(m, _mm_movehdup_ps(m));
-        return _mm_cvtss_f32(m);
-}
-
-TARGET static ALWAYS_INLINE int SUFFIX(hsum)(__m256i v)
-{
-        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-        return _mm_cvtsi128_si32(s);
-}
-
 /* The largest |x| of 32 floats, NaNs left out. */
 TARGET static ALWAYS_INLINE float SUFFIX(amax32)(const float *x)
 {
@@ -267,7 +252,7 @@ TARGET static ALWAYS_INLINE float SUFFIX(amax32)(const float *x)
         /* maxps returns its second operand when one is NaN: NaNs are skipped, as by fmaxf */
         for (int i = 0; i < 32; i += 8)
                 m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), abs), m);
-        return SUFFIX(hmax)(m);
+        return slm_hmax8(m);
 }
 
 /*
@@ -303,8 +288,8 @@ TARGET static ALWAYS_INLINE void SUFFIX(convert_q8s)(int64_t n, const float *x, 
                 __m256i q[4];
                 out[b].d = _cvtsh_ss(_cvtss_sh(d, 0));
                 SUFFIX(round32)(x, id, out[b].qs, q);
-                out[b].corr = k * SUFFIX(hsum)(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]),
-                                                                _mm256_add_epi32(q[2], q[3])));
+                out[b].corr = k * slm_hsum8_i32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]),
+                                                                 _mm256_add_epi32(q[2], q[3])));
         }
 }
 
@@ -344,8 +329,8 @@ TARGET __attribute__((unused)) static void SUFFIX(convert_x_q8_ks)(int64_t n, co
                 for (int i = 0; i < SLM_QK_K / 32; i++) {
                         __m256i q[4];
                         SUFFIX(round32)(x + 32 * i, iscale, out[b].qs + 32 * i, q);
-                        int s0 = SUFFIX(hsum)(_mm256_add_epi32(q[0], q[1]));
-                        int s1 = SUFFIX(hsum)(_mm256_add_epi32(q[2], q[3]));
+                        int s0 = slm_hsum8_i32(_mm256_add_epi32(q[0], q[1]));
+                        int s1 = slm_hsum8_i32(_mm256_add_epi32(q[2], q[3]));
                         out[b].c16[2 * i] = 32 * s0;
                         out[b].c16[2 * i + 1] = 32 * s1;
                         out[b].s32[i] = (int16_t)(s0 + s1);
