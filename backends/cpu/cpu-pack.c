@@ -41,10 +41,10 @@ static void pack_q4_0(int64_t n, const void *rows, size_t row_bytes, void *dst)
                 const uint8_t *src[SLM_PACK_ROWS];
                 for (int r = 0; r < SLM_PACK_ROWS; r++) {
                         const SlmBlockQ4_0 *blk = ROW(rows, r, row_bytes, SlmBlockQ4_0, b);
-                        memcpy(out + 2 * r, &blk->d, 2);
+                        memcpy(out + SLM_PACK_D + 2 * r, &blk->d, 2);
                         src[r] = blk->qs;
                 }
-                interleave(src, 4, 0, out + 16);
+                interleave(src, 4, 0, out + SLM_PACK_QS);
         }
 }
 
@@ -57,10 +57,10 @@ static void pack_q8_0(int64_t n, const void *rows, size_t row_bytes, void *dst)
                 const uint8_t *src[SLM_PACK_ROWS];
                 for (int r = 0; r < SLM_PACK_ROWS; r++) {
                         const SlmBlockQ8_0 *blk = ROW(rows, r, row_bytes, SlmBlockQ8_0, b);
-                        memcpy(out + 2 * r, &blk->d, 2);
+                        memcpy(out + SLM_PACK_D + 2 * r, &blk->d, 2);
                         src[r] = (const uint8_t *)blk->qs;
                 }
-                interleave(src, 8, 0x80, out + 16);
+                interleave(src, 8, 0x80, out + SLM_PACK_QS);
         }
 }
 
@@ -82,19 +82,19 @@ static void pack_q45_k(int64_t n, const void *rows, size_t row_bytes, size_t blo
                             (const uint8_t *)rows + r * row_bytes + b * block_bytes;
                         const SlmBlockQ4_K *k = (const SlmBlockQ4_K *)blk;
                         uint8_t sc[8], m[8];
-                        memcpy(out + 2 * r, &k->d, 2);
-                        memcpy(out + 16 + 2 * r, &k->dmin, 2);
+                        memcpy(out + SLM_PACK_D + 2 * r, &k->d, 2);
+                        memcpy(out + SLM_PACK_K_DMIN + 2 * r, &k->dmin, 2);
                         slm_k_scales(k->scales, sc, m);
                         for (int j = 0; j < 8; j++) {
-                                out[32 + 8 * j + r] = sc[j];
-                                out[96 + 16 * (j / 2) + 2 * r + j % 2] = m[j];
+                                out[SLM_PACK_K_SC + 8 * j + r] = sc[j];
+                                out[SLM_PACK_K_M + 16 * (j / 2) + 2 * r + j % 2] = m[j];
                         }
                         qs[r] = blk + qs_offset;
                         qh[r] = qh_offset >= 0 ? blk + qh_offset : NULL;
                 }
-                interleave(qs, 32, 0, out + 160);
+                interleave(qs, 32, 0, out + SLM_PACK_K_QS);
                 if (qh_offset >= 0)
-                        interleave(qh, 8, 0, out + SLM_PACK_Q4_K_BYTES);
+                        interleave(qh, 8, 0, out + SLM_PACK_Q5_K_QH);
         }
 }
 
@@ -123,13 +123,13 @@ static void pack_q6_k(int64_t n, const void *rows, size_t row_bytes, void *dst)
                 const SlmBlockQ6_K *k[SLM_PACK_ROWS];
                 for (int r = 0; r < SLM_PACK_ROWS; r++) {
                         k[r] = ROW(rows, r, row_bytes, SlmBlockQ6_K, b);
-                        memcpy(out + 2 * r, &k[r]->d, 2);
+                        memcpy(out + SLM_PACK_D + 2 * r, &k[r]->d, 2);
                         for (int j = 0; j < 16; j++)
-                                out[16 + 8 * j + r] = (uint8_t)k[r]->scales[j];
+                                out[SLM_PACK_Q6_SC + 8 * j + r] = (uint8_t)k[r]->scales[j];
                 }
                 for (int h = 0; h < 2; h++)
                         for (int c = 0; c < 8; c++) {
-                                uint8_t *o = out + 144 + (h * 8 + c) * 96;
+                                uint8_t *o = out + SLM_PACK_Q6_Q + (h * 8 + c) * 96;
                                 const uint8_t *la[SLM_PACK_ROWS], *lb[SLM_PACK_ROWS],
                                     *hb[SLM_PACK_ROWS];
                                 for (int r = 0; r < SLM_PACK_ROWS; r++) {

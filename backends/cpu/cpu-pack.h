@@ -96,12 +96,25 @@ const SlmPackKernel *slm_pack_find(const SlmPackKernel *table, size_t n, SlmType
 const SlmPackKernel *slm_cpu_pack_kernels_avx2(SlmType type);
 const SlmPackKernel *slm_cpu_pack_kernels_vnni(SlmType type);
 
-/* Bytes of one packed block of eight rows, per type. */
-#define SLM_PACK_Q4_0_BYTES (8 * 2 + 8 * 16)
-#define SLM_PACK_Q8_0_BYTES (8 * 2 + 8 * 32)
-#define SLM_PACK_Q4_K_BYTES (8 * 4 + 2 * 64 + 8 * 128)
-#define SLM_PACK_Q5_K_BYTES (SLM_PACK_Q4_K_BYTES + 8 * 32)
-#define SLM_PACK_Q6_K_BYTES (8 * 2 + 128 + 8 * 192)
+/*
+ * Where each part of a packed block of eight rows lies, read by the
+ * packing in cpu-pack.c and by the kernels alike, and the bytes per block.
+ */
+#define SLM_PACK_D      0  /* fp16 d[8], every type */
+#define SLM_PACK_QS     16 /* Q4_0, Q8_0: the chunks after d */
+#define SLM_PACK_K_DMIN 16 /* Q4_K, Q5_K: fp16 dmin[8] */
+#define SLM_PACK_K_SC   32 /* sc[sub-block][row] */
+#define SLM_PACK_K_M    96 /* m[pair of sub-blocks][row][2] */
+#define SLM_PACK_K_QS   160
+#define SLM_PACK_Q6_SC  16  /* Q6_K: int8 sc[sub-block][row] */
+#define SLM_PACK_Q6_Q   144 /* then 96 bytes per half and chunk: ql, ql + 32, qh */
+
+#define SLM_PACK_Q4_0_BYTES (SLM_PACK_QS + 8 * 16)
+#define SLM_PACK_Q8_0_BYTES (SLM_PACK_QS + 8 * 32)
+#define SLM_PACK_Q4_K_BYTES (SLM_PACK_K_QS + 8 * 128)
+#define SLM_PACK_Q5_K_QH    SLM_PACK_Q4_K_BYTES
+#define SLM_PACK_Q5_K_BYTES (SLM_PACK_Q5_K_QH + 8 * 32)
+#define SLM_PACK_Q6_K_BYTES (SLM_PACK_Q6_Q + 2 * 8 * 96)
 #define SLM_PACK_F16_BYTES  (8 * 2) /* per weight */
 
 #ifdef __cplusplus

@@ -51,17 +51,17 @@ TARGET static ALWAYS_INLINE void SUFFIX(q8s_tile)(int64_t nb, const uint8_t *g, 
         for (int t = 0; t < T; t++)
                 acc[t] = vfzero();
         for (int64_t b = 0; b < nb; b++, g += bytes) {
-                VF dw = vscales(g, gs);
+                VF dw = vscales(g + SLM_PACK_D, gs);
                 VI w[8];
                 if (q4) {
                         for (int c = 0; c < 4; c++) {
-                                VI v = vload(g + 16 + 32 * c, gs);
+                                VI v = vload(g + SLM_PACK_QS + 32 * c, gs);
                                 w[c] = vand(v, m4);
                                 w[c + 4] = vand(vsrli16(v, 4), m4);
                         }
                 } else {
                         for (int c = 0; c < 8; c++)
-                                w[c] = vload(g + 16 + 32 * c, gs);
+                                w[c] = vload(g + SLM_PACK_QS + 32 * c, gs);
                 }
                 for (int t = 0; t < T; t++) {
                         const SlmBlockQ8S *xb = XROW(SlmBlockQ8S, x, xs, t, b);
@@ -99,11 +99,11 @@ TARGET static ALWAYS_INLINE void SUFFIX(q45_k_tile)(int64_t nb, const uint8_t *g
                         for (int t = 0; t < T; t++)
                                 lo_acc[t] = hi_acc[t] = vzero();
                         for (int k = 0; k < 8; k++) {
-                                VI v = vload(g + 160 + 32 * (8 * p + k), gs);
+                                VI v = vload(g + SLM_PACK_K_QS + 32 * (8 * p + k), gs);
                                 VI lo = vand(v, m4);
                                 VI hi = vand(vsrli16(v, 4), m4);
                                 if (q5) {
-                                        VI h = vload(g + SLM_PACK_Q4_K_BYTES + 32 * k, gs);
+                                        VI h = vload(g + SLM_PACK_Q5_K_QH + 32 * k, gs);
                                         VI h0 = vand(vsrli16(h, 2 * p), one);
                                         VI h1 = vand(vsrli16(h, 2 * p + 1), one);
                                         lo = vor(lo, vslli16(h0, 4));
@@ -117,16 +117,16 @@ TARGET static ALWAYS_INLINE void SUFFIX(q45_k_tile)(int64_t nb, const uint8_t *g
                                                             vbcast4(q + 64 * p + 32 + 4 * k));
                                 }
                         }
-                        VI sc_lo = vu8x8(g + 32 + 8 * (2 * p), gs);
-                        VI sc_hi = vu8x8(g + 32 + 8 * (2 * p + 1), gs);
+                        VI sc_lo = vu8x8(g + SLM_PACK_K_SC + 8 * (2 * p), gs);
+                        VI sc_hi = vu8x8(g + SLM_PACK_K_SC + 8 * (2 * p + 1), gs);
                         for (int t = 0; t < T; t++)
                                 isum[t] = vadd32(isum[t], vadd32(vmullo32(lo_acc[t], sc_lo),
                                                                  vmullo32(hi_acc[t], sc_hi)));
                 }
-                VF dw = vscales(g, gs), dmin = vscales(g + 16, gs);
+                VF dw = vscales(g + SLM_PACK_D, gs), dmin = vscales(g + SLM_PACK_K_DMIN, gs);
                 VI m[4];
                 for (int p = 0; p < 4; p++)
-                        m[p] = vu8x16(g + 96 + 16 * p, gs);
+                        m[p] = vu8x16(g + SLM_PACK_K_M + 16 * p, gs);
                 for (int t = 0; t < T; t++) {
                         const SlmBlockQ8KS *xb = XROW(SlmBlockQ8KS, x, xs, t, b);
                         VI msum = vzero();
@@ -164,7 +164,7 @@ TARGET static ALWAYS_INLINE void SUFFIX(q6_k_tile)(int64_t nb, const uint8_t *g,
                                         for (int t = 0; t < T; t++)
                                                 a[i][t] = vzero();
                                 for (int c = 4 * half; c < 4 * half + 4; c++) {
-                                        const uint8_t *o = g + 144 + (h * 8 + c) * 96;
+                                        const uint8_t *o = g + SLM_PACK_Q6_Q + (h * 8 + c) * 96;
                                         VI la = vload(o, gs), lb = vload(o + 32, gs),
                                            hb = vload(o + 64, gs);
                                         VI q[4] = {
@@ -187,7 +187,7 @@ TARGET static ALWAYS_INLINE void SUFFIX(q6_k_tile)(int64_t nb, const uint8_t *g,
                                 }
                                 for (int i = 0; i < 4; i++) {
                                         int j = 8 * h + 2 * i + half;
-                                        VI sc = vi8x8(g + 16 + 8 * j, gs);
+                                        VI sc = vi8x8(g + SLM_PACK_Q6_SC + 8 * j, gs);
                                         for (int t = 0; t < T; t++) {
                                                 const SlmBlockQ8KS *xb =
                                                     XROW(SlmBlockQ8KS, x, xs, t, b);
@@ -196,7 +196,7 @@ TARGET static ALWAYS_INLINE void SUFFIX(q6_k_tile)(int64_t nb, const uint8_t *g,
                                         }
                                 }
                         }
-                VF dw = vscales(g, gs);
+                VF dw = vscales(g + SLM_PACK_D, gs);
                 for (int t = 0; t < T; t++)
                         acc[t] =
                             vfmadd(vcvt(isum[t]),
@@ -222,7 +222,8 @@ TARGET static ALWAYS_INLINE void SUFFIX(f16_tile)(int64_t n, const uint8_t *g, s
         for (int t = 0; t < T; t++)
                 acc0[t] = acc1[t] = vfzero();
         for (; k + 2 <= n; k += 2) {
-                VF w0 = vscales(g + 16 * k, gs), w1 = vscales(g + 16 * (k + 1), gs);
+                VF w0 = vscales(g + SLM_PACK_F16_BYTES * k, gs),
+                   w1 = vscales(g + SLM_PACK_F16_BYTES * (k + 1), gs);
                 for (int t = 0; t < T; t++) {
                         const float *xt = XROW(float, x, xs, t, k);
                         acc0[t] = vfmadd(w0, vfset1(xt[0]), acc0[t]);
@@ -230,7 +231,7 @@ TARGET static ALWAYS_INLINE void SUFFIX(f16_tile)(int64_t n, const uint8_t *g, s
                 }
         }
         for (; k < n; k++) {
-                VF w0 = vscales(g + 16 * k, gs);
+                VF w0 = vscales(g + SLM_PACK_F16_BYTES * k, gs);
                 for (int t = 0; t < T; t++)
                         acc0[t] = vfmadd(w0, vfset1(*XROW(float, x, xs, t, k)), acc0[t]);
         }
