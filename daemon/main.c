@@ -247,9 +247,6 @@ int main(int argc, char **argv)
         }
         if (backend) {
                 g_free(d.config.backend);
-                g_free(d.config.sysfs_root);
-                g_free(d.config.procfs_root);
-                g_strfreev(d.config.interactive_users);
                 d.config.backend = g_steal_pointer(&backend);
         }
         if (threads)
