@@ -68,27 +68,57 @@ void slm_backend_release_weights(SlmBackend *b)
 
 /* ---- tensors ------------------------------------------------------------------------------- */
 
-/* Whether elements [off, off + n) lie inside t. */
-static bool fits(const SlmTensor *t, size_t off, size_t n)
+/* Whether elements [off, off + n) lie inside t, whatever its type. */
+static bool fits_any(const SlmTensor *t, size_t off, size_t n)
 {
         return t && off <= t->n && n <= t->n - off;
 }
 
-/* Whether rows x cols elements lie inside t. */
+/* The same for an F32 tensor: only copy and attention take the others. */
+static bool fits(const SlmTensor *t, size_t off, size_t n)
+{
+        return fits_any(t, off, n) && t->type == SLM_TYPE_F32;
+}
+
+static bool rows_total(int64_t n_rows, int64_t n, size_t *total)
+{
+        return n_rows >= 0 && n >= 0 && !__builtin_mul_overflow((size_t)n_rows, (size_t)n, total);
+}
+
+/* Whether rows x cols elements lie inside t (an F32 one). */
 static bool fits_rows(const SlmTensor *t, int64_t n_rows, int64_t n)
 {
         size_t total;
 
-        if (n_rows < 0 || n < 0 || __builtin_mul_overflow((size_t)n_rows, (size_t)n, &total))
-                return false;
-        return fits(t, 0, total);
+        return rows_total(n_rows, n, &total) && fits(t, 0, total);
+}
+
+/* The elements per block of a type a tensor may hold; 0 for any other. */
+static size_t tensor_block(SlmType type)
+{
+        switch (type) {
+        case SLM_TYPE_F32:
+        case SLM_TYPE_F16:
+                return 1;
+        case SLM_TYPE_Q8_0:
+                return SLM_QK;
+        default:
+                return 0;
+        }
+}
+
+int slm_tensor_new_typed(SlmBackend *b, SlmType type, size_t n, SlmTensor **ret)
+{
+        size_t block = tensor_block(type);
+
+        if (block == 0 || n == 0 || n % block || n > SIZE_MAX / sizeof(float))
+                return -EINVAL;
+        return b->ops->tensor_new(b, type, n, ret);
 }
 
 int slm_tensor_new(SlmBackend *b, size_t n, SlmTensor **ret)
 {
-        if (n == 0 || n > SIZE_MAX / sizeof(float))
-                return -EINVAL;
-        return b->ops->tensor_new(b, n, ret);
+        return slm_tensor_new_typed(b, SLM_TYPE_F32, n, ret);
 }
 
 SlmTensor *slm_tensor_free(SlmBackend *b, SlmTensor *t)
@@ -155,10 +185,16 @@ int slm_backend_attention(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *
 {
         int64_t qd = (int64_t)p->n_head * p->head_dim, kvd = (int64_t)p->n_head_kv * p->head_dim;
 
+        size_t n_kv;
+
         if (p->n_head <= 0 || p->n_head_kv <= 0 || p->n_head % p->n_head_kv || p->head_dim <= 0 ||
             pos0 < 0 || n_tokens <= 0 || !fits_rows(q, n_tokens, qd) ||
-            !fits_rows(out, n_tokens, qd) || !fits_rows(k, pos0 + n_tokens, kvd) ||
-            !fits_rows(v, pos0 + n_tokens, kvd))
+            !fits_rows(out, n_tokens, qd) || !rows_total(pos0 + n_tokens, kvd, &n_kv) ||
+            !fits_any(k, 0, n_kv) || !fits_any(v, 0, n_kv))
+                return -EINVAL;
+        /* each head's slice of a cache row is read on its own: it must be whole blocks */
+        if ((size_t)p->head_dim % tensor_block(k->type) ||
+            (size_t)p->head_dim % tensor_block(v->type))
                 return -EINVAL;
         return b->ops->attention(b, q, k, v, n_tokens, pos0, p, out);
 }
@@ -191,7 +227,10 @@ int slm_backend_copy(SlmBackend *b, SlmTensor *src, size_t src_off, size_t src_s
             __builtin_add_overflow(last_src, src_off, &last_src) ||
             __builtin_mul_overflow(n_rows - 1, dst_stride, &last_dst) ||
             __builtin_add_overflow(last_dst, dst_off, &last_dst) || !fits(src, last_src, n) ||
-            !fits(dst, last_dst, n))
+            !fits_any(dst, last_dst, n))
+                return -EINVAL;
+        size_t block = tensor_block(dst->type);
+        if (dst_off % block || (n_rows > 1 && dst_stride % block) || n % block)
                 return -EINVAL;
         return b->ops->copy(b, src, src_off, src_stride, dst, dst_off, dst_stride, n, n_rows);
 }

@@ -59,14 +59,18 @@ typedef struct {
 typedef struct SlmBackend SlmBackend;
 
 /*
- * An activation buffer of n floats owned by a backend. data points at
- * host memory on the CPU backend and is NULL where the backend keeps the
- * buffer on a device: there slm_backend_write/read are the only way in
- * and out.
+ * A buffer of n elements owned by a backend. data points at host memory
+ * on the CPU backend and is NULL where the backend keeps the buffer on a
+ * device: there slm_backend_write/read are the only way in and out.
+ *
+ * Activations are F32. A KV cache may be held in F16 or Q8_0
+ * (slm_tensor_new_typed): copy converts rows into it, attention reads it,
+ * and no other op takes it.
  */
 typedef struct {
         size_t n;
-        float *data;
+        float *data;  /* F32 elements; the raw rows of other types */
+        SlmType type; /* last, so that { n, data } is an F32 tensor */
 } SlmTensor;
 
 /*
@@ -87,7 +91,8 @@ typedef struct {
         const char *(*device_name)(SlmBackend *b);
         void (*release_weights)(SlmBackend *b);
 
-        int (*tensor_new)(SlmBackend *b, size_t n, SlmTensor **ret);
+        /* -EOPNOTSUPP for a type the backend does not hold */
+        int (*tensor_new)(SlmBackend *b, SlmType type, size_t n, SlmTensor **ret);
         void (*tensor_free)(SlmBackend *b, SlmTensor *t);
         int (*write)(SlmBackend *b, SlmTensor *t, size_t off, const float *src, size_t n);
         int (*read)(SlmBackend *b, SlmTensor *t, size_t off, float *dst, size_t n);
@@ -108,7 +113,7 @@ typedef struct {
         /*
          * Causal attention of n_tokens queries at positions pos0.. over the
          * cache rows 0..pos0+t (k, v: one row of n_head_kv * head_dim per
-         * position); out is (n_tokens, n_head * head_dim).
+         * position, in the cache's type); out is (n_tokens, n_head * head_dim).
          */
         int (*attention)(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *v, int64_t n_tokens,
                          int32_t pos0, const SlmAttnParams *p, SlmTensor *out);
@@ -118,7 +123,8 @@ typedef struct {
         /* x[r][i] = x[r][i] * scale + (y ? y[r][i] : 0) + (bias ? bias[i] : 0), rows of n. */
         int (*add)(SlmBackend *b, SlmTensor *x, SlmTensor *y, const float *bias, float scale,
                    int64_t n, int64_t n_rows);
-        /* dst[dst_off + r * dst_stride + i] = src[src_off + r * src_stride + i], i < n. */
+        /* dst[dst_off + r * dst_stride + i] = src[src_off + r * src_stride + i], i < n;
+         * converted to dst's type (rows of whole blocks, offsets on block boundaries). */
         int (*copy)(SlmBackend *b, SlmTensor *src, size_t src_off, size_t src_stride,
                     SlmTensor *dst, size_t dst_off, size_t dst_stride, size_t n, size_t n_rows);
         /* The index of the largest of the first n elements (the first one on ties). */
@@ -143,6 +149,11 @@ bool slm_backend_supports_type(SlmBackend *b, SlmType type);
 void slm_backend_release_weights(SlmBackend *b);
 
 int slm_tensor_new(SlmBackend *b, size_t n, SlmTensor **ret);
+/*
+ * A tensor of @type for a KV cache: F32, F16 or Q8_0 (n a multiple of its
+ * 32-element blocks). -EOPNOTSUPP where the backend does not hold @type.
+ */
+int slm_tensor_new_typed(SlmBackend *b, SlmType type, size_t n, SlmTensor **ret);
 SlmTensor *slm_tensor_free(SlmBackend *b, SlmTensor *t);
 int slm_tensor_write(SlmBackend *b, SlmTensor *t, size_t off, const float *src, size_t n);
 int slm_tensor_read(SlmBackend *b, SlmTensor *t, size_t off, float *dst, size_t n);

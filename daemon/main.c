@@ -13,6 +13,7 @@
 
 #include "slmd-daemon.h"
 #include "slmd-error.h"
+#include "model.h"
 
 #define DEFAULT_CONFIG    SYSCONFDIR "/slmd/slmd.conf"
 #define DEFAULT_STATE_DIR LOCALSTATEDIR "/lib/slmd"
@@ -149,6 +150,11 @@ static gboolean load_config(SlmdConfig *c, const char *path, gboolean must_exist
                         c->backend = g_key_file_get_string(kf, "daemon", *k, &e);
                 } else if (strcmp(*k, "threads") == 0) {
                         c->threads = g_key_file_get_integer(kf, "daemon", *k, &e);
+                } else if (strcmp(*k, "kv-type") == 0) {
+                        g_autofree char *v = g_key_file_get_string(kf, "daemon", *k, &e);
+                        if (v && slm_kv_type_from_name(v, &c->kv_type) < 0)
+                                g_set_error(&e, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                                            "kv-type is f16, q8_0 or f32, not '%s'", v);
                 } else if (strcmp(*k, "max-sessions-per-user") == 0) {
                         c->max_sessions_per_user =
                             (guint)g_key_file_get_uint64(kf, "daemon", *k, &e);
@@ -186,7 +192,7 @@ int main(int argc, char **argv)
 {
         g_autofree char *config_path = NULL, *state_dir = NULL, *model = NULL, *backend = NULL;
         g_autofree char *sysfs_root = NULL, *procfs_root = NULL;
-        g_autofree char *address = NULL;
+        g_autofree char *address = NULL, *kv_type = NULL;
         gboolean session = FALSE, version = FALSE;
         int threads = 0;
         g_autoptr(GError) error = NULL;
@@ -207,6 +213,8 @@ int main(int argc, char **argv)
                 { "backend", 0, 0, G_OPTION_ARG_STRING, &backend,
                   "cpu, vulkan or auto (default auto)", "NAME" },
                 { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "Inference threads", "N" },
+                { "kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_type,
+                  "KV caches in f16, q8_0 or f32 (default f16)", "TYPE" },
                 { "sysfs-root", 0, 0, G_OPTION_ARG_FILENAME, &sysfs_root,
                   "Read thermal zones and power supplies here (default /sys)", "DIR" },
                 { "procfs-root", 0, 0, G_OPTION_ARG_FILENAME, &procfs_root,
@@ -230,6 +238,7 @@ int main(int argc, char **argv)
         d.config.state_dir = g_strdup(DEFAULT_STATE_DIR);
         d.config.backend = g_strdup("auto");
         d.config.threads = (int)MIN(g_get_num_processors(), 4);
+        d.config.kv_type = SLM_KV_TYPE_DEFAULT;
         d.config.max_sessions_per_user = 16;
         d.config.max_prompt_bytes = 1 << 20;
         d.config.max_import_bytes = 64ull << 30;
@@ -251,6 +260,10 @@ int main(int argc, char **argv)
         }
         if (threads)
                 d.config.threads = threads;
+        if (kv_type && slm_kv_type_from_name(kv_type, &d.config.kv_type) < 0) {
+                g_printerr("slmd: --kv-type is f16, q8_0 or f32, not '%s'\n", kv_type);
+                return 2;
+        }
         if (d.config.threads < 1 || d.config.threads > 256) {
                 g_printerr("slmd: threads must be 1 to 256\n");
                 return 2;
@@ -264,8 +277,8 @@ int main(int argc, char **argv)
                 g_printerr("slmd: model store: %s\n", error->message);
                 return 1;
         }
-        d.worker = slmd_worker_new(d.config.backend, d.config.threads, on_model_changed,
-                                   on_request_done, &d, &error);
+        d.worker = slmd_worker_new(d.config.backend, d.config.threads, d.config.kv_type,
+                                   on_model_changed, on_request_done, &d, &error);
         if (!d.worker) {
                 g_printerr("slmd: %s\n", error->message);
                 goto out;

@@ -20,6 +20,7 @@ typedef struct {
         char *state_dir;
         char *backend;
         int threads;
+        SlmType kv_type; /* [daemon] kv-type */
         guint max_sessions_per_user;
         guint64 max_prompt_bytes;
         guint64 max_import_bytes;

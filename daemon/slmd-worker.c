@@ -51,7 +51,9 @@ struct SlmdWorker {
         /* the worker thread's own */
         GMainContext *main_ctx;
         SlmBackend *backend;
-        char *backend_info; /* "name (device)" for the status */
+        char *backend_info;    /* "name (device; KV cache type)" for the status */
+        SlmType kv_type;       /* asked for; a context may hold a wider one */
+        guint kv_fallback_gen; /* the model whose wider cache was last reported */
         SlmModel *model;
         char *model_name;
         guint model_gen;
@@ -436,9 +438,14 @@ static gboolean ensure_ctx(SlmdWorker *w, SlmdRequest *req)
                 n_ctx = (int)s->n_ctx_requested;
         else if (!s->n_ctx_requested && n_ctx > DEFAULT_CTX)
                 n_ctx = DEFAULT_CTX;
-        if (slm_context_new(w->model, w->backend, n_ctx, &s->ctx, &err) < 0) {
+        if (slm_context_new(w->model, w->backend, n_ctx, w->kv_type, &s->ctx, &err) < 0) {
                 fail(req, SLMD_ERROR_FAILED, "cannot create a context: %s", err.msg);
                 return FALSE;
+        }
+        if (slm_context_kv_type(s->ctx) != w->kv_type && w->kv_fallback_gen != w->model_gen) {
+                w->kv_fallback_gen = w->model_gen; /* said once per model */
+                g_message("%s: KV cache in %s: this model or backend cannot hold %s", w->model_name,
+                          slm_type_name(slm_context_kv_type(s->ctx)), slm_type_name(w->kv_type));
         }
         s->model_gen = w->model_gen;
         s->last_used = g_get_monotonic_time();
@@ -1000,8 +1007,9 @@ static gpointer worker_main(gpointer data)
         return NULL;
 }
 
-SlmdWorker *slmd_worker_new(const char *backend, int n_threads, SlmdModelFunc model_changed,
-                            GSourceFunc request_done, gpointer user_data, GError **error)
+SlmdWorker *slmd_worker_new(const char *backend, int n_threads, SlmType kv_type,
+                            SlmdModelFunc model_changed, GSourceFunc request_done,
+                            gpointer user_data, GError **error)
 {
         SlmdWorker *w = g_new0(SlmdWorker, 1);
         int r;
@@ -1011,12 +1019,13 @@ SlmdWorker *slmd_worker_new(const char *backend, int n_threads, SlmdModelFunc mo
                 /* the service keeps working: on the CPU, and says so in its status */
                 g_warning("no usable Vulkan device; running on the CPU");
                 r = slm_backend_new("cpu", n_threads, &w->backend);
-                w->backend_info = g_strdup_printf("%s (%s; vulkan: no usable device)",
-                                                  slm_backend_name(w->backend),
-                                                  slm_backend_device_name(w->backend));
+                w->backend_info = g_strdup_printf(
+                    "%s (%s; vulkan: no usable device; KV cache %s)", slm_backend_name(w->backend),
+                    slm_backend_device_name(w->backend), slm_type_name(kv_type));
         } else if (r == 0) {
-                w->backend_info = g_strdup_printf("%s (%s)", slm_backend_name(w->backend),
-                                                  slm_backend_device_name(w->backend));
+                w->backend_info =
+                    g_strdup_printf("%s (%s; KV cache %s)", slm_backend_name(w->backend),
+                                    slm_backend_device_name(w->backend), slm_type_name(kv_type));
         }
         if (r < 0) {
                 g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT, "backend '%s': %s",
@@ -1029,6 +1038,7 @@ SlmdWorker *slmd_worker_new(const char *backend, int n_threads, SlmdModelFunc mo
         g_cond_init(&w->cond);
         w->seqs = g_ptr_array_new();
         w->max_threads = w->threads = n_threads;
+        w->kv_type = kv_type;
         w->preempt = TRUE;
         w->step_batch = PREFILL_CHUNK;
         w->budget = (SlmBudget){ .threads = n_threads,

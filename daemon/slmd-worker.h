@@ -13,6 +13,7 @@
 
 #include "governor.h"
 #include "sampler.h"
+#include "slm-types.h"
 
 G_BEGIN_DECLS
 
@@ -95,8 +96,9 @@ guint slmd_seq_context_size(SlmdSeq *seq);
 typedef void (*SlmdModelFunc)(const char *name, gpointer user_data);
 
 /* @request_done runs in the main context after each request's DONE event. */
-SlmdWorker *slmd_worker_new(const char *backend, int n_threads, SlmdModelFunc model_changed,
-                            GSourceFunc request_done, gpointer user_data, GError **error);
+SlmdWorker *slmd_worker_new(const char *backend, int n_threads, SlmType kv_type,
+                            SlmdModelFunc model_changed, GSourceFunc request_done,
+                            gpointer user_data, GError **error);
 void slmd_worker_free(SlmdWorker *w);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SlmdWorker, slmd_worker_free)
 

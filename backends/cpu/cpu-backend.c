@@ -22,6 +22,8 @@ typedef struct {
         size_t xq_size;
         float *scores; /* attention scratch: one row per thread */
         size_t scores_per_thread;
+        uint8_t *attn_scratch; /* SLM_ATTN_SCRATCH(head_dim) per thread */
+        size_t attn_scratch_size;
 } CpuBackend;
 
 static int grow(void **buf, size_t *size, size_t need)
@@ -36,6 +38,15 @@ static int grow(void **buf, size_t *size, size_t need)
         *buf = p;
         *size = need;
         return 0;
+}
+
+/* Bytes of the first @n elements of a row of @type (whole blocks: the wrappers checked). */
+static size_t type_bytes(SlmType type, size_t n)
+{
+        uint64_t bytes = 0;
+
+        slm_type_row_bytes(type, n, &bytes);
+        return (size_t)bytes;
 }
 
 /* ---- activations converted for the kernels ------------------------------------------------- */
@@ -231,20 +242,32 @@ int slm_cpu_matmul(SlmBackend *b, const SlmMatrix *w, const float *x, int64_t n_
 
 typedef struct {
         CpuBackend *cpu;
-        const float *q, *k, *v;
+        const float *q;
+        const SlmTensor *k, *v;
         int64_t n_tokens;
         int32_t pos0;
         const SlmAttnParams *p;
         float *out;
 } AttnTask;
 
+/* Head @kvh of cache row @pos: byte offsets within a row are whole blocks (the wrapper checked). */
+static SlmKvRows kv_rows(const SlmTensor *t, const SlmAttnParams *p, int64_t pos, int kvh)
+{
+        size_t row = type_bytes(t->type, (size_t)p->n_head_kv * (size_t)p->head_dim);
+        size_t head = type_bytes(t->type, (size_t)kvh * (size_t)p->head_dim);
+
+        return (SlmKvRows){ t->type, (const uint8_t *)t->data + (size_t)pos * row + head, row };
+}
+
 static void attention_task(void *data, int ith, int nth)
 {
         const AttnTask *a = data;
         const SlmAttnParams *p = a->p;
+        CpuBackend *cpu = a->cpu;
         int group = p->n_head / p->n_head_kv;
-        int q_stride = p->n_head * p->head_dim, kv_stride = p->n_head_kv * p->head_dim;
-        float *scores = a->cpu->scores + (size_t)ith * a->cpu->scores_per_thread;
+        int q_stride = p->n_head * p->head_dim;
+        float *scores = cpu->scores + (size_t)ith * cpu->scores_per_thread;
+        uint8_t *scratch = cpu->attn_scratch + (size_t)ith * SLM_ATTN_SCRATCH(p->head_dim);
 
         /* round robin: with a causal mask later tokens have more keys */
         for (long long i = ith; i < a->n_tokens * p->n_head; i += nth) {
@@ -254,31 +277,34 @@ static void attention_task(void *data, int ith, int nth)
                 int64_t n_kv = a->pos0 + t + 1, first = 0;
                 if (p->n_swa > 0 && n_kv > p->n_swa)
                         first = n_kv - p->n_swa;
-                slm_cpu_attention_head(a->q + t * q_stride + h * p->head_dim,
-                                       a->k + first * kv_stride + kvh * p->head_dim,
-                                       a->v + first * kv_stride + kvh * p->head_dim,
-                                       (int)(n_kv - first), kv_stride, p->head_dim, p->scale,
-                                       scores, a->out + t * q_stride + h * p->head_dim);
+                SlmKvRows k = kv_rows(a->k, p, first, kvh), v = kv_rows(a->v, p, first, kvh);
+                slm_cpu_attention_head(a->q + t * q_stride + h * p->head_dim, &k, &v,
+                                       (int)(n_kv - first), p->head_dim, p->scale, scores, scratch,
+                                       a->out + t * q_stride + h * p->head_dim);
         }
 }
 
-static int cpu_attention_host(SlmBackend *b, const float *q, const float *k, const float *v,
-                              int64_t n_tokens, int32_t pos0, const SlmAttnParams *p, float *out)
+static int cpu_attention(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *v, int64_t n_tokens,
+                         int32_t pos0, const SlmAttnParams *p, SlmTensor *out)
 {
         CpuBackend *cpu = (CpuBackend *)b;
+        size_t threads = (size_t)slm_pool_threads(cpu->pool);
         size_t n_kv = (size_t)pos0 + (size_t)n_tokens;
-        size_t need = n_kv * sizeof(float) * (size_t)slm_pool_threads(cpu->pool);
-        size_t have = cpu->scores_per_thread * sizeof(float) * (size_t)slm_pool_threads(cpu->pool);
-        AttnTask task = { cpu, q, k, v, n_tokens, pos0, p, out };
+        size_t need = n_kv * sizeof(float) * threads;
+        size_t have = cpu->scores_per_thread * sizeof(float) * threads;
+        AttnTask task = { cpu, q->data, k, v, n_tokens, pos0, p, out->data };
+        int r;
 
-        if (p->n_head_kv <= 0 || p->n_head % p->n_head_kv)
-                return -EINVAL;
         if (need > have) {
-                int r = grow((void **)&cpu->scores, &have, need);
+                r = grow((void **)&cpu->scores, &have, need);
                 if (r < 0)
                         return r;
                 cpu->scores_per_thread = n_kv;
         }
+        r = grow((void **)&cpu->attn_scratch, &cpu->attn_scratch_size,
+                 SLM_ATTN_SCRATCH(p->head_dim) * threads);
+        if (r < 0)
+                return r;
         slm_pool_run(cpu->pool, attention_task, &task);
         return 0;
 }
@@ -289,12 +315,6 @@ static int cpu_matmul(SlmBackend *b, const SlmMatrix *w, SlmTensor *x, int64_t n
                       SlmTensor *y)
 {
         return slm_cpu_matmul(b, w, x->data, n_tokens, y->data);
-}
-
-static int cpu_attention(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *v, int64_t n_tokens,
-                         int32_t pos0, const SlmAttnParams *p, SlmTensor *out)
-{
-        return cpu_attention_host(b, q->data, k->data, v->data, n_tokens, pos0, p, out->data);
 }
 
 static int cpu_get_rows(SlmBackend *b, const SlmMatrix *w, const int32_t *ids, int64_t n_ids,
@@ -364,9 +384,15 @@ static int cpu_copy(SlmBackend *b, SlmTensor *src, size_t src_off, size_t src_st
                     SlmTensor *dst, size_t dst_off, size_t dst_stride, size_t n, size_t n_rows)
 {
         (void)b;
-        for (size_t r = 0; r < n_rows; r++)
-                memmove(dst->data + dst_off + r * dst_stride, src->data + src_off + r * src_stride,
-                        n * sizeof(float));
+        for (size_t r = 0; r < n_rows; r++) {
+                const float *from = src->data + src_off + r * src_stride;
+                uint8_t *to =
+                    (uint8_t *)dst->data + type_bytes(dst->type, dst_off + r * dst_stride);
+                if (dst->type == SLM_TYPE_F32)
+                        memmove(to, from, n * sizeof(float));
+                else
+                        slm_quantize_row(dst->type, from, to, (int64_t)n);
+        }
         return 0;
 }
 
@@ -384,7 +410,7 @@ static int cpu_argmax(SlmBackend *b, SlmTensor *x, int64_t n, int32_t *ret)
 
 /* ---- tensors in host memory ---------------------------------------------------------------- */
 
-static int cpu_tensor_new(SlmBackend *b, size_t n, SlmTensor **ret)
+static int cpu_tensor_new(SlmBackend *b, SlmType type, size_t n, SlmTensor **ret)
 {
         SlmTensor *t = malloc(sizeof(*t));
 
@@ -392,7 +418,8 @@ static int cpu_tensor_new(SlmBackend *b, size_t n, SlmTensor **ret)
         if (!t)
                 return -ENOMEM;
         t->n = n;
-        t->data = calloc(n, sizeof(float));
+        t->type = type;
+        t->data = calloc(1, type_bytes(type, n));
         if (!t->data) {
                 free(t);
                 return -ENOMEM;
@@ -470,6 +497,7 @@ static void cpu_free(SlmBackend *b)
         slm_pack_store_free(cpu->packs);
         free(cpu->xq);
         free(cpu->scores);
+        free(cpu->attn_scratch);
         free(cpu);
 }
 

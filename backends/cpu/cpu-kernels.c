@@ -24,8 +24,57 @@ REF(SLM_TYPE_Q4_K, ref_q4_k)
 REF(SLM_TYPE_Q5_K, ref_q5_k)
 REF(SLM_TYPE_Q6_K, ref_q6_k)
 
+/* Rows dequantized a piece at a time (a multiple of every block size it is used for). */
+#define ROW_SUM_PIECE 64
+
+static void row_sum_ref(SlmType type, int64_t n, int n_rows, const float *w, const void *rows,
+                        size_t stride, float *out)
+{
+        float buf[ROW_SUM_PIECE];
+        uint64_t piece_bytes = 0;
+
+        slm_type_row_bytes(type, ROW_SUM_PIECE, &piece_bytes);
+        for (int64_t i = 0; i < n; i++)
+                out[i] = 0.0f;
+        for (int j = 0; j < n_rows; j++) {
+                const uint8_t *row = (const uint8_t *)rows + (size_t)j * stride;
+                for (int64_t i0 = 0; i0 < n; i0 += ROW_SUM_PIECE) {
+                        int64_t m = n - i0 < ROW_SUM_PIECE ? n - i0 : ROW_SUM_PIECE;
+                        slm_dequantize_row(type, row + (size_t)(i0 / ROW_SUM_PIECE) * piece_bytes,
+                                           buf, m);
+                        for (int64_t i = 0; i < m; i++)
+                                out[i0 + i] += w[j] * buf[i];
+                }
+        }
+}
+
+#define ROW_SUM_REF(T, NAME)                                                                       \
+        static void NAME(int64_t n, int n_rows, const float *w, const void *rows, size_t stride,   \
+                         float *out)                                                               \
+        {                                                                                          \
+                row_sum_ref(T, n, n_rows, w, rows, stride, out);                                   \
+        }
+ROW_SUM_REF(SLM_TYPE_F32, row_sum_ref_f32)
+ROW_SUM_REF(SLM_TYPE_F16, row_sum_ref_f16)
+ROW_SUM_REF(SLM_TYPE_Q8_0, row_sum_ref_q8_0)
+
+SlmRowSumFn slm_cpu_row_sum_ref(SlmType type)
+{
+        switch (type) {
+        case SLM_TYPE_F32:
+                return row_sum_ref_f32;
+        case SLM_TYPE_F16:
+                return row_sum_ref_f16;
+        case SLM_TYPE_Q8_0:
+                return row_sum_ref_q8_0;
+        default:
+                return NULL;
+        }
+}
+
 static SlmVecDotFn table[SLM_TYPE_COUNT];
 static SlmTileDotFn tiles[SLM_TYPE_COUNT];
+static SlmRowSumFn row_sums[SLM_TYPE_COUNT];
 static const char *simd_name = "scalar";
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -45,6 +94,10 @@ static void init(void)
         table[SLM_TYPE_Q4_K] = ref_q4_k;
         table[SLM_TYPE_Q5_K] = ref_q5_k;
         table[SLM_TYPE_Q6_K] = ref_q6_k;
+        for (int t = 0; t < SLM_TYPE_COUNT; t++) {
+                SlmRowSumFn f = simd ? slm_cpu_row_sum_avx2((SlmType)t) : NULL;
+                row_sums[t] = f ? f : slm_cpu_row_sum_ref((SlmType)t);
+        }
         if (!simd)
                 return;
         for (int t = 0; t < SLM_TYPE_COUNT; t++) {
@@ -61,6 +114,12 @@ SlmVecDotFn slm_cpu_vec_dot(SlmType type)
 {
         pthread_once(&once, init);
         return (unsigned)type < SLM_TYPE_COUNT ? table[type] : NULL;
+}
+
+SlmRowSumFn slm_cpu_row_sum(SlmType type)
+{
+        pthread_once(&once, init);
+        return (unsigned)type < SLM_TYPE_COUNT ? row_sums[type] : NULL;
 }
 
 SlmTileDotFn slm_cpu_tile_dot(SlmType type)

@@ -37,6 +37,19 @@ SlmTileDotFn slm_cpu_tile_dot_avx2(SlmType type);
 /* The fastest kernel for weights of @type. */
 SlmVecDotFn slm_cpu_vec_dot(SlmType type);
 
+/*
+ * out[i] = sum_j w[j] * rows[j][i] for i < n, over n_rows rows of a KV
+ * cache type (F32, F16, Q8_0; n whole blocks) stride bytes apart: the
+ * weighted sum of value rows in attention. out is overwritten.
+ */
+typedef void (*SlmRowSumFn)(int64_t n, int n_rows, const float *w, const void *rows, size_t stride,
+                            float *out);
+
+/* The fastest row sum for @type, NULL for a type a KV cache does not take. */
+SlmRowSumFn slm_cpu_row_sum(SlmType type);
+SlmRowSumFn slm_cpu_row_sum_ref(SlmType type);
+SlmRowSumFn slm_cpu_row_sum_avx2(SlmType type);
+
 /* What this CPU and its OS run (CPUID and XCR0); false off x86-64. */
 bool slm_cpu_have_avx2(void);
 bool slm_cpu_have_avx512vnni(void);

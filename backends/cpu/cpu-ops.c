@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * CPU reference ops: single-threaded, plain C (attention's q.k through the
- * dispatched F32 dot product), written to round the way the reference
+ * dispatched dot product of the cache's type), written to round the way the reference
  * implementation does (sums of squares and softmax denominators in double,
  * RoPE angles advanced by repeated multiplication, GELU through an fp16
  * table).
@@ -101,15 +101,22 @@ void slm_cpu_glu(SlmAct act, const float *gate, const float *up, int64_t n, floa
 
 /* ---- attention ----------------------------------------------------------------------------- */
 
-void slm_cpu_attention_head(const float *q, const float *k, const float *v, int n_kv, int kv_stride,
-                            int head_dim, float scale, float *scores, float *out)
+void slm_cpu_attention_head(const float *q, const SlmKvRows *k, const SlmKvRows *v, int n_kv,
+                            int head_dim, float scale, float *scores, void *scratch, float *out)
 {
-        SlmVecDotFn dot = slm_cpu_vec_dot(SLM_TYPE_F32); /* SIMD where the CPU has it */
+        /* q in the keys' dot type (F32, F16 or Q8_0 blocks): the weight kernels then apply */
+        SlmType qt = slm_type_traits(k->type)->dot_type;
+        SlmVecDotFn dot = slm_cpu_vec_dot(k->type);
+        const void *qx = q;
         float max = -INFINITY;
         double sum = 0.0;
 
+        if (qt != SLM_TYPE_F32) {
+                slm_quantize_row(qt, q, scratch, head_dim);
+                qx = scratch;
+        }
         for (int j = 0; j < n_kv; j++) {
-                scores[j] = dot(head_dim, q, k + (int64_t)j * kv_stride) * scale;
+                scores[j] = dot(head_dim, k->data + (size_t)j * k->stride, qx) * scale;
                 if (scores[j] > max)
                         max = scores[j];
         }
@@ -121,12 +128,5 @@ void slm_cpu_attention_head(const float *q, const float *k, const float *v, int 
         float inv = (float)(1.0 / sum);
         for (int j = 0; j < n_kv; j++)
                 scores[j] *= inv;
-        for (int d = 0; d < head_dim; d++)
-                out[d] = 0.0f;
-        for (int j = 0; j < n_kv; j++) {
-                const float *vj = v + (int64_t)j * kv_stride;
-                float s = scores[j];
-                for (int d = 0; d < head_dim; d++)
-                        out[d] += s * vj[d];
-        }
+        slm_cpu_row_sum(v->type)(head_dim, n_kv, scores, v->data, v->stride, out);
 }

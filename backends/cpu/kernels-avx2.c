@@ -274,6 +274,115 @@ AVX2 static float dot_f32(int64_t n, const void *w, const void *x)
         return dot_float(n, w, x, false);
 }
 
+/* ---- weighted sums of KV cache rows ------------------------------------------------------- */
+
+/*
+ * acc + w * v. F32 caches round the product before the sum, as the
+ * portable code does (the empty asm keeps the compiler from fusing them),
+ * so an F32 cache gives the same bits with or without SIMD; F16 rounds once.
+ */
+AVX2 static inline __m256 mul_add(__m256 w, __m256 v, __m256 acc, bool fused)
+{
+        if (fused)
+                return _mm256_fmadd_ps(w, v, acc);
+        __m256 p = _mm256_mul_ps(w, v);
+        __asm__("" : "+x"(p));
+        return _mm256_add_ps(acc, p);
+}
+
+/*
+ * Four vectors of out (32 floats) stay in registers while every row adds
+ * its piece; then the next 32. F32 and F16 rows also take pieces of 8 and
+ * a scalar tail, for heads that are not a multiple of 32.
+ */
+AVX2 static inline void row_sum_float(int64_t n, int n_rows, const float *w, const void *rows,
+                                      size_t stride, float *out, bool half)
+{
+        int64_t i = 0;
+
+        for (; i + 32 <= n; i += 32) {
+                __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                                  _mm256_setzero_ps() };
+                for (int j = 0; j < n_rows; j++) {
+                        const void *row = (const uint8_t *)rows + (size_t)j * stride;
+                        __m256 wj = _mm256_set1_ps(w[j]);
+                        for (int k = 0; k < 4; k++)
+                                acc[k] = mul_add(wj, load8(row, i + 8 * k, half), acc[k], half);
+                }
+                for (int k = 0; k < 4; k++)
+                        _mm256_storeu_ps(out + i + 8 * k, acc[k]);
+        }
+        for (; i + 8 <= n; i += 8) {
+                __m256 acc = _mm256_setzero_ps();
+                for (int j = 0; j < n_rows; j++)
+                        acc = mul_add(_mm256_set1_ps(w[j]),
+                                      load8((const uint8_t *)rows + (size_t)j * stride, i, half),
+                                      acc, half);
+                _mm256_storeu_ps(out + i, acc);
+        }
+        for (; i < n; i++) {
+                float acc = 0.0f;
+                for (int j = 0; j < n_rows; j++) {
+                        const void *row = (const uint8_t *)rows + (size_t)j * stride;
+                        float p = w[j] * (half ? h2f(((const slm_fp16 *)row)[i])
+                                               : ((const float *)row)[i]);
+                        __asm__("" : "+x"(p));
+                        acc += p;
+                }
+                out[i] = acc;
+        }
+}
+
+AVX2 static void row_sum_f32(int64_t n, int n_rows, const float *w, const void *rows, size_t stride,
+                             float *out)
+{
+        row_sum_float(n, n_rows, w, rows, stride, out, false);
+}
+
+AVX2 static void row_sum_f16(int64_t n, int n_rows, const float *w, const void *rows, size_t stride,
+                             float *out)
+{
+        row_sum_float(n, n_rows, w, rows, stride, out, true);
+}
+
+/* One Q8_0 block of 32 per pass: its scale times the row's weight, 32 bytes widened to floats. */
+AVX2 static void row_sum_q8_0(int64_t n, int n_rows, const float *w, const void *rows,
+                              size_t stride, float *out)
+{
+        for (int64_t b = 0; b < n / SLM_QK; b++) {
+                __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                                  _mm256_setzero_ps() };
+                for (int j = 0; j < n_rows; j++) {
+                        const SlmBlockQ8_0 *blk =
+                            (const SlmBlockQ8_0 *)((const uint8_t *)rows + (size_t)j * stride) + b;
+                        __m256 d = _mm256_set1_ps(w[j] * h2f(blk->d));
+                        for (int k = 0; k < 4; k++) {
+                                __m128i q = _mm_loadl_epi64((const __m128i *)(blk->qs + 8 * k));
+                                __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+                                acc[k] = _mm256_fmadd_ps(d, v, acc[k]);
+                        }
+                }
+                for (int k = 0; k < 4; k++)
+                        _mm256_storeu_ps(out + b * SLM_QK + 8 * k, acc[k]);
+        }
+}
+
+SlmRowSumFn slm_cpu_row_sum_avx2(SlmType type)
+{
+        if (!slm_cpu_have_avx2())
+                return NULL;
+        switch (type) {
+        case SLM_TYPE_F32:
+                return row_sum_f32;
+        case SLM_TYPE_F16:
+                return row_sum_f16;
+        case SLM_TYPE_Q8_0:
+                return row_sum_q8_0;
+        default:
+                return NULL;
+        }
+}
+
 /* AVX2, FMA and F16C, and an OS that saves the AVX registers. */
 bool slm_cpu_have_avx2(void)
 {
@@ -362,6 +471,12 @@ SlmVecDotFn slm_cpu_vec_dot_avx2(SlmType type)
 }
 
 SlmTileDotFn slm_cpu_tile_dot_avx2(SlmType type)
+{
+        (void)type;
+        return NULL;
+}
+
+SlmRowSumFn slm_cpu_row_sum_avx2(SlmType type)
 {
         (void)type;
         return NULL;

@@ -65,12 +65,16 @@ static int pipeline(VkBackend *vk, const char *base, const char *suffix, bool ha
 
 /* ---- tensors ------------------------------------------------------------------------------- */
 
-static int vk_tensor_new(SlmBackend *b, size_t n, SlmTensor **ret)
+/* Activations and the KV cache in F32 only: the shaders read and write floats. */
+static int vk_tensor_new(SlmBackend *b, SlmType type, size_t n, SlmTensor **ret)
 {
         VkBackend *vk = vk_of(b);
-        VkTensor *t = calloc(1, sizeof(*t));
+        VkTensor *t;
         int r;
 
+        if (type != SLM_TYPE_F32)
+                return -EOPNOTSUPP;
+        t = calloc(1, sizeof(*t));
         if (!t)
                 return -ENOMEM;
         r = slm_vk_buf_new(vk, (VkDeviceSize)n * sizeof(float), false, &t->buf);
@@ -79,6 +83,7 @@ static int vk_tensor_new(SlmBackend *b, size_t n, SlmTensor **ret)
                 return r;
         }
         t->base.n = n;
+        t->base.type = type;
         *ret = &t->base;
         return 0;
 }
@@ -175,7 +180,7 @@ static int vk_get_rows(SlmBackend *b, const SlmMatrix *w, const int32_t *ids, in
                 return -E2BIG;
         if (!suffix) {
                 /* the CPU backend's lookup into host memory, then copied in */
-                SlmTensor h = { (size_t)n_ids * (size_t)w->n_in, NULL };
+                SlmTensor h = { (size_t)n_ids * (size_t)w->n_in, NULL, SLM_TYPE_F32 };
                 h.data = malloc(h.n * sizeof(float));
                 if (!h.data)
                         return -ENOMEM;

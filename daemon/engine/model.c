@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_LAYERS   1024
 #define MAX_HEAD_DIM 1024
@@ -44,6 +45,7 @@ struct SlmContext {
         int n_ctx;
         int n_past;
         int n_layer;         /* a context may be freed after its model */
+        SlmType kv_type;     /* what the cache holds: F32, F16 or Q8_0 */
         SlmTensor **k_cache; /* per layer: (n_ctx, n_head_kv * head_dim) */
         SlmTensor **v_cache;
         /* scratch for BATCH tokens, on the backend */
@@ -403,8 +405,47 @@ uint64_t slm_model_weight_bytes(const SlmModel *m)
 
 /* ---- contexts ------------------------------------------------------------------------------ */
 
-int slm_context_new(SlmModel *m, SlmBackend *backend, int n_ctx, SlmContext **ret_ctx,
-                    SlmError *err)
+int slm_kv_type_from_name(const char *name, SlmType *ret)
+{
+        static const struct {
+                const char *name;
+                SlmType type;
+        } names[] = { { "f32", SLM_TYPE_F32 }, { "f16", SLM_TYPE_F16 }, { "q8_0", SLM_TYPE_Q8_0 } };
+
+        for (size_t i = 0; name && i < sizeof(names) / sizeof(names[0]); i++)
+                if (strcasecmp(name, names[i].name) == 0) {
+                        *ret = names[i].type;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+/*
+ * The first layer's cache in @want, else in the next wider type: Q8_0
+ * needs heads of whole 32-element blocks, and a backend may hold F32 only.
+ */
+static int kv_cache_first(SlmContext *c, SlmType want, int head_dim, size_t n)
+{
+        static const SlmType wider[] = { SLM_TYPE_Q8_0, SLM_TYPE_F16, SLM_TYPE_F32 };
+        size_t i = 0;
+        int r;
+
+        while (wider[i] != want) /* the caller checked that it is one of them */
+                i++;
+        for (; i < sizeof(wider) / sizeof(wider[0]); i++) {
+                if (wider[i] == SLM_TYPE_Q8_0 && head_dim % SLM_QK)
+                        continue;
+                r = slm_tensor_new_typed(c->b, wider[i], n, &c->k_cache[0]);
+                if (r == 0)
+                        c->kv_type = wider[i];
+                if (r != -EOPNOTSUPP)
+                        return r;
+        }
+        return -EOPNOTSUPP;
+}
+
+int slm_context_new(SlmModel *m, SlmBackend *backend, int n_ctx, SlmType kv_type,
+                    SlmContext **ret_ctx, SlmError *err)
 {
         const SlmHParams *hp = &m->hp;
         size_t kvd = (size_t)hp->n_head_kv * (size_t)hp->head_dim;
@@ -418,6 +459,9 @@ int slm_context_new(SlmModel *m, SlmBackend *backend, int n_ctx, SlmContext **re
         if (n_ctx > hp->n_ctx_train)
                 return slm_error_set(err, -EINVAL, "context of %d exceeds the model's %d", n_ctx,
                                      hp->n_ctx_train);
+        if (kv_type != SLM_TYPE_F32 && kv_type != SLM_TYPE_F16 && kv_type != SLM_TYPE_Q8_0)
+                return slm_error_set(err, -EINVAL, "a KV cache cannot be held in %s",
+                                     slm_type_name(kv_type));
         if (__builtin_mul_overflow((size_t)n_ctx, kvd, &cache) ||
             cache > SIZE_MAX / sizeof(float) / 2)
                 return slm_error_set(err, -ENOMEM, "KV cache size overflows");
@@ -432,9 +476,12 @@ int slm_context_new(SlmModel *m, SlmBackend *backend, int n_ctx, SlmContext **re
         c->v_cache = calloc((size_t)hp->n_layer, sizeof(SlmTensor *));
         if (!c->k_cache || !c->v_cache)
                 r = -ENOMEM;
+        if (r == 0)
+                r = kv_cache_first(c, kv_type, hp->head_dim, cache);
         for (int il = 0; r == 0 && il < hp->n_layer; il++)
-                if ((r = slm_tensor_new(backend, cache, &c->k_cache[il])) < 0 ||
-                    (r = slm_tensor_new(backend, cache, &c->v_cache[il])) < 0)
+                if ((il > 0 &&
+                     (r = slm_tensor_new_typed(backend, c->kv_type, cache, &c->k_cache[il])) < 0) ||
+                    (r = slm_tensor_new_typed(backend, c->kv_type, cache, &c->v_cache[il])) < 0)
                         break;
         struct {
                 SlmTensor **t;
@@ -491,9 +538,17 @@ int slm_context_n_ctx(const SlmContext *c)
 
 uint64_t slm_context_kv_bytes(const SlmContext *c)
 {
-        return c->k_cache && c->k_cache[0]
-                   ? 2ull * (uint64_t)c->n_layer * c->k_cache[0]->n * sizeof(float)
-                   : 0;
+        uint64_t row = 0;
+
+        if (!c->k_cache || !c->k_cache[0] ||
+            slm_type_row_bytes(c->kv_type, c->k_cache[0]->n, &row) < 0)
+                return 0;
+        return 2ull * (uint64_t)c->n_layer * row;
+}
+
+SlmType slm_context_kv_type(const SlmContext *c)
+{
+        return c->kv_type;
 }
 
 int slm_context_n_past(const SlmContext *c)

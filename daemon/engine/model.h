@@ -63,17 +63,29 @@ const char *slm_arch_name(SlmArch arch);
 /* Bytes of weights the model reads per token. */
 uint64_t slm_model_weight_bytes(const SlmModel *m);
 
+/* The KV cache type a program uses unless told otherwise: half the bytes of F32. */
+#define SLM_KV_TYPE_DEFAULT SLM_TYPE_F16
+
+/* "f32", "f16" or "q8_0" (any case) as a KV cache type; -EINVAL for anything else. */
+int slm_kv_type_from_name(const char *name, SlmType *ret);
+
 /*
  * A sequence of up to @n_ctx positions on @backend (which the caller keeps
- * alive). A context may be freed after its model, but not used.
+ * alive), its KV cache in @kv_type: F32, F16 or Q8_0. Where the model or
+ * the backend cannot hold that type (Q8_0 needs heads of a multiple of 32;
+ * the Vulkan backend holds F32 only) the next wider one is used:
+ * slm_context_kv_type says which. A context may be freed after its model,
+ * but not used.
  */
-int slm_context_new(SlmModel *m, SlmBackend *backend, int n_ctx, SlmContext **ret_ctx,
-                    SlmError *err);
+int slm_context_new(SlmModel *m, SlmBackend *backend, int n_ctx, SlmType kv_type,
+                    SlmContext **ret_ctx, SlmError *err);
 SlmContext *slm_context_free(SlmContext *ctx);
 
 int slm_context_n_ctx(const SlmContext *ctx);
 /* Bytes of the context's KV cache. */
 uint64_t slm_context_kv_bytes(const SlmContext *ctx);
+/* The type the KV cache is held in. */
+SlmType slm_context_kv_type(const SlmContext *ctx);
 /* Positions already in the KV cache. */
 int slm_context_n_past(const SlmContext *ctx);
 /* Forget positions from @n_past on (keeping the prefix before it). */

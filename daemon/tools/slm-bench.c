@@ -178,15 +178,17 @@ int main(int argc, char **argv)
                 { "threads", required_argument, NULL, 't' },
                 { "reps", required_argument, NULL, 'r' },
                 { "backend", required_argument, NULL, 'b' },
+                { "kv-type", required_argument, NULL, 'k' },
                 { "json", no_argument, NULL, 'j' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
         const char *path = NULL, *backend_name = "cpu";
         int pp = 128, tg = 64, threads = 2, reps = 3, c;
+        SlmType kv_type = SLM_KV_TYPE_DEFAULT;
         bool json = false;
 
-        while ((c = getopt_long(argc, argv, "m:p:n:t:r:b:jh", opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "m:p:n:t:r:b:k:jh", opts, NULL)) != -1) {
                 switch (c) {
                 case 'm':
                         path = optarg;
@@ -206,13 +208,19 @@ int main(int argc, char **argv)
                 case 'b':
                         backend_name = optarg;
                         break;
+                case 'k':
+                        if (slm_kv_type_from_name(optarg, &kv_type) < 0) {
+                                fprintf(stderr, "slm-bench: --kv-type is f32, f16 or q8_0\n");
+                                return 2;
+                        }
+                        break;
                 case 'j':
                         json = true;
                         break;
                 default:
                         fprintf(c == 'h' ? stdout : stderr,
                                 "Usage: slm-bench -m MODEL [-p 128] [-n 64] [-t 2] [-r 3] "
-                                "[--backend cpu,vulkan] [--json]\n");
+                                "[--backend cpu,vulkan] [--kv-type f16|q8_0|f32] [--json]\n");
                         return c == 'h' ? 0 : 2;
                 }
         }
@@ -225,6 +233,7 @@ int main(int argc, char **argv)
         SlmModel *m = NULL;
         Result res[2 * MAX_BACKENDS];
         char devices[MAX_BACKENDS][400];
+        const char *kv_names[MAX_BACKENDS];
         Memory mems[MAX_BACKENDS];
         double packed[MAX_BACKENDS];
         char names[256], *save = NULL;
@@ -249,13 +258,15 @@ int main(int argc, char **argv)
                                 r == -ENODEV ? "no usable device" : strerror(-r));
                         continue;
                 }
-                if (n_ctx > hp->n_ctx_train || slm_context_new(m, b, n_ctx, &ctx, &err) < 0) {
+                if (n_ctx > hp->n_ctx_train ||
+                    slm_context_new(m, b, n_ctx, kv_type, &ctx, &err) < 0) {
                         fprintf(stderr, "slm-bench: a context of %d: %s\n", n_ctx,
                                 err.msg[0] ? err.msg : "longer than the model's");
                         slm_backend_free(b);
                         continue;
                 }
                 const char *bname = slm_backend_name(b); /* a static string */
+                kv_names[n_backends] = slm_type_name(slm_context_kv_type(ctx));
                 snprintf(devices[n_backends++], sizeof(devices[0]), "%s: %s", bname,
                          slm_backend_device_name(b));
                 /* one untimed pass pages the weights in (and uploads them to a device) */
@@ -292,9 +303,10 @@ int main(int argc, char **argv)
                                     0) {
                                         printf(",\"weights\":\"%s\",\"packed_gb\":%.3f,"
                                                "\"rss_gb\":%.3f,\"rss_file_gb\":%.3f,"
-                                               "\"rss_anon_gb\":%.3f,\"anon_huge_gb\":%.3f",
+                                               "\"rss_anon_gb\":%.3f,\"anon_huge_gb\":%.3f,"
+                                               "\"kv_type\":\"%s\"",
                                                where, packed[k], mems[k].rss, mems[k].file,
-                                               mems[k].anon, mems[k].huge);
+                                               mems[k].anon, mems[k].huge, kv_names[k]);
                                         break;
                                 }
                         printf("}\n");
@@ -313,7 +325,7 @@ int main(int argc, char **argv)
         if (!json) {
                 printf("weights %.2f GB in %s\n", weights_gb, where);
                 for (int i = 0; i < n_backends; i++) {
-                        printf("%s\n", devices[i]);
+                        printf("%s\n  KV cache in %s\n", devices[i], kv_names[i]);
                         if (packed[i] > 0.0)
                                 printf(
                                     "  packed for the CPU kernels: %.2f GB of anonymous memory\n",

@@ -34,6 +34,7 @@ static void usage(FILE *f)
                    "  -c, --ctx N             context size (default: the model's)\n"
                    "  -t, --threads N         worker threads (default 1)\n"
                    "      --backend NAME      cpu, vulkan or auto (default auto)\n"
+                   "      --kv-type TYPE      KV cache in f16, q8_0 or f32 (default f16)\n"
                    "      --ids               print prompt ids and generated ids, not text\n"
                    "      --parse-special     match control-token text such as <|im_start|>\n"
                    "  -h, --help\n");
@@ -95,6 +96,7 @@ enum {
         OPT_STOP,
         OPT_IGNORE_EOS,
         OPT_BACKEND,
+        OPT_KV_TYPE,
         OPT_IDS,
         OPT_PARSE_SPECIAL,
 };
@@ -116,6 +118,7 @@ int main(int argc, char **argv)
                 { "ctx", required_argument, NULL, 'c' },
                 { "threads", required_argument, NULL, 't' },
                 { "backend", required_argument, NULL, OPT_BACKEND },
+                { "kv-type", required_argument, NULL, OPT_KV_TYPE },
                 { "ids", no_argument, NULL, OPT_IDS },
                 { "parse-special", no_argument, NULL, OPT_PARSE_SPECIAL },
                 { "help", no_argument, NULL, 'h' },
@@ -125,6 +128,7 @@ int main(int argc, char **argv)
         const char *stops[MAX_STOPS];
         size_t n_stops = 0;
         const char *backend_name = "auto";
+        SlmType kv_type = SLM_KV_TYPE_DEFAULT;
         long n_predict = 128, n_ctx = 0, n_threads = 1, v;
         bool ids_mode = false, ignore_eos = false, parse_special = false;
         int c;
@@ -190,6 +194,11 @@ int main(int argc, char **argv)
                 case OPT_BACKEND:
                         backend_name = optarg;
                         break;
+                case OPT_KV_TYPE:
+                        r = slm_kv_type_from_name(optarg, &kv_type);
+                        if (r < 0)
+                                fprintf(stderr, "slm-generate: --kv-type is f16, q8_0 or f32\n");
+                        break;
                 case OPT_IDS:
                         ids_mode = true;
                         break;
@@ -242,7 +251,7 @@ int main(int argc, char **argv)
                         r == -ENODEV ? "not available in this build" : strerror(-r));
                 goto out;
         }
-        r = slm_context_new(model, backend, (int)n_ctx, &ctx, &err);
+        r = slm_context_new(model, backend, (int)n_ctx, kv_type, &ctx, &err);
         if (r < 0) {
                 fprintf(stderr, "slm-generate: %s\n", err.msg);
                 goto out;
@@ -333,12 +342,14 @@ int main(int argc, char **argv)
         }
         fflush(stdout);
         fprintf(stderr,
-                "\nmodel: %s (%s, %d layers, %d embd), backend %s, %ld threads, load %.1f ms\n"
+                "\nmodel: %s (%s, %d layers, %d embd), backend %s, %ld threads, KV cache %s, "
+                "load %.1f ms\n"
                 "prompt: %zu tokens in %.1f ms (%.1f tokens/s)\n"
                 "generate: %zu tokens in %.1f ms (%.1f tokens/s)\n",
                 model_path, slm_arch_name(hp->arch), hp->n_layer, hp->n_embd,
-                slm_backend_name(backend), n_threads, t_load * 1e3, n_prompt, t_prompt * 1e3,
-                n_prompt / (t_prompt > 0 ? t_prompt : 1e-9), n_gen, t_gen * 1e3,
+                slm_backend_name(backend), n_threads, slm_type_name(slm_context_kv_type(ctx)),
+                t_load * 1e3, n_prompt, t_prompt * 1e3, n_prompt / (t_prompt > 0 ? t_prompt : 1e-9),
+                n_gen, t_gen * 1e3,
                 n_gen > 1 ? (double)(n_gen - 1) / (t_gen > 0 ? t_gen : 1e-9) : 0.0);
         ret = 0;
 out:

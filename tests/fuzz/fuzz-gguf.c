@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                  SLM_TOKENIZE_ADD_SPECIAL | SLM_TOKENIZE_PARSE_SPECIAL, &ids,
                                  &n_ids) == 0 &&
             n_ids > 0 && slm_backend_new("cpu", 1, &b) == 0 &&
-            slm_context_new(m, b, 8, &ctx, &err) == 0) {
+            slm_context_new(m, b, 8, SLM_TYPE_Q8_0, &ctx, &err) == 0) {
                 char *out = NULL;
                 size_t len;
                 if (slm_tokenizer_decode(tk, ids, n_ids, true, &out, &len) == 0)

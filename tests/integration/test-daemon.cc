@@ -359,10 +359,11 @@ std::string story(SlmClient *c, uint32_t n)
 } // namespace
 
 // The service on the Vulkan backend tells the same story as on the CPU; with no usable Vulkan
-// device it runs on the CPU and says so in its status.
+// device it runs on the CPU and says so in its status. The CPU runs hold their KV caches in F32,
+// as the Vulkan backend does, so the stories must agree byte for byte.
 TEST_F(Daemon, VulkanBackendAndItsFallback)
 {
-        start(shared(kStory), { "--backend", "cpu" });
+        start(shared(kStory), { "--backend", "cpu", "--kv-type", "f32" });
         SlmClient *c = client();
         std::string want = story(c, 60);
         slm_client_free(c);
@@ -379,7 +380,7 @@ TEST_F(Daemon, VulkanBackendAndItsFallback)
         EXPECT_EQ(stop(), 0) << log();
 
         setenv("VK_ICD_FILENAMES", "/nonexistent/icd.json", 1); // the loader finds no driver
-        start(shared(kStory), { "--backend", "vulkan" });
+        start(shared(kStory), { "--backend", "vulkan", "--kv-type", "f32" });
         unsetenv("VK_ICD_FILENAMES");
         st = status();
         std::string backend = st.backend;
@@ -392,6 +393,44 @@ TEST_F(Daemon, VulkanBackendAndItsFallback)
         std::string out;
         EXPECT_EQ(run_cmd(slmctl("status"), &out), 0);
         EXPECT_NE(out.find("vulkan: no usable device"), std::string::npos) << out;
+}
+
+// KV caches in F16 unless told otherwise; q8_0 where the model's heads are not whole Q8_0 blocks
+// (the story model's are 8 wide) falls back to F16 and says so; a type that is not one is refused.
+TEST_F(Daemon, KvCacheType)
+{
+        start(shared(kStory));
+        SlmDaemonStatus st = status();
+        EXPECT_NE(std::string(st.backend).find("KV cache F16"), std::string::npos) << st.backend;
+        slm_daemon_status_clear(&st);
+        SlmClient *c = client();
+        std::string f16 = story(c, 30);
+        slm_client_free(c);
+        EXPECT_EQ(stop(), 0) << log();
+        EXPECT_GT(f16.size(), 50u);
+
+        start(shared(kStory), { "--kv-type", "q8_0" });
+        st = status();
+        EXPECT_NE(std::string(st.backend).find("KV cache Q8_0"), std::string::npos) << st.backend;
+        slm_daemon_status_clear(&st);
+        c = client();
+        EXPECT_EQ(story(c, 30), f16);
+        slm_client_free(c);
+        EXPECT_NE(log().find("KV cache in F16: this model or backend cannot hold Q8_0"),
+                  std::string::npos)
+            << log();
+        EXPECT_EQ(stop(), 0) << log();
+
+        std::string out;
+        EXPECT_EQ(run_cmd(env("SLMD") + " --session --kv-type q4_0", &out), 2);
+        EXPECT_NE(out.find("--kv-type is f16, q8_0 or f32, not 'q4_0'"), std::string::npos) << out;
+        std::string conf = dir + "/bad-kv.conf";
+        FILE *f = fopen(conf.c_str(), "w");
+        ASSERT_NE(f, nullptr);
+        fputs("[daemon]\nkv-type=bf16\n", f);
+        fclose(f);
+        EXPECT_EQ(run_cmd(env("SLMD") + " --session --config " + conf, &out), 2);
+        EXPECT_NE(out.find("kv-type is f16, q8_0 or f32, not 'bf16'"), std::string::npos) << out;
 }
 
 TEST_F(Daemon, KilledClientLeavesNoSessionBehind)
@@ -1159,7 +1198,11 @@ TEST_F(Budget, PowerSaverProfileFromPowerProfilesDaemon)
 // one, which is recomputed from its tokens when used again, with the same result.
 TEST_F(Budget, KvCapDropsTheLeastRecentlyUsedCache)
 {
-        start_budgeted("kv-cap-mb=1\n"); // one story-model context is 0.6 MiB
+        // one story-model context is 0.6 MiB with an F32 cache (the default F16 halves it)
+        start_budgeted("kv-cap-mb=1\n[daemon]\nkv-type=f32\n");
+        SlmDaemonStatus st = status();
+        EXPECT_NE(std::string(st.backend).find("KV cache F32"), std::string::npos) << st.backend;
+        slm_daemon_status_clear(&st);
         SlmClient *c = client();
         std::string want = story(c, 20);
         SlmSession *a = session(c, "normal"), *b = session(c, "normal");

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 
@@ -42,6 +43,57 @@ TEST(CpuKernels, SimdMatchesScalar)
         if (checked == 0)
                 GTEST_SKIP() << "no SIMD kernels on this CPU";
         EXPECT_EQ(checked, 28);
+}
+
+// The weighted sums of KV cache rows (attention's values): SIMD against the scalar reference, for
+// every cache type, head sizes that are not multiples of 32 or 8 (F32/F16) and 1..37 rows with a
+// stride wider than the row, as a head's slice of a cache row is.
+TEST(CpuKernels, RowSumsMatchScalar)
+{
+        std::mt19937 rng(11);
+        std::normal_distribution<float> nd(0.0f, 1.0f);
+        int checked = 0;
+        for (SlmType type : { SLM_TYPE_F32, SLM_TYPE_F16, SLM_TYPE_Q8_0 }) {
+                SlmRowSumFn ref = slm_cpu_row_sum_ref(type), simd = slm_cpu_row_sum_avx2(type);
+                ASSERT_NE(ref, nullptr);
+                EXPECT_EQ(slm_cpu_row_sum(type) != nullptr, true);
+                if (!simd)
+                        continue;
+                const SlmTypeTraits *t = slm_type_traits(type);
+                for (int64_t n : { 8, 13, 32, 64, 72, 100, 128, 256 }) {
+                        if (n % t->block_size)
+                                continue;
+                        size_t row = (size_t)(n / t->block_size) * t->block_bytes;
+                        size_t stride = row * 3 + t->block_bytes; // the other heads in between
+                        for (int n_rows : { 1, 2, 7, 37 }) {
+                                std::vector<uint8_t> rows(stride * n_rows);
+                                for (int j = 0; j < n_rows; j++) {
+                                        auto r = slmtest::random_row(type, n, rng);
+                                        memcpy(rows.data() + j * stride, r.data(), row);
+                                }
+                                std::vector<float> w(n_rows), want(n + 1, 7.0f), got(n + 1, 7.0f);
+                                for (auto &v : w)
+                                        v = std::fabs(nd(rng)) / n_rows;
+                                ref(n, n_rows, w.data(), rows.data(), stride, want.data());
+                                simd(n, n_rows, w.data(), rows.data(), stride, got.data());
+                                // an F32 cache: the same bits (products rounded before sums)
+                                if (type == SLM_TYPE_F32) {
+                                        ASSERT_EQ(0, memcmp(got.data(), want.data(), n * 4));
+                                }
+                                for (int64_t i = 0; i < n; i++) {
+                                        ASSERT_NEAR(got[i], want[i],
+                                                    1e-5f * (1 + std::fabs(want[i])))
+                                            << t->name << " n=" << n << " rows " << n_rows
+                                            << " i=" << i;
+                                }
+                                EXPECT_EQ(got[n], 7.0f) << "wrote past the row";
+                                EXPECT_EQ(want[n], 7.0f);
+                                checked++;
+                        }
+                }
+        }
+        EXPECT_EQ(checked, slm_cpu_have_avx2() ? 80 : 0);
+        EXPECT_EQ(slm_cpu_row_sum_ref(SLM_TYPE_Q4_0), nullptr);
 }
 
 TEST(CpuKernels, DispatchCoversEveryWeightType)

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // CPU backend ops against straightforward double-precision versions: RoPE (both orderings,
-// linear scaling), attention (GQA, MQA, sliding window), norms, gated activations, and matrix
-// products that do not depend on the thread count.
+// linear scaling), attention (GQA, MQA, sliding window; F16 and Q8_0 caches), norms, gated
+// activations, and matrix products that do not depend on the thread count.
 #include <gtest/gtest.h>
 
 #include <cerrno>
@@ -22,6 +22,26 @@ std::vector<float> randn(size_t n, unsigned seed)
         for (auto &x : v)
                 x = d(rng);
         return v;
+}
+
+// A host vector seen as an F32 tensor.
+SlmTensor f32(std::vector<float> &v, size_t n = SIZE_MAX)
+{
+        return { n == SIZE_MAX ? v.size() : n, v.data(), SLM_TYPE_F32 };
+}
+
+// x rounded through @type and back: what a KV cache of that type holds.
+std::vector<float> round_trip(SlmType type, const std::vector<float> &x, size_t row)
+{
+        uint64_t bytes = 0;
+        EXPECT_EQ(slm_type_row_bytes(type, row, &bytes), 0);
+        std::vector<uint8_t> q(bytes);
+        std::vector<float> out(x.size());
+        for (size_t r = 0; r < x.size() / row; r++) {
+                slm_quantize_row(type, x.data() + r * row, q.data(), (int64_t)row);
+                slm_dequantize_row(type, q.data(), out.data() + r * row, (int64_t)row);
+        }
+        return out;
 }
 
 } // namespace
@@ -137,8 +157,7 @@ TEST(CpuOps, AttentionGqaMqaAndWindow)
                         auto k = randn((size_t)n_kv * sh.n_head_kv * hd, 4);
                         auto v = randn((size_t)n_kv * sh.n_head_kv * hd, 5);
                         std::vector<float> out(q.size());
-                        SlmTensor tq = { q.size(), q.data() }, tk = { k.size(), k.data() },
-                                  tv = { v.size(), v.data() }, tout = { out.size(), out.data() };
+                        SlmTensor tq = f32(q), tk = f32(k), tv = f32(v), tout = f32(out);
                         ASSERT_EQ(slm_backend_attention(b, &tq, &tk, &tv, n, pos0, &p, &tout), 0);
                         auto want = naive_attention(q, k, v, n, pos0, p);
                         for (size_t i = 0; i < out.size(); i++)
@@ -147,6 +166,75 @@ TEST(CpuOps, AttentionGqaMqaAndWindow)
                 }
                 slm_backend_free(b);
         }
+}
+
+// A KV cache in F16 or Q8_0: copy converts rows into it, and attention over it equals attention
+// in double over what the cache holds, with q rounded to the keys' dot type as the kernels take it.
+TEST(CpuOps, AttentionOverF16AndQ8_0Cache)
+{
+        const int hd = 64, pos0 = 21, n = 6, n_kv = pos0 + n;
+        for (SlmType type : { SLM_TYPE_F16, SLM_TYPE_Q8_0 })
+                for (int threads : { 1, 3 }) {
+                        SlmBackend *b = nullptr;
+                        ASSERT_EQ(slm_backend_cpu_new(threads, &b), 0);
+                        SlmAttnParams p = { 8, 2, hd, 0.125f, 0 };
+                        size_t kvd = (size_t)p.n_head_kv * hd;
+                        auto q = randn((size_t)n * p.n_head * hd, 8);
+                        auto k = randn(n_kv * kvd, 9), v = randn(n_kv * kvd, 10);
+                        std::vector<float> out(q.size());
+                        SlmTensor tq = f32(q), tk = f32(k), tv = f32(v), tout = f32(out);
+                        SlmTensor *ck = nullptr, *cv = nullptr;
+                        ASSERT_EQ(slm_tensor_new_typed(b, type, n_kv * kvd, &ck), 0);
+                        ASSERT_EQ(slm_tensor_new_typed(b, type, n_kv * kvd, &cv), 0);
+                        // the first pos0 rows in one copy, the rest one row at a time
+                        ASSERT_EQ(slm_backend_copy(b, &tk, 0, 0, ck, 0, 0, pos0 * kvd, 1), 0);
+                        ASSERT_EQ(slm_backend_copy(b, &tv, 0, 0, cv, 0, 0, pos0 * kvd, 1), 0);
+                        for (int j = pos0; j < n_kv; j++) {
+                                ASSERT_EQ(
+                                    slm_backend_copy(b, &tk, j * kvd, 0, ck, j * kvd, 0, kvd, 1),
+                                    0);
+                                ASSERT_EQ(
+                                    slm_backend_copy(b, &tv, j * kvd, 0, cv, j * kvd, 0, kvd, 1),
+                                    0);
+                        }
+                        ASSERT_EQ(slm_backend_attention(b, &tq, ck, cv, n, pos0, &p, &tout), 0);
+                        SlmType qt = type == SLM_TYPE_F16 ? SLM_TYPE_F16 : SLM_TYPE_Q8_0;
+                        auto want = naive_attention(round_trip(qt, q, hd), round_trip(type, k, kvd),
+                                                    round_trip(type, v, kvd), n, pos0, p);
+                        double worst = 0;
+                        for (size_t i = 0; i < out.size(); i++)
+                                worst = std::max(worst, std::fabs(out[i] - want[i]));
+                        EXPECT_LT(worst, 2e-5) << slm_type_name(type) << ", threads " << threads;
+                        // and it is not the F32 answer: the cache really holds the rounded rows
+                        auto exact = naive_attention(q, k, v, n, pos0, p);
+                        double moved = 0;
+                        for (size_t i = 0; i < out.size(); i++)
+                                moved = std::max(moved, std::fabs(out[i] - exact[i]));
+                        EXPECT_GT(moved, 1e-4) << slm_type_name(type);
+
+                        // rows that are not whole blocks, misplaced heads and F32-only ops refused
+                        if (type == SLM_TYPE_Q8_0) {
+                                EXPECT_EQ(slm_backend_copy(b, &tk, 0, 0, ck, 16, 0, kvd, 1),
+                                          -EINVAL);
+                                EXPECT_EQ(slm_backend_copy(b, &tk, 0, 0, ck, 0, 0, 48, 1), -EINVAL);
+                                SlmAttnParams odd = { 8, 8, 16, 0.25f, 0 };
+                                EXPECT_EQ(slm_backend_attention(b, &tq, ck, cv, 1, 0, &odd, &tout),
+                                          -EINVAL);
+                                SlmTensor *bad = nullptr;
+                                EXPECT_EQ(slm_tensor_new_typed(b, type, 40, &bad), -EINVAL);
+                        }
+                        EXPECT_EQ(slm_backend_add(b, ck, nullptr, nullptr, 2.0f, kvd, 1), -EINVAL);
+                        EXPECT_EQ(slm_tensor_read(b, ck, 0, out.data(), 4), -EINVAL);
+                        EXPECT_EQ(slm_backend_copy(b, ck, 0, 0, &tk, 0, 0, kvd, 1), -EINVAL);
+                        slm_tensor_free(b, ck);
+                        slm_tensor_free(b, cv);
+                        slm_backend_free(b);
+                }
+        SlmBackend *b = nullptr;
+        SlmTensor *t = nullptr;
+        ASSERT_EQ(slm_backend_cpu_new(1, &b), 0);
+        EXPECT_EQ(slm_tensor_new_typed(b, SLM_TYPE_Q4_0, 64, &t), -EINVAL);
+        slm_backend_free(b);
 }
 
 TEST(CpuOps, MatmulIndependentOfThreadsAndOddSizes)
@@ -163,8 +251,7 @@ TEST(CpuOps, MatmulIndependentOfThreadsAndOddSizes)
         SlmBackend *b1 = nullptr, *b4 = nullptr;
         ASSERT_EQ(slm_backend_cpu_new(1, &b1), 0);
         ASSERT_EQ(slm_backend_cpu_new(4, &b4), 0);
-        SlmTensor tx = { x.size(), x.data() }, ty1 = { y1.size(), y1.data() },
-                  ty4 = { y4.size(), y4.data() };
+        SlmTensor tx = f32(x), ty1 = f32(y1), ty4 = f32(y4);
         ASSERT_EQ(slm_backend_matmul(b1, &m, &tx, n_tok, &ty1), 0);
         ASSERT_EQ(slm_backend_matmul(b4, &m, &tx, n_tok, &ty4), 0);
         EXPECT_EQ(y1, y4);
@@ -180,7 +267,7 @@ TEST(CpuOps, MatmulIndependentOfThreadsAndOddSizes)
         EXPECT_EQ(y1, y4);
         // sizes that do not fit the tensors are refused before any work
         EXPECT_EQ(slm_backend_matmul(b4, &m, &tx, n_tok + 1, &ty4), -EINVAL);
-        SlmTensor short_y = { y4.size() - 1, y4.data() };
+        SlmTensor short_y = f32(y4, y4.size() - 1);
         EXPECT_EQ(slm_backend_matmul(b4, &m, &tx, n_tok, &short_y), -EINVAL);
         slm_backend_free(b1);
         slm_backend_free(b4);

@@ -8,6 +8,11 @@
 // tokens must be identical up to the first step whose reference top-1 margin is below
 // max(0.01, twice that difference): every step the reference calls stable.
 //
+// SLM_TEST_KV=f16 or q8_0 holds the KV cache in that type; the reference's is F32. Then every
+// file gets the bounds of the quantized ones, wider: F16 cache NMSE < 1e-5 and largest difference
+// < 0.1 for F32/F16 files, 5e-3 and 1.0 for quantized ones; Q8_0 cache 2e-3 and 1.0, 1e-2 and 1.5
+// (measured on this suite: 1.2e-6 / 0.021, 1.4e-3 / 0.62; 2.8e-4 / 0.27, 2.4e-3 / 0.87).
+//
 // SLM_TEST_BACKEND=vulkan runs the same vectors through the Vulkan shaders. F32/F16 files are held
 // to the same bounds. The shaders multiply float activations by dequantized weights instead of
 // quantizing activations to 8 bits as the reference does, so quantized files' logits sit further
@@ -44,6 +49,16 @@ std::vector<RefRun> runs()
         return v;
 }
 
+// The KV cache type the engine tests use: SLM_TEST_KV (f32, f16, q8_0), or F32 as the reference.
+SlmType kv_type()
+{
+        const char *k = getenv("SLM_TEST_KV");
+        SlmType t = SLM_TYPE_F32;
+        if (k && *k && slm_kv_type_from_name(k, &t) < 0)
+                ADD_FAILURE() << "SLM_TEST_KV=" << k << " is not f32, f16 or q8_0";
+        return t;
+}
+
 bool is_float_model(const std::string &name)
 {
         return name.find("-f32") != std::string::npos || name.find("-f16") != std::string::npos;
@@ -68,7 +83,8 @@ TEST_P(Reference, Matches)
         const RefRun &run = GetParam();
         json ref = slmtest::read_json(shared("reference/vectors/" + run.json));
         std::string dir = run.json.substr(0, run.json.rfind('/') + 1);
-        bool exact = is_float_model(run.model);
+        SlmType kv = kv_type();
+        bool exact = is_float_model(run.model) && kv == SLM_TYPE_F32;
 
         SlmError err = {};
         SlmModel *model = nullptr;
@@ -76,12 +92,22 @@ TEST_P(Reference, Matches)
         SlmBackend *backend = nullptr;
         ASSERT_EQ(slm_backend_new(slmtest::backend_name(), 2, &backend), 0);
         SlmContext *ctx = nullptr;
-        ASSERT_EQ(slm_context_new(model, backend, 0, &ctx, &err), 0) << err.msg;
+        ASSERT_EQ(slm_context_new(model, backend, 0, kv_type(), &ctx, &err), 0) << err.msg;
         const SlmTokenizer *tk = slm_model_tokenizer(model);
         int n_vocab = slm_model_hparams(model)->n_vocab;
         ASSERT_EQ(n_vocab, ref["n_vocab"].get<int>());
         bool float_acts = strcmp(slm_backend_name(backend), "cpu") != 0;
+        // bounds where the logits are not held to the reference's own rounding (see the top)
         double nmse_quant = float_acts ? 5e-3 : 1e-3, max_quant = float_acts ? 1.0 : 0.3;
+        // a Q8_0 cache needs heads of whole blocks; else the context holds F16
+        if (kv == SLM_TYPE_Q8_0 && slm_model_hparams(model)->head_dim % 32)
+                kv = SLM_TYPE_F16;
+        EXPECT_EQ(slm_context_kv_type(ctx), kv) << slm_type_name(slm_context_kv_type(ctx));
+        if (kv != SLM_TYPE_F32) {
+                bool f = is_float_model(run.model);
+                nmse_quant = kv == SLM_TYPE_F16 ? (f ? 1e-5 : 5e-3) : (f ? 2e-3 : 1e-2);
+                max_quant = kv == SLM_TYPE_F16 ? (f ? 0.1 : 1.0) : (f ? 1.0 : 1.5);
+        }
 
         // prompt ids, exactly as generation tokenizes them
         std::string prompt = ref["prompt"];
@@ -232,7 +258,7 @@ TEST(Context, PrefixReuseAndThreadsGiveSameLogits)
         std::vector<float> a(n_vocab), b(n_vocab), c(n_vocab);
 
         SlmContext *ctx = nullptr;
-        ASSERT_EQ(slm_context_new(one.model, one.backend, 0, &ctx, &one.err), 0);
+        ASSERT_EQ(slm_context_new(one.model, one.backend, 0, kv_type(), &ctx, &one.err), 0);
         ASSERT_EQ(slm_context_eval(ctx, ids.data(), (int)ids.size(), a.data()), 0);
         EXPECT_EQ(slm_context_n_past(ctx), 150);
         slm_context_truncate(ctx, 100);
@@ -240,7 +266,7 @@ TEST(Context, PrefixReuseAndThreadsGiveSameLogits)
         EXPECT_EQ(a, b);
         slm_context_free(ctx);
 
-        ASSERT_EQ(slm_context_new(two.model, two.backend, 0, &ctx, &two.err), 0);
+        ASSERT_EQ(slm_context_new(two.model, two.backend, 0, kv_type(), &ctx, &two.err), 0);
         for (int i = 0; i < 150; i += 7)
                 ASSERT_EQ(slm_context_eval(ctx, ids.data() + i, std::min(7, 150 - i), c.data()), 0);
         EXPECT_EQ(a, c);
@@ -252,9 +278,9 @@ TEST(Context, RefusesOverflowAndBadIds)
         Loaded l("stories260K-f32.gguf");
         ASSERT_NE(l.model, nullptr);
         SlmContext *ctx = nullptr;
-        EXPECT_EQ(slm_context_new(l.model, l.backend, 100000, &ctx, &l.err), -EINVAL);
+        EXPECT_EQ(slm_context_new(l.model, l.backend, 100000, kv_type(), &ctx, &l.err), -EINVAL);
         EXPECT_NE(std::string(l.err.msg).find("exceeds the model's 512"), std::string::npos);
-        ASSERT_EQ(slm_context_new(l.model, l.backend, 16, &ctx, &l.err), 0);
+        ASSERT_EQ(slm_context_new(l.model, l.backend, 16, kv_type(), &ctx, &l.err), 0);
         std::vector<int32_t> ids(17, 5);
         EXPECT_EQ(slm_context_eval(ctx, ids.data(), 17, nullptr), -ENOSPC);
         EXPECT_EQ(slm_context_n_past(ctx), 0);
@@ -265,6 +291,63 @@ TEST(Context, RefusesOverflowAndBadIds)
         EXPECT_EQ(slm_context_eval(ctx, ids.data(), 16, nullptr), 0);
         EXPECT_EQ(slm_context_eval(ctx, ids.data(), 1, nullptr), -ENOSPC);
         slm_context_free(ctx);
+}
+
+// A KV cache in F16 or Q8_0: its bytes, the type it reports, the fallback where heads are not whole
+// Q8_0 blocks or the backend holds F32 only, and logits near the F32 cache's (the reference runs
+// against these types are test-model-kv-f16 and -q8_0).
+TEST(Context, KvCacheTypes)
+{
+        for (const char *file : { "tiny-llama-gqa-f32.gguf", "stories260K-f32.gguf" }) {
+                Loaded l(file);
+                ASSERT_NE(l.model, nullptr);
+                const SlmHParams *hp = slm_model_hparams(l.model);
+                bool blocks = hp->head_dim % 32 == 0;
+                std::vector<int32_t> ids;
+                for (int i = 0; i < 40; i++)
+                        ids.push_back(1 + (i * 37) % 200);
+                std::vector<float> f32(hp->n_vocab), other(hp->n_vocab);
+                uint64_t f32_bytes = 0;
+                for (SlmType t : { SLM_TYPE_F32, SLM_TYPE_F16, SLM_TYPE_Q8_0 }) {
+                        SlmContext *ctx = nullptr;
+                        ASSERT_EQ(slm_context_new(l.model, l.backend, 64, t, &ctx, &l.err), 0);
+                        SlmType got = slm_context_kv_type(ctx);
+                        bool on_cpu = strcmp(slm_backend_name(l.backend), "cpu") == 0;
+                        SlmType want = !on_cpu                         ? SLM_TYPE_F32
+                                       : t == SLM_TYPE_Q8_0 && !blocks ? SLM_TYPE_F16
+                                                                       : t;
+                        EXPECT_EQ(got, want) << file << " " << slm_type_name(t);
+                        uint64_t bytes = slm_context_kv_bytes(ctx);
+                        uint64_t per_f32 =
+                            2ull * hp->n_layer * 64 * hp->n_head_kv * hp->head_dim * 4;
+                        if (got == SLM_TYPE_F32)
+                                f32_bytes = bytes;
+                        EXPECT_EQ(bytes, got == SLM_TYPE_F32   ? per_f32
+                                         : got == SLM_TYPE_F16 ? per_f32 / 2
+                                                               : per_f32 / 128 * 34)
+                            << file << " " << slm_type_name(got);
+                        ASSERT_EQ(slm_context_eval(ctx, ids.data(), (int)ids.size(),
+                                                   t == SLM_TYPE_F32 ? f32.data() : other.data()),
+                                  0);
+                        if (t != SLM_TYPE_F32 && got != SLM_TYPE_F32) {
+                                double e = slmtest::nmse(other.data(), f32.data(), f32.size());
+                                EXPECT_GT(e, 0.0) << "the cache did not round anything";
+                                EXPECT_LT(e, got == SLM_TYPE_F16 ? 1e-5 : 2e-3);
+                        }
+                        slm_context_free(ctx);
+                }
+                EXPECT_GT(f32_bytes, 0u);
+                SlmContext *ctx = nullptr;
+                EXPECT_EQ(slm_context_new(l.model, l.backend, 64, SLM_TYPE_Q4_0, &ctx, &l.err),
+                          -EINVAL);
+                EXPECT_NE(std::string(l.err.msg).find("cannot be held in Q4_0"), std::string::npos)
+                    << l.err.msg;
+        }
+        SlmType t;
+        EXPECT_EQ(slm_kv_type_from_name("Q8_0", &t), 0);
+        EXPECT_EQ(t, SLM_TYPE_Q8_0);
+        EXPECT_EQ(slm_kv_type_from_name("q4_0", &t), -EINVAL);
+        EXPECT_EQ(slm_kv_type_from_name(nullptr, &t), -EINVAL);
 }
 
 // Weights read in place from the mapping or from an anonymous huge-page copy: same numbers.
@@ -280,7 +363,7 @@ TEST(Context, AnonymousWeightCopyGivesSameLogits)
                 const SlmGguf *g = slm_model_gguf(l.model);
                 EXPECT_EQ(g->anon != nullptr, mode == 1);
                 SlmContext *ctx = nullptr;
-                ASSERT_EQ(slm_context_new(l.model, l.backend, 64, &ctx, &l.err), 0);
+                ASSERT_EQ(slm_context_new(l.model, l.backend, 64, kv_type(), &ctx, &l.err), 0);
                 int32_t ids[] = { 1, 100, 200, 300 };
                 logits[mode].resize(slm_model_hparams(l.model)->n_vocab);
                 ASSERT_EQ(slm_context_eval(ctx, ids, 4, logits[mode].data()), 0);

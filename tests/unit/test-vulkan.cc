@@ -373,7 +373,7 @@ std::vector<int32_t> greedy(SlmModel *m, SlmBackend *b, int n)
         SlmError err = {};
         SlmContext *ctx = nullptr;
         std::vector<int32_t> out;
-        EXPECT_EQ(slm_context_new(m, b, 256, &ctx, &err), 0) << err.msg;
+        EXPECT_EQ(slm_context_new(m, b, 256, SLM_TYPE_F32, &ctx, &err), 0) << err.msg;
         if (!ctx)
                 return out;
         std::vector<int32_t> prompt = { 1, 5, 9, 14, 20, 27, 35, 44, 54, 65, 77 };
