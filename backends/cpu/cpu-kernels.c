@@ -95,7 +95,9 @@ static void init(void)
         table[SLM_TYPE_Q5_K] = ref_q5_k;
         table[SLM_TYPE_Q6_K] = ref_q6_k;
         for (int t = 0; t < SLM_TYPE_COUNT; t++) {
-                SlmRowSumFn f = simd ? slm_cpu_row_sum_avx2((SlmType)t) : NULL;
+                SlmRowSumFn f = NULL;
+                if (simd && !(f = slm_cpu_row_sum_avx2((SlmType)t)))
+                        f = slm_cpu_row_sum_neon((SlmType)t);
                 row_sums[t] = f ? f : slm_cpu_row_sum_ref((SlmType)t);
         }
         if (!simd)
@@ -106,6 +108,9 @@ static void init(void)
                         table[t] = f;
                         tiles[t] = slm_cpu_tile_dot_avx2((SlmType)t);
                         simd_name = "avx2";
+                } else if ((f = slm_cpu_vec_dot_neon((SlmType)t)) && table[t]) {
+                        table[t] = f;
+                        simd_name = slm_cpu_have_neon_dotprod() ? "neon+dotprod" : "neon";
                 }
         }
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Dot-product kernels of the CPU backend, chosen at run time from what the
- * processor supports (CPUID): AVX2 with FMA and F16C where present, else
- * the scalar reference of slm-types.c. SLM_CPU_SIMD=scalar in the
- * environment forces the reference path.
+ * processor supports: AVX2 with FMA and F16C where CPUID says so, NEON on
+ * arm64 (with sdot where HWCAP says so), else the scalar reference of
+ * slm-types.c. SLM_CPU_SIMD=scalar in the environment forces the reference
+ * path.
  */
 #pragma once
 
@@ -50,11 +51,22 @@ SlmRowSumFn slm_cpu_row_sum(SlmType type);
 SlmRowSumFn slm_cpu_row_sum_ref(SlmType type);
 SlmRowSumFn slm_cpu_row_sum_avx2(SlmType type);
 
+/*
+ * The arm64 kernels (NULL elsewhere): with sdot where the CPU has the
+ * dot-product extension, unless SLM_CPU_SIMD=neon.
+ */
+SlmVecDotFn slm_cpu_vec_dot_neon(SlmType type);
+SlmRowSumFn slm_cpu_row_sum_neon(SlmType type);
+bool slm_cpu_have_neon_dotprod(void);
+
 /* What this CPU and its OS run (CPUID and XCR0); false off x86-64. */
 bool slm_cpu_have_avx2(void);
 bool slm_cpu_have_avx512vnni(void);
 
-/* The kernel set in use: "avx2", "avx2+avx512vnni" (the packed kernels) or "scalar". */
+/*
+ * The kernel set in use: "avx2", "avx2+avx512vnni" (the packed kernels),
+ * "neon", "neon+dotprod" or "scalar".
+ */
 const char *slm_cpu_simd_name(void);
 
 /* The AVX2 kernel for @type, or NULL when there is none or the CPU lacks AVX2 (for tests). */
