@@ -151,11 +151,11 @@ static inline float dot_q45_k(int64_t n, const uint8_t *w, size_t block_bytes, s
                                 uint8x16_t q = vld1q_u8(qs + 32 * j + 16 * h);
                                 uint8x16_t l = vandq_u8(q, m4), u = vshrq_n_u8(q, 4);
                                 if (qh_offset >= 0) {
-                                        /* bit 2j of each qh byte is the fifth bit of lo, 2j+1 of hi */
-                                        uint8x16_t h0 = vandq_u8(
-                                            vshlq_u8(qh[h], vdupq_n_s8((int8_t)-(2 * j))), one);
-                                        uint8x16_t h1 = vandq_u8(
-                                            vshlq_u8(qh[h], vdupq_n_s8((int8_t)-(2 * j + 1))), one);
+                                        /* bit 2j of each qh byte: lo's fifth bit; 2j+1: hi's */
+                                        int8x16_t r0 = vdupq_n_s8((int8_t)(-2 * j));
+                                        int8x16_t r1 = vdupq_n_s8((int8_t)(-2 * j - 1));
+                                        uint8x16_t h0 = vandq_u8(vshlq_u8(qh[h], r0), one);
+                                        uint8x16_t h1 = vandq_u8(vshlq_u8(qh[h], r1), one);
                                         l = vorrq_u8(l, vshlq_n_u8(h0, 4));
                                         u = vorrq_u8(u, vshlq_n_u8(h1, 4));
                                 }
@@ -215,11 +215,12 @@ static float NEON_FN(dot_q6_k)(int64_t n, const void *wv, const void *xv)
                                                  vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 2), m3), 4)),
                                         vorrq_u8(vshrq_n_u8(l0, 4),
                                                  vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 4), m3), 4)),
-                                        vorrq_u8(vshrq_n_u8(l1, 4), vshlq_n_u8(vshrq_n_u8(hb, 6), 4)),
+                                        vorrq_u8(vshrq_n_u8(l1, 4),
+                                                 vshlq_n_u8(vshrq_n_u8(hb, 6), 4)),
                                 };
                                 for (int k = 0; k < 4; k++)
-                                        isum += sc[2 * k + h] *
-                                                dot16s(vreinterpretq_s8_u8(q[k]), y + 32 * k + 16 * h);
+                                        isum += sc[2 * k + h] * dot16s(vreinterpretq_s8_u8(q[k]),
+                                                                       y + 32 * k + 16 * h);
                         }
                 }
                 sum += h2f(w[i].d) * x[i].d * (float)(isum - 32 * bias);
@@ -255,8 +256,8 @@ static inline void row_sum_float(int64_t n, int n_rows, const float *w, const vo
                 float acc = 0.0f;
                 for (int j = 0; j < n_rows; j++) {
                         const void *row = (const uint8_t *)rows + (size_t)j * stride;
-                        acc += w[j] * (half ? h2f(((const slm_fp16 *)row)[i])
-                                            : ((const float *)row)[i]);
+                        acc += w[j] *
+                               (half ? h2f(((const slm_fp16 *)row)[i]) : ((const float *)row)[i]);
                 }
                 out[i] = acc;
         }

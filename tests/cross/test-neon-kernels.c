@@ -116,8 +116,8 @@ static void dots(void)
                         slm_quantize_row(t->dot_type, x, xq, n);
                         float want = slm_vec_dot_ref(types[ti], n, w, xq);
                         float got = simd(n, w, xq);
-                        expect_near(got, want, 1e-5f * (fabsf(want) + sqrtf((float)n)), t->name,
-                                    n, 0);
+                        expect_near(got, want, 1e-5f * (fabsf(want) + sqrtf((float)n)), t->name, n,
+                                    0);
                         free(w);
                         free(x);
                         free(xq);
