@@ -248,7 +248,8 @@ int main(int argc, char **argv)
         if (!load_config(&d.config, config_path ? config_path : DEFAULT_CONFIG, config_path != NULL,
                          &error)) {
                 g_printerr("slmd: %s\n", error->message);
-                return 2;
+                ret = 2;
+                goto out;
         }
         if (state_dir) {
                 g_free(d.config.state_dir);
@@ -262,11 +263,13 @@ int main(int argc, char **argv)
                 d.config.threads = threads;
         if (kv_type && slm_kv_type_from_name(kv_type, &d.config.kv_type) < 0) {
                 g_printerr("slmd: --kv-type is f16, q8_0 or f32, not '%s'\n", kv_type);
-                return 2;
+                ret = 2;
+                goto out;
         }
         if (d.config.threads < 1 || d.config.threads > 256) {
                 g_printerr("slmd: threads must be 1 to 256\n");
-                return 2;
+                ret = 2;
+                goto out;
         }
         d.config.policy.max_threads = d.config.threads;
         d.config.sysfs_root = sysfs_root ? g_steal_pointer(&sysfs_root) : g_strdup("/sys");
@@ -275,7 +278,7 @@ int main(int argc, char **argv)
         d.store = slmd_store_new(d.config.state_dir, &error);
         if (!d.store) {
                 g_printerr("slmd: model store: %s\n", error->message);
-                return 1;
+                goto out;
         }
         d.worker = slmd_worker_new(d.config.backend, d.config.threads, d.config.kv_type,
                                    on_model_changed, on_request_done, &d, &error);
