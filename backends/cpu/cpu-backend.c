@@ -146,9 +146,10 @@ typedef struct {
 } PackedTask;
 
 /*
- * Prompts: pairs of groups through the wide kernel where there is one, then
- * what is left one by one. Decode stays on one group at a time, which
- * measured faster for a single token (50 against 32 tokens/s, Q4_0 1.1B).
+ * Prompts: four or two groups at a time through the wide kernels where
+ * there are some, then what is left one by one. Decode stays on one group
+ * at a time, which measured faster for a single token (50 against 32
+ * tokens/s, Q4_0 1.1B).
  */
 #define WIDE_MIN_TOKENS 4
 
@@ -157,15 +158,19 @@ static void packed_task(void *data, int ith, int nth)
         const PackedTask *m = data;
         const SlmPackKernel *k = m->p->kernel;
         size_t gb = m->p->group_bytes;
-        int per = k->gemm2 && m->n_tokens >= WIDE_MIN_TOKENS ? 2 : 1;
+        bool wide = m->n_tokens >= WIDE_MIN_TOKENS;
+        int per = wide && k->gemm4 ? 4 : wide && k->gemm2 ? 2 : 1;
         long long start, end, g;
 
         slm_split(m->n_out / SLM_PACK_ROWS / per, ith, nth, &start, &end);
         start *= per;
         end *= per;
-        if (ith == nth - 1) /* an odd group at the end */
+        if (ith == nth - 1) /* the groups that do not make a whole unit, at the end */
                 end = m->n_out / SLM_PACK_ROWS;
-        for (g = start; per == 2 && g + 2 <= end; g += 2)
+        for (g = start; per == 4 && g + 4 <= end; g += 4)
+                k->gemm4(m->n_in, m->p->data + (size_t)g * gb, gb, m->xq, m->xq_row_bytes,
+                         (int)m->n_tokens, m->y + g * SLM_PACK_ROWS, (size_t)m->n_out);
+        for (; wide && k->gemm2 && g + 2 <= end; g += 2)
                 k->gemm2(m->n_in, m->p->data + (size_t)g * gb, gb, m->xq, m->xq_row_bytes,
                          (int)m->n_tokens, m->y + g * SLM_PACK_ROWS, (size_t)m->n_out);
         for (; g < end; g++)

@@ -62,9 +62,10 @@ extern const SlmPackLayout slm_pack_layout_q4_0, slm_pack_layout_q8_0, slm_pack_
     slm_pack_layout_q5_k, slm_pack_layout_q6_k, slm_pack_layout_f16;
 
 /*
- * Packed groups of eight rows of @n (the second, for gemm2, gs bytes after
- * the first) against n_tokens activation rows x_stride bytes apart:
- * y[t * y_stride + r] for r < 8 (gemm) or r < 16 (gemm2).
+ * Packed groups of eight rows of @n (for gemm2 and gemm4 the next ones
+ * each gs bytes after the one before) against n_tokens activation rows
+ * x_stride bytes apart: y[t * y_stride + r] for r < 8 (gemm), r < 16
+ * (gemm2) or r < 32 (gemm4).
  */
 typedef void (*SlmPackGemmFn)(int64_t n, const void *group, size_t gs, const void *x,
                               size_t x_stride, int n_tokens, float *y, size_t y_stride);
@@ -75,6 +76,7 @@ typedef struct {
         const SlmPackLayout *layout;
         SlmPackGemmFn gemm;
         SlmPackGemmFn gemm2; /* NULL where the instruction set has no wider vectors */
+        SlmPackGemmFn gemm4; /* four groups for prompts, where that measured faster; or NULL */
         /* the layout's activation conversion in this instruction set, with the same result */
         void (*convert_x)(int64_t n, const float *x, void *dst);
 } SlmPackKernel;

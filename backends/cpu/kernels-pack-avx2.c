@@ -25,14 +25,16 @@ TARGET static inline __m256i dpbusd_avx2(__m256i acc, __m256i u, __m256i s)
 #include "kernels-pack.h"
 
 static const SlmPackKernel kernels[] = {
-        { SLM_TYPE_Q4_0, "avx2", &slm_pack_layout_q4_0, gemm_q4_0_avx2, NULL, convert_x_q4_0_avx2 },
-        { SLM_TYPE_Q4_K, "avx2", &slm_pack_layout_q4_k, gemm_q4_k_avx2, NULL,
+        { SLM_TYPE_Q4_0, "avx2", &slm_pack_layout_q4_0, gemm_q4_0_avx2, NULL, NULL,
+          convert_x_q4_0_avx2 },
+        { SLM_TYPE_Q4_K, "avx2", &slm_pack_layout_q4_k, gemm_q4_k_avx2, NULL, NULL,
           convert_x_q8_ks_avx2 },
-        { SLM_TYPE_Q5_K, "avx2", &slm_pack_layout_q5_k, gemm_q5_k_avx2, NULL,
+        { SLM_TYPE_Q5_K, "avx2", &slm_pack_layout_q5_k, gemm_q5_k_avx2, NULL, NULL,
           convert_x_q8_ks_avx2 },
-        { SLM_TYPE_Q6_K, "avx2", &slm_pack_layout_q6_k, gemm_q6_k_avx2, NULL,
+        { SLM_TYPE_Q6_K, "avx2", &slm_pack_layout_q6_k, gemm_q6_k_avx2, NULL, NULL,
           convert_x_q8_ks_avx2 },
-        { SLM_TYPE_F16, "avx2", &slm_pack_layout_f16, gemm_f16_avx2, NULL, convert_x_f16_avx2 },
+        { SLM_TYPE_F16, "avx2", &slm_pack_layout_f16, gemm_f16_avx2, NULL, NULL,
+          convert_x_f16_avx2 },
 };
 
 const SlmPackKernel *slm_cpu_pack_kernels_avx2(SlmType type)

@@ -28,17 +28,17 @@
 
 static const SlmPackKernel kernels[] = {
         { SLM_TYPE_Q4_0, "avx512vnni", &slm_pack_layout_q4_0, gemm_q4_0_vnni, gemm_q4_0_vnni512,
-          convert_x_q4_0_vnni },
+          NULL, convert_x_q4_0_vnni },
         { SLM_TYPE_Q8_0, "avx512vnni", &slm_pack_layout_q8_0, gemm_q8_0_vnni, gemm_q8_0_vnni512,
-          convert_x_q8_0_vnni },
+          NULL, convert_x_q8_0_vnni },
         { SLM_TYPE_Q4_K, "avx512vnni", &slm_pack_layout_q4_k, gemm_q4_k_vnni, gemm_q4_k_vnni512,
-          convert_x_q8_ks_vnni },
+          NULL, convert_x_q8_ks_vnni },
         { SLM_TYPE_Q5_K, "avx512vnni", &slm_pack_layout_q5_k, gemm_q5_k_vnni, gemm_q5_k_vnni512,
-          convert_x_q8_ks_vnni },
+          NULL, convert_x_q8_ks_vnni },
         { SLM_TYPE_Q6_K, "avx512vnni", &slm_pack_layout_q6_k, gemm_q6_k_vnni, gemm_q6_k_vnni512,
-          convert_x_q8_ks_vnni },
+          NULL, convert_x_q8_ks_vnni },
         { SLM_TYPE_F16, "avx512vnni", &slm_pack_layout_f16, gemm_f16_vnni, gemm_f16_vnni512,
-          convert_x_f16_vnni },
+          gemm4_f16_vnni512, convert_x_f16_vnni },
 };
 
 const SlmPackKernel *slm_cpu_pack_kernels_vnni(SlmType type)

@@ -239,6 +239,37 @@ TARGET static ALWAYS_INLINE void SUFFIX(f16_tile)(int64_t n, const uint8_t *g, s
                 vfstore(y + t * ys, vfadd(acc0[t], acc1[t]));
 }
 
+#if GROUPS == 2
+/*
+ * F16 prompts on twice the rows: the groups at g and g + 2 * gs as two
+ * vectors, so every broadcast activation feeds two multiply-adds. With one
+ * vector the kernel is bound by its loads, not by the multiply-adds; one
+ * chain per token and vector is enough to hide their latency.
+ */
+TARGET static ALWAYS_INLINE void SUFFIX(f16_tile4)(int64_t n, const uint8_t *g, size_t gs,
+                                                   const void *x, size_t xs, int T, float *y,
+                                                   size_t ys)
+{
+        VF acc0[TOKENS], acc1[TOKENS];
+
+        for (int t = 0; t < T; t++)
+                acc0[t] = acc1[t] = vfzero();
+        for (int64_t k = 0; k < n; k++) {
+                VF w0 = vscales(g + SLM_PACK_F16_BYTES * k, gs),
+                   w1 = vscales(g + 2 * gs + SLM_PACK_F16_BYTES * k, gs);
+                for (int t = 0; t < T; t++) {
+                        VF xv = vfset1(*XROW(float, x, xs, t, k));
+                        acc0[t] = vfmadd(w0, xv, acc0[t]);
+                        acc1[t] = vfmadd(w1, xv, acc1[t]);
+                }
+        }
+        for (int t = 0; t < T; t++) {
+                vfstore(y + t * ys, acc0[t]);
+                vfstore(y + t * ys + 16, acc1[t]);
+        }
+}
+#endif
+
 #if GROUPS == 1
 /*
  * The activation conversions on 256-bit vectors (once per variant), bit
@@ -414,6 +445,10 @@ GEMM(gemm_q4_k, CALL_Q4_K)
 GEMM(gemm_q5_k, CALL_Q5_K)
 GEMM(gemm_q6_k, CALL_Q6_K)
 GEMM(gemm_f16, CALL_F16)
+#if GROUPS == 2
+#define CALL_F16_4(T) SUFFIX(f16_tile4)(n, g, gs, xt, xs, T, yt, ys)
+GEMM(gemm4_f16, CALL_F16_4)
+#endif
 #ifdef HAVE_VNNI
 GEMM(gemm_q8_0, CALL_Q8_0)
 #endif

@@ -158,15 +158,16 @@ TEST(CpuKernels, TilesMatchScalar)
         EXPECT_EQ(checked, 4);
 }
 
-// One packed kernel on two groups of eight rows of n weights against n_tok tokens, through
-// gemm (groups 1) or gemm2 (groups 2), against the scalar reference over the original rows.
+// One packed kernel on groups of eight rows of n weights against n_tok tokens, through gemm
+// (groups 1), gemm2 (groups 2) or gemm4 (groups 4), against the scalar reference over the
+// original rows.
 static void check_packed(const SlmPackKernel *k, int64_t n, int n_tok, int groups,
                          std::mt19937 &rng)
 {
         const SlmPackLayout *l = k->layout;
         const SlmTypeTraits *t = slm_type_traits(k->type);
         const SlmTypeTraits *dt = slm_type_traits(t->dot_type);
-        const int rows = 2 * SLM_PACK_ROWS;
+        const int rows = 4 * SLM_PACK_ROWS;
         std::normal_distribution<float> act(0.0f, 1.0f);
         size_t w_row = (size_t)(n / t->block_size) * t->block_bytes;
         std::vector<uint8_t> w(rows * w_row);
@@ -174,11 +175,11 @@ static void check_packed(const SlmPackKernel *k, int64_t n, int n_tok, int group
                 auto row = slmtest::random_row(k->type, n, rng);
                 memcpy(w.data() + r * w_row, row.data(), w_row);
         }
-        // the two groups with a gap between them
+        // the four groups with a gap between each
         size_t gb = (size_t)(n / l->block_size) * l->group_block_bytes, gs = gb + 64;
-        std::vector<uint8_t> packed(gs + gb);
-        l->pack(n, w.data(), w_row, packed.data());
-        l->pack(n, w.data() + SLM_PACK_ROWS * w_row, w_row, packed.data() + gs);
+        std::vector<uint8_t> packed(3 * gs + gb);
+        for (int g = 0; g < 4; g++)
+                l->pack(n, w.data() + g * SLM_PACK_ROWS * w_row, w_row, packed.data() + g * gs);
 
         size_t xs = (size_t)(n / l->block_size) * l->x_block_bytes;
         size_t ref_row = (size_t)(n / dt->block_size) * dt->block_bytes;
@@ -195,10 +196,10 @@ static void check_packed(const SlmPackKernel *k, int64_t n, int n_tok, int group
                 slm_quantize_row(t->dot_type, x.data(), xr.data() + tok * ref_row, n);
         }
 
-        const size_t stride = 19; // wider than two groups
+        const size_t stride = 35; // wider than four groups
         std::vector<float> out(n_tok * stride, -1.0f);
-        (groups == 2 ? k->gemm2 : k->gemm)(n, packed.data(), gs, xk.data(), xs, n_tok, out.data(),
-                                           stride);
+        SlmPackGemmFn gemm = groups == 4 ? k->gemm4 : groups == 2 ? k->gemm2 : k->gemm;
+        gemm(n, packed.data(), gs, xk.data(), xs, n_tok, out.data(), stride);
         for (int tok = 0; tok < n_tok; tok++)
                 for (size_t r = 0; r < stride; r++) {
                         float got = out[tok * stride + r];
@@ -233,8 +234,10 @@ TEST(CpuKernels, PackedMatchScalar)
                                 int64_t n =
                                     t->block_size == 1 ? blocks * 32 + 5 : blocks * t->block_size;
                                 for (int n_tok : { 1, 2, 3, 5, 8, 11 })
-                                        for (int groups = 1; groups <= (k->gemm2 ? 2 : 1);
-                                             groups++) {
+                                        for (int groups : { 1, 2, 4 }) {
+                                                if ((groups == 2 && !k->gemm2) ||
+                                                    (groups == 4 && !k->gemm4))
+                                                        continue;
                                                 check_packed(k, n, n_tok, groups, rng);
                                                 checked++;
                                         }
@@ -242,9 +245,9 @@ TEST(CpuKernels, PackedMatchScalar)
                 }
         if (checked == 0)
                 GTEST_SKIP() << "no packed kernels on this CPU";
-        // AVX2 has all but Q8_0 on one group; VNNI all six on one and two
-        EXPECT_EQ(checked,
-                  (slm_cpu_have_avx2() ? 5 * 24 : 0) + (slm_cpu_have_avx512vnni() ? 6 * 48 : 0));
+        // AVX2 has all but Q8_0 on one group; VNNI all six on one and two, F16 on four too
+        EXPECT_EQ(checked, (slm_cpu_have_avx2() ? 5 * 24 : 0) +
+                               (slm_cpu_have_avx512vnni() ? 6 * 48 + 24 : 0));
 }
 
 // The instruction sets' activation conversions on what a broken model feeds them (NaN, infinities,
