@@ -184,8 +184,8 @@ int slm_backend_attention(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *
                           int32_t pos0, const SlmAttnParams *p, SlmTensor *out)
 {
         int64_t qd = (int64_t)p->n_head * p->head_dim, kvd = (int64_t)p->n_head_kv * p->head_dim;
-
-        size_t n_kv;
+        size_t n_kv, kb = tensor_block(k ? k->type : SLM_TYPE_F32);
+        size_t vb = tensor_block(v ? v->type : SLM_TYPE_F32);
 
         if (p->n_head <= 0 || p->n_head_kv <= 0 || p->n_head % p->n_head_kv || p->head_dim <= 0 ||
             pos0 < 0 || n_tokens <= 0 || !fits_rows(q, n_tokens, qd) ||
@@ -193,8 +193,7 @@ int slm_backend_attention(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *
             !fits_any(k, 0, n_kv) || !fits_any(v, 0, n_kv))
                 return -EINVAL;
         /* each head's slice of a cache row is read on its own: it must be whole blocks */
-        if ((size_t)p->head_dim % tensor_block(k->type) ||
-            (size_t)p->head_dim % tensor_block(v->type))
+        if (kb == 0 || vb == 0 || (size_t)p->head_dim % kb || (size_t)p->head_dim % vb)
                 return -EINVAL;
         return b->ops->attention(b, q, k, v, n_tokens, pos0, p, out);
 }
@@ -230,7 +229,7 @@ int slm_backend_copy(SlmBackend *b, SlmTensor *src, size_t src_off, size_t src_s
             !fits_any(dst, last_dst, n))
                 return -EINVAL;
         size_t block = tensor_block(dst->type);
-        if (dst_off % block || (n_rows > 1 && dst_stride % block) || n % block)
+        if (block == 0 || dst_off % block || (n_rows > 1 && dst_stride % block) || n % block)
                 return -EINVAL;
         return b->ops->copy(b, src, src_off, src_stride, dst, dst_off, dst_stride, n, n_rows);
 }

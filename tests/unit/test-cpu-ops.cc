@@ -234,6 +234,12 @@ TEST(CpuOps, AttentionOverF16AndQ8_0Cache)
         SlmTensor *t = nullptr;
         ASSERT_EQ(slm_backend_cpu_new(1, &b), 0);
         EXPECT_EQ(slm_tensor_new_typed(b, SLM_TYPE_Q4_0, 64, &t), -EINVAL);
+        // a tensor of a type no cache holds, made by hand, is refused rather than divided by
+        std::vector<float> x(64 * 4), out(64);
+        SlmTensor tx = f32(x), tout = f32(out), bogus = { x.size(), x.data(), SLM_TYPE_Q4_0 };
+        SlmAttnParams p = { 1, 1, 64, 0.125f, 0 };
+        EXPECT_EQ(slm_backend_attention(b, &tx, &bogus, &bogus, 1, 0, &p, &tout), -EINVAL);
+        EXPECT_EQ(slm_backend_copy(b, &tx, 0, 0, &bogus, 0, 0, 64, 1), -EINVAL);
         slm_backend_free(b);
 }
 
