@@ -3,7 +3,7 @@
 // Keys are taken CHUNK at a time with a running maximum and sum (the
 // softmax is rescaled as the maximum grows), so any context length fits
 // in a fixed amount of shared memory. GQA/MQA: head h reads KV head
-// h / (n_head / n_head_kv).
+// h / (n_head / n_head_kv). With KV_F16 the cache holds half-precision values, two per word.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
@@ -12,8 +12,15 @@
 #define MAX_HEAD_DIM 1024
 
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
+#ifdef KV_F16
+layout(std430, binding = 1) readonly buffer K { uint k[]; };
+layout(std430, binding = 2) readonly buffer V { uint v[]; };
+#define KV(buf, e) unpackHalf2x16(buf[(e) >> 1])[(e)&1u]
+#else
 layout(std430, binding = 1) readonly buffer K { float k[]; };
 layout(std430, binding = 2) readonly buffer V { float v[]; };
+#define KV(buf, e) buf[e]
+#endif
 layout(std430, binding = 3) writeonly buffer O { float o[]; };
 
 layout(push_constant) uniform Push {
@@ -50,7 +57,7 @@ void main()
                         uint kb = (c0 + j) * kvd + kv_off;
                         float s = 0.0;
                         for (uint d = 0; d < hd; d++)
-                                s += q_sh[d] * k[kb + d];
+                                s += q_sh[d] * KV(k, kb + d);
                         s *= p.scale;
                         s_sh[j] = s;
                         lmax = max(lmax, s);
@@ -67,7 +74,7 @@ void main()
                 for (uint d = lid; d < hd; d += WG) {
                         float acc = o_sh[d] * corr;
                         for (uint j = 0; j < cn; j++)
-                                acc += s_sh[j] * v[(c0 + j) * kvd + kv_off + d];
+                                acc += s_sh[j] * KV(v, (c0 + j) * kvd + kv_off + d);
                         o_sh[d] = acc;
                 }
                 m = m_new;

@@ -65,19 +65,21 @@ static int pipeline(VkBackend *vk, const char *base, const char *suffix, bool ha
 
 /* ---- tensors ------------------------------------------------------------------------------- */
 
-/* Activations and the KV cache in F32 only: the shaders read and write floats. */
+/* F32, and F16 for a KV cache (two values per 32-bit word, as the shaders read it). */
 static int vk_tensor_new(SlmBackend *b, SlmType type, size_t n, SlmTensor **ret)
 {
         VkBackend *vk = vk_of(b);
+        VkDeviceSize bytes =
+            type == SLM_TYPE_F16 ? (VkDeviceSize)(n + 1) / 2 * 4 : (VkDeviceSize)n * sizeof(float);
         VkTensor *t;
         int r;
 
-        if (type != SLM_TYPE_F32)
+        if (type != SLM_TYPE_F32 && type != SLM_TYPE_F16)
                 return -EOPNOTSUPP;
         t = calloc(1, sizeof(*t));
         if (!t)
                 return -ENOMEM;
-        r = slm_vk_buf_new(vk, (VkDeviceSize)n * sizeof(float), false, &t->buf);
+        r = slm_vk_buf_new(vk, bytes, false, &t->buf);
         if (r < 0) {
                 free(t);
                 return r;
@@ -283,7 +285,10 @@ static int vk_attention(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *v,
                 return -ENOTSUP;
         if (p->n_head > (int)MAX_GROUPS || n_tokens > MAX_GROUPS)
                 return -E2BIG;
-        if ((r = pipeline(vk, "attention", NULL, true, 1, &pipe)) < 0)
+        if (k->type != v->type)
+                return -EOPNOTSUPP;
+        if ((r = pipeline(vk, "attention", k->type == SLM_TYPE_F16 ? "f16" : NULL, true, 1,
+                          &pipe)) < 0)
                 return r;
         VkBuf *bufs[] = { buf_of(q), buf_of(k), buf_of(v), buf_of(out) };
         return slm_vk_dispatch(vk, pipe, bufs, 4, 0x7, 0x8, &pc, sizeof(pc), (uint32_t)p->n_head,
@@ -337,6 +342,15 @@ static int vk_copy(SlmBackend *b, SlmTensor *src, size_t src_off, size_t src_str
         int r;
 
         /* the wrapper bounded every index by the tensors, which fit in 32 bits */
+        if (dst->type == SLM_TYPE_F16) {
+                /* one invocation per word of halves, which it reads and writes back */
+                size_t last = dst_off + (n_rows - 1) * dst_stride + n - 1;
+                if ((r = pipeline(vk, "copy", "f16", false, 1, &pipe)) < 0)
+                        return r;
+                VkBuf *bufs[] = { buf_of(src), buf_of(dst) };
+                slm_vk_grid(last / 2 - dst_off / 2 + 1, &gx, &gy);
+                return slm_vk_dispatch(vk, pipe, bufs, 2, 0x3, 0x2, &pc, sizeof(pc), gx, gy, 1);
+        }
         if ((r = pipeline(vk, "copy", NULL, false, 1, &pipe)) < 0)
                 return r;
         VkBuf *bufs[] = { buf_of(src), buf_of(dst) };

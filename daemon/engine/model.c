@@ -422,7 +422,7 @@ int slm_kv_type_from_name(const char *name, SlmType *ret)
 
 /*
  * The first layer's cache in @want, else in the next wider type: Q8_0
- * needs heads of whole 32-element blocks, and a backend may hold F32 only.
+ * needs heads of whole 32-element blocks, and a backend may not hold it.
  */
 static int kv_cache_first(SlmContext *c, SlmType want, int head_dim, size_t n)
 {

@@ -73,7 +73,7 @@ int slm_kv_type_from_name(const char *name, SlmType *ret);
  * A sequence of up to @n_ctx positions on @backend (which the caller keeps
  * alive), its KV cache in @kv_type: F32, F16 or Q8_0. Where the model or
  * the backend cannot hold that type (Q8_0 needs heads of a multiple of 32;
- * the Vulkan backend holds F32 only) the next wider one is used:
+ * the Vulkan backend holds F32 and F16) the next wider one is used:
  * slm_context_kv_type says which. A context may be freed after its model,
  * but not used.
  */

@@ -359,8 +359,8 @@ std::string story(SlmClient *c, uint32_t n)
 } // namespace
 
 // The service on the Vulkan backend tells the same story as on the CPU; with no usable Vulkan
-// device it runs on the CPU and says so in its status. The CPU runs hold their KV caches in F32,
-// as the Vulkan backend does, so the stories must agree byte for byte.
+// device it runs on the CPU and says so in its status. Every run holds its KV caches in F32, so
+// the stories must agree byte for byte.
 TEST_F(Daemon, VulkanBackendAndItsFallback)
 {
         start(shared(kStory), { "--backend", "cpu", "--kv-type", "f32" });

@@ -333,6 +333,60 @@ TEST_F(Vulkan, AttentionGqaMqaWindowAndLongContext)
         }
 }
 
+// A half-precision KV cache on the device: rows copied in one at a time (odd head sizes put
+// them at odd offsets, so a word is shared between two copies) and in one long run, then
+// attention over it. It must equal attention on the CPU over an F32 cache holding the same
+// halves. A Q8_0 cache is not held on the device.
+TEST_F(Vulkan, AttentionOverF16Cache)
+{
+        struct {
+                int n_head, n_head_kv, head_dim, pos0, n;
+        } shapes[] = { { 4, 2, 64, 9, 7 }, { 3, 1, 5, 10, 3 }, { 2, 2, 7, 300, 2 } };
+        for (const auto &s : shapes) {
+                SlmAttnParams p = { s.n_head, s.n_head_kv, s.head_dim, 0.125f, 0 };
+                size_t kvd = (size_t)s.n_head_kv * s.head_dim, n_kv = (size_t)(s.pos0 + s.n);
+                auto q = randn((size_t)s.n * s.n_head * s.head_dim, 54);
+                auto k = randn(n_kv * kvd, 55), v = randn(n_kv * kvd, 56);
+                std::vector<float> kh(k.size()), vh(v.size());
+                for (size_t i = 0; i < k.size(); i++) {
+                        kh[i] = slm_fp16_to_fp32(slm_fp32_to_fp16(k[i]));
+                        vh[i] = slm_fp16_to_fp32(slm_fp32_to_fp16(v[i]));
+                }
+                SlmTensor *tq = put(vk, q), *tk = put(vk, k), *tv = put(vk, v);
+                SlmTensor *out = put(vk, std::vector<float>(q.size())), *ck = nullptr,
+                          *cv = nullptr;
+                ASSERT_EQ(slm_tensor_new_typed(vk, SLM_TYPE_F16, n_kv * kvd, &ck), 0);
+                ASSERT_EQ(slm_tensor_new_typed(vk, SLM_TYPE_F16, n_kv * kvd, &cv), 0);
+                ASSERT_EQ(slm_backend_copy(vk, tk, 0, 0, ck, 0, 0, s.pos0 * kvd, 1), 0);
+                ASSERT_EQ(slm_backend_copy(vk, tv, 0, 0, cv, 0, 0, s.pos0 * kvd, 1), 0);
+                for (size_t j = s.pos0; j < n_kv; j++) {
+                        ASSERT_EQ(slm_backend_copy(vk, tk, j * kvd, 0, ck, j * kvd, 0, kvd, 1), 0);
+                        ASSERT_EQ(slm_backend_copy(vk, tv, j * kvd, 0, cv, j * kvd, 0, kvd, 1), 0);
+                }
+                ASSERT_EQ(slm_backend_attention(vk, tq, ck, cv, s.n, s.pos0, &p, out), 0);
+                auto got = get(vk, out, q.size());
+                for (SlmTensor *t : { tq, tk, tv, out, ck, cv })
+                        slm_tensor_free(vk, t);
+
+                // the CPU over F32 caches: of the same halves, and of the original values
+                auto on_cpu = [&](const std::vector<float> &kk, const std::vector<float> &vv) {
+                        SlmTensor *a = put(cpu, q), *b = put(cpu, kk), *c = put(cpu, vv);
+                        SlmTensor *o = put(cpu, std::vector<float>(q.size()));
+                        EXPECT_EQ(slm_backend_attention(cpu, a, b, c, s.n, s.pos0, &p, o), 0);
+                        auto r = get(cpu, o, q.size());
+                        for (SlmTensor *t : { a, b, c, o })
+                                slm_tensor_free(cpu, t);
+                        return r;
+                };
+                auto want = on_cpu(kh, vh), exact = on_cpu(k, v);
+                EXPECT_LT(slmtest::nmse(got.data(), want.data(), want.size()), 1e-10)
+                    << s.n_head << "/" << s.n_head_kv << " x " << s.head_dim;
+                EXPECT_GT(slmtest::nmse(got.data(), exact.data(), exact.size()), 1e-10);
+        }
+        SlmTensor *t = nullptr;
+        EXPECT_EQ(slm_tensor_new_typed(vk, SLM_TYPE_Q8_0, 64, &t), -EOPNOTSUPP);
+}
+
 TEST_F(Vulkan, ArgmaxFirstOfTies)
 {
         auto x = randn(32064, 61);
