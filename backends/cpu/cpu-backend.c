@@ -395,6 +395,8 @@ static int cpu_copy(SlmBackend *b, SlmTensor *src, size_t src_off, size_t src_st
                     (uint8_t *)dst->data + type_bytes(dst->type, dst_off + r * dst_stride);
                 if (dst->type == SLM_TYPE_F32)
                         memmove(to, from, n * sizeof(float));
+                else if (dst->type == SLM_TYPE_F16)
+                        slm_cpu_to_f16()((int64_t)n, from, (slm_fp16 *)to);
                 else
                         slm_quantize_row(dst->type, from, to, (int64_t)n);
         }

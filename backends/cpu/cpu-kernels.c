@@ -72,6 +72,13 @@ SlmRowSumFn slm_cpu_row_sum_ref(SlmType type)
         }
 }
 
+static void to_f16_ref(int64_t n, const float *src, slm_fp16 *dst)
+{
+        for (int64_t i = 0; i < n; i++)
+                dst[i] = slm_fp32_to_fp16(src[i]);
+}
+
+static SlmToF16Fn to_f16 = to_f16_ref;
 static SlmVecDotFn table[SLM_TYPE_COUNT];
 static SlmTileDotFn tiles[SLM_TYPE_COUNT];
 static SlmRowSumFn row_sums[SLM_TYPE_COUNT];
@@ -102,6 +109,10 @@ static void init(void)
         }
         if (!simd)
                 return;
+        if (slm_cpu_to_f16_avx2())
+                to_f16 = slm_cpu_to_f16_avx2();
+        else if (slm_cpu_to_f16_neon())
+                to_f16 = slm_cpu_to_f16_neon();
         for (int t = 0; t < SLM_TYPE_COUNT; t++) {
                 SlmVecDotFn f = slm_cpu_vec_dot_avx2((SlmType)t);
                 if (f && table[t]) {
@@ -119,6 +130,12 @@ SlmVecDotFn slm_cpu_vec_dot(SlmType type)
 {
         pthread_once(&once, init);
         return (unsigned)type < SLM_TYPE_COUNT ? table[type] : NULL;
+}
+
+SlmToF16Fn slm_cpu_to_f16(void)
+{
+        pthread_once(&once, init);
+        return to_f16;
 }
 
 SlmRowSumFn slm_cpu_row_sum(SlmType type)

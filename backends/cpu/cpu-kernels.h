@@ -46,6 +46,15 @@ SlmVecDotFn slm_cpu_vec_dot(SlmType type);
 typedef void (*SlmRowSumFn)(int64_t n, int n_rows, const float *w, const void *rows, size_t stride,
                             float *out);
 
+/*
+ * dst[i] = src[i] in half precision, rounded to nearest even: what
+ * slm_fp32_to_fp16 gives, NaN payloads aside (an F16 KV cache's rows).
+ */
+typedef void (*SlmToF16Fn)(int64_t n, const float *src, slm_fp16 *dst);
+SlmToF16Fn slm_cpu_to_f16(void);
+SlmToF16Fn slm_cpu_to_f16_avx2(void);
+SlmToF16Fn slm_cpu_to_f16_neon(void);
+
 /* The fastest row sum for @type, NULL for a type a KV cache does not take. */
 SlmRowSumFn slm_cpu_row_sum(SlmType type);
 SlmRowSumFn slm_cpu_row_sum_ref(SlmType type);

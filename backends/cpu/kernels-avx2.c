@@ -367,6 +367,23 @@ AVX2 static void row_sum_q8_0(int64_t n, int n_rows, const float *w, const void 
         }
 }
 
+/* F16C's conversion, rounding to nearest even like slm_fp32_to_fp16. */
+AVX2 static void to_f16(int64_t n, const float *src, slm_fp16 *dst)
+{
+        int64_t i = 0;
+
+        for (; i + 8 <= n; i += 8)
+                _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i),
+                                                                       _MM_FROUND_TO_NEAREST_INT));
+        for (; i < n; i++)
+                dst[i] = slm_fp32_to_fp16(src[i]);
+}
+
+SlmToF16Fn slm_cpu_to_f16_avx2(void)
+{
+        return slm_cpu_have_avx2() ? to_f16 : NULL;
+}
+
 SlmRowSumFn slm_cpu_row_sum_avx2(SlmType type)
 {
         if (!slm_cpu_have_avx2())
@@ -479,6 +496,11 @@ SlmTileDotFn slm_cpu_tile_dot_avx2(SlmType type)
 SlmRowSumFn slm_cpu_row_sum_avx2(SlmType type)
 {
         (void)type;
+        return NULL;
+}
+
+SlmToF16Fn slm_cpu_to_f16_avx2(void)
+{
         return NULL;
 }
 

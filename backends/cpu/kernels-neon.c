@@ -43,6 +43,11 @@ SlmRowSumFn slm_cpu_row_sum_neon(SlmType type)
         return row_sum_neon(type); /* float sums: the dot-product extension adds nothing */
 }
 
+SlmToF16Fn slm_cpu_to_f16_neon(void)
+{
+        return to_f16_neon;
+}
+
 #else
 
 bool slm_cpu_have_neon_dotprod(void)
@@ -59,6 +64,11 @@ SlmVecDotFn slm_cpu_vec_dot_neon(SlmType type)
 SlmRowSumFn slm_cpu_row_sum_neon(SlmType type)
 {
         (void)type;
+        return NULL;
+}
+
+SlmToF16Fn slm_cpu_to_f16_neon(void)
+{
         return NULL;
 }
 

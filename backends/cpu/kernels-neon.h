@@ -263,6 +263,20 @@ static inline void row_sum_float(int64_t n, int n_rows, const float *w, const vo
         }
 }
 
+/* dst = src in half precision: FPCR's default rounding, to nearest even. */
+static void NEON_FN(to_f16)(int64_t n, const float *src, slm_fp16 *dst)
+{
+        int64_t i = 0;
+
+        for (; i + 8 <= n; i += 8) {
+                float16x8_t h = vcombine_f16(vcvt_f16_f32(vld1q_f32(src + i)),
+                                             vcvt_f16_f32(vld1q_f32(src + i + 4)));
+                vst1q_f16((__fp16 *)(dst + i), h);
+        }
+        for (; i < n; i++)
+                dst[i] = slm_fp32_to_fp16(src[i]);
+}
+
 static void NEON_FN(row_sum_f32)(int64_t n, int n_rows, const float *w, const void *rows,
                                  size_t stride, float *out)
 {

@@ -174,6 +174,36 @@ static void row_sums(void)
         }
 }
 
+/* Rows of an F16 KV cache: the bits of slm_fp32_to_fp16, specials and tails included. */
+static void to_f16(void)
+{
+        static const float special[] = { 0.0f,     -0.0f,    65504.0f, 65519.99f, 65520.0f, -1e9f,
+                                         5.96e-8f, 2.98e-8f, INFINITY, -INFINITY, NAN };
+        float x[997];
+        slm_fp16 got[998];
+        SlmToF16Fn f = slm_cpu_to_f16_neon();
+
+        if (!f || f != slm_cpu_to_f16()) {
+                fprintf(stderr, "FAIL no NEON half conversion in use\n");
+                failures++;
+                return;
+        }
+        for (int i = 0; i < 997; i++)
+                x[i] = ldexpf(uniform(1.0f, 2.0f), (int)(rnd() % 48) - 30) * (rnd() & 1 ? -1 : 1);
+        for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)
+                x[7 * i + 3] = special[i];
+        const int64_t sizes[] = { 1, 7, 8, 9, 37, 997 };
+        for (size_t si = 0; si < 6; si++) {
+                int64_t n = sizes[si];
+                got[n] = 0x1234;
+                f(n, x, got);
+                for (int64_t i = 0; i < n; i++)
+                        expect_near((float)got[i], (float)slm_fp32_to_fp16(x[i]), 0.0f, "to_f16", n,
+                                    i);
+                expect_near((float)got[n], (float)0x1234, 0.0f, "to_f16 past the row", n, n);
+        }
+}
+
 int main(int argc, char **argv)
 {
         const char *want = argc > 1 ? argv[1] : "neon";
@@ -184,6 +214,7 @@ int main(int argc, char **argv)
         }
         dots();
         row_sums();
+        to_f16();
         printf("%s: %d checks, %d failed\n", slm_cpu_simd_name(), checks, failures);
         return failures ? 1 : 0;
 }

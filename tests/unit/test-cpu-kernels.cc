@@ -96,6 +96,43 @@ TEST(CpuKernels, RowSumsMatchScalar)
         EXPECT_EQ(slm_cpu_row_sum_ref(SLM_TYPE_Q4_0), nullptr);
 }
 
+// Rows of an F16 KV cache: the SIMD conversion gives slm_fp32_to_fp16's bits for normal values,
+// half subnormals, values that round past 65504, infinities, zeros of both signs and NaN, in
+// lengths that leave every tail.
+TEST(CpuKernels, ToF16MatchesScalar)
+{
+        std::mt19937 rng(17);
+        std::uniform_real_distribution<float> mant(1.0f, 2.0f);
+        std::uniform_int_distribution<int> exp2(-30, 17), sign(0, 1);
+        std::vector<float> x(997);
+        for (auto &v : x)
+                v = std::ldexp(mant(rng), exp2(rng)) * (sign(rng) ? -1.0f : 1.0f);
+        const float special[] = { 0.0f,
+                                  -0.0f,
+                                  65504.0f,
+                                  65519.99f,
+                                  65520.0f,
+                                  -1e9f,
+                                  5.96e-8f,
+                                  2.98e-8f,
+                                  std::numeric_limits<float>::infinity(),
+                                  -std::numeric_limits<float>::infinity(),
+                                  std::numeric_limits<float>::quiet_NaN() };
+        for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)
+                x[7 * i + 3] = special[i];
+        SlmToF16Fn f = slm_cpu_to_f16();
+        ASSERT_NE(f, nullptr);
+        for (int64_t n : { 1, 7, 8, 9, 37, 997 }) {
+                std::vector<slm_fp16> got(n + 1, 0x1234);
+                f(n, x.data(), got.data());
+                for (int64_t i = 0; i < n; i++) {
+                        ASSERT_EQ(got[i], slm_fp32_to_fp16(x[i])) << "n=" << n << " x=" << x[i];
+                }
+                EXPECT_EQ(got[n], 0x1234) << "wrote past the row";
+        }
+        EXPECT_EQ(slm_cpu_to_f16_avx2() != nullptr, slm_cpu_have_avx2());
+}
+
 TEST(CpuKernels, DispatchCoversEveryWeightType)
 {
         for (uint32_t t = 0; t < SLM_TYPE_COUNT; t++) {
