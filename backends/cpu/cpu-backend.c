@@ -52,7 +52,7 @@ static size_t type_bytes(SlmType type, size_t n)
 /* ---- activations converted for the kernels ------------------------------------------------- */
 
 typedef struct {
-        void (*convert)(int64_t n, const float *x, void *dst); /* NULL: slm_quantize_row(type) */
+        void (*convert)(int64_t n, const float *x, void *dst); /* NULL: slm_cpu_quantize_row */
         SlmType type;
         int64_t n, n_tokens;
         const float *x;
@@ -72,7 +72,7 @@ static void convert_task(void *data, int ith, int nth)
                 if (c->convert)
                         c->convert(c->n, x, dst);
                 else
-                        slm_quantize_row(c->type, x, dst, c->n);
+                        slm_cpu_quantize_row(c->type, x, dst, c->n);
         }
 }
 
@@ -395,10 +395,8 @@ static int cpu_copy(SlmBackend *b, SlmTensor *src, size_t src_off, size_t src_st
                     (uint8_t *)dst->data + type_bytes(dst->type, dst_off + r * dst_stride);
                 if (dst->type == SLM_TYPE_F32)
                         memmove(to, from, n * sizeof(float));
-                else if (dst->type == SLM_TYPE_F16)
-                        slm_cpu_to_f16()((int64_t)n, from, (slm_fp16 *)to);
                 else
-                        slm_quantize_row(dst->type, from, to, (int64_t)n);
+                        slm_cpu_quantize_row(dst->type, from, to, (int64_t)n);
         }
         return 0;
 }

@@ -138,6 +138,14 @@ SlmToF16Fn slm_cpu_to_f16(void)
         return to_f16;
 }
 
+void slm_cpu_quantize_row(SlmType type, const float *src, void *dst, int64_t n)
+{
+        if (type == SLM_TYPE_F16)
+                slm_cpu_to_f16()(n, src, dst);
+        else
+                slm_quantize_row(type, src, dst, n);
+}
+
 SlmRowSumFn slm_cpu_row_sum(SlmType type)
 {
         pthread_once(&once, init);

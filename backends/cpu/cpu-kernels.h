@@ -55,6 +55,9 @@ SlmToF16Fn slm_cpu_to_f16(void);
 SlmToF16Fn slm_cpu_to_f16_avx2(void);
 SlmToF16Fn slm_cpu_to_f16_neon(void);
 
+/* slm_quantize_row, with F16 through slm_cpu_to_f16: what the CPU backend converts rows with. */
+void slm_cpu_quantize_row(SlmType type, const float *src, void *dst, int64_t n);
+
 /* The fastest row sum for @type, NULL for a type a KV cache does not take. */
 SlmRowSumFn slm_cpu_row_sum(SlmType type);
 SlmRowSumFn slm_cpu_row_sum_ref(SlmType type);

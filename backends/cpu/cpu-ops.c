@@ -112,7 +112,7 @@ void slm_cpu_attention_head(const float *q, const SlmKvRows *k, const SlmKvRows 
         double sum = 0.0;
 
         if (qt != SLM_TYPE_F32) {
-                slm_quantize_row(qt, q, scratch, head_dim);
+                slm_cpu_quantize_row(qt, q, scratch, head_dim);
                 qx = scratch;
         }
         for (int j = 0; j < n_kv; j++) {
