@@ -146,10 +146,9 @@ typedef struct {
 } PackedTask;
 
 /*
- * Prompts: four or two groups at a time through the wide kernels where
- * there are some, then what is left one by one. Decode stays on one group
- * at a time, which measured faster for a single token (50 against 32
- * tokens/s, Q4_0 1.1B).
+ * Kernels with wider vectors read every pair through gemm2 (two pairs at a
+ * time through gemm4 for prompts, where there is one), and an odd last
+ * group through gemm.
  */
 #define WIDE_MIN_TOKENS 4
 
@@ -158,8 +157,7 @@ static void packed_task(void *data, int ith, int nth)
         const PackedTask *m = data;
         const SlmPackKernel *k = m->p->kernel;
         size_t gb = m->p->group_bytes;
-        bool wide = m->n_tokens >= WIDE_MIN_TOKENS;
-        int per = wide && k->gemm4 ? 4 : wide && k->gemm2 ? 2 : 1;
+        int per = !k->gemm2 ? 1 : k->gemm4 && m->n_tokens >= WIDE_MIN_TOKENS ? 4 : 2;
         long long start, end, g;
 
         slm_split(m->n_out / SLM_PACK_ROWS / per, ith, nth, &start, &end);
@@ -170,7 +168,7 @@ static void packed_task(void *data, int ith, int nth)
         for (g = start; per == 4 && g + 4 <= end; g += 4)
                 k->gemm4(m->n_in, m->p->data + (size_t)g * gb, gb, m->xq, m->xq_row_bytes,
                          (int)m->n_tokens, m->y + g * SLM_PACK_ROWS, (size_t)m->n_out);
-        for (; wide && k->gemm2 && g + 2 <= end; g += 2)
+        for (; k->gemm2 && g + 2 <= end; g += 2)
                 k->gemm2(m->n_in, m->p->data + (size_t)g * gb, gb, m->xq, m->xq_row_bytes,
                          (int)m->n_tokens, m->y + g * SLM_PACK_ROWS, (size_t)m->n_out);
         for (; g < end; g++)

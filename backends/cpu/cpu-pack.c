@@ -198,16 +198,37 @@ static void convert_x_q8_ks(int64_t n, const float *x, void *dst)
         }
 }
 
-const SlmPackLayout slm_pack_layout_q4_0 = { SLM_QK, SLM_PACK_Q4_0_BYTES, sizeof(SlmBlockQ8S),
-                                             convert_x_q4_0, pack_q4_0 };
-const SlmPackLayout slm_pack_layout_q8_0 = { SLM_QK, SLM_PACK_Q8_0_BYTES, sizeof(SlmBlockQ8S),
-                                             convert_x_q8_0, pack_q8_0 };
-const SlmPackLayout slm_pack_layout_q4_k = { SLM_QK_K, SLM_PACK_Q4_K_BYTES, sizeof(SlmBlockQ8KS),
-                                             convert_x_q8_ks, pack_q4_k };
-const SlmPackLayout slm_pack_layout_q5_k = { SLM_QK_K, SLM_PACK_Q5_K_BYTES, sizeof(SlmBlockQ8KS),
-                                             convert_x_q8_ks, pack_q5_k };
-const SlmPackLayout slm_pack_layout_q6_k = { SLM_QK_K, SLM_PACK_Q6_K_BYTES, sizeof(SlmBlockQ8KS),
-                                             convert_x_q8_ks, pack_q6_k };
+/* What the kernels load: fp16 scales 16 bytes at a time, int8 ones 8, weights 32. */
+static const SlmPackPiece q4_0_pieces[] = { { SLM_PACK_QS, 16 }, { SLM_PACK_Q4_0_BYTES, 32 } };
+static const SlmPackPiece q8_0_pieces[] = { { SLM_PACK_QS, 16 }, { SLM_PACK_Q8_0_BYTES, 32 } };
+static const SlmPackPiece q4_k_pieces[] = { { SLM_PACK_K_SC, 16 },
+                                            { SLM_PACK_K_M, 8 },
+                                            { SLM_PACK_K_QS, 16 },
+                                            { SLM_PACK_Q4_K_BYTES, 32 } };
+static const SlmPackPiece q5_k_pieces[] = { { SLM_PACK_K_SC, 16 },
+                                            { SLM_PACK_K_M, 8 },
+                                            { SLM_PACK_K_QS, 16 },
+                                            { SLM_PACK_Q5_K_BYTES, 32 } };
+static const SlmPackPiece q6_k_pieces[] = { { SLM_PACK_Q6_SC, 16 },
+                                            { SLM_PACK_Q6_Q, 8 },
+                                            { SLM_PACK_Q6_K_BYTES, 32 } };
+static const SlmPackPiece f16_pieces[] = { { SLM_PACK_F16_BYTES, 16 } };
+
+const SlmPackLayout slm_pack_layout_q4_0 = {
+        SLM_QK, SLM_PACK_Q4_0_BYTES, sizeof(SlmBlockQ8S), convert_x_q4_0, pack_q4_0, q4_0_pieces
+};
+const SlmPackLayout slm_pack_layout_q8_0 = {
+        SLM_QK, SLM_PACK_Q8_0_BYTES, sizeof(SlmBlockQ8S), convert_x_q8_0, pack_q8_0, q8_0_pieces
+};
+const SlmPackLayout slm_pack_layout_q4_k = {
+        SLM_QK_K, SLM_PACK_Q4_K_BYTES, sizeof(SlmBlockQ8KS), convert_x_q8_ks, pack_q4_k, q4_k_pieces
+};
+const SlmPackLayout slm_pack_layout_q5_k = {
+        SLM_QK_K, SLM_PACK_Q5_K_BYTES, sizeof(SlmBlockQ8KS), convert_x_q8_ks, pack_q5_k, q5_k_pieces
+};
+const SlmPackLayout slm_pack_layout_q6_k = {
+        SLM_QK_K, SLM_PACK_Q6_K_BYTES, sizeof(SlmBlockQ8KS), convert_x_q8_ks, pack_q6_k, q6_k_pieces
+};
 
 /* F16: floats rounded through fp16, as the reference rounds them for its F16 dot. */
 static void convert_x_f16(int64_t n, const float *x, void *dst)
@@ -218,8 +239,40 @@ static void convert_x_f16(int64_t n, const float *x, void *dst)
                 out[i] = slm_fp16_to_fp32(slm_fp32_to_fp16(x[i]));
 }
 
-const SlmPackLayout slm_pack_layout_f16 = { 1, SLM_PACK_F16_BYTES, sizeof(float), convert_x_f16,
-                                            pack_f16 };
+const SlmPackLayout slm_pack_layout_f16 = {
+        1, SLM_PACK_F16_BYTES, sizeof(float), convert_x_f16, pack_f16, f16_pieces
+};
+
+/* ---- pairs for the 512-bit kernels ----------------------------------------------------------- */
+
+/* Blocks are packed a few at a time into two buffers of this size, then merged. */
+#define PAIR_CHUNK 4096
+_Static_assert(SLM_PACK_Q6_K_BYTES <= PAIR_CHUNK && SLM_PACK_Q5_K_BYTES <= PAIR_CHUNK,
+               "a block of every layout fits a chunk");
+
+void slm_pack_pair(const SlmPackKernel *k, int64_t n, const void *rows, size_t row_bytes, void *dst)
+{
+        const SlmPackLayout *l = k->layout;
+        const size_t gbb = l->group_block_bytes, src_block = slm_type_traits(k->type)->block_bytes;
+        const int64_t nb = n / l->block_size, per = PAIR_CHUNK / gbb;
+        uint8_t first[PAIR_CHUNK], second[PAIR_CHUNK], *out = dst;
+
+        for (int64_t b0 = 0; b0 < nb; b0 += per) {
+                int64_t count = nb - b0 < per ? nb - b0 : per;
+                const uint8_t *src = (const uint8_t *)rows + (size_t)b0 * src_block;
+                l->pack(count * l->block_size, src, row_bytes, first);
+                l->pack(count * l->block_size, src + SLM_PACK_ROWS * row_bytes, row_bytes, second);
+                for (size_t i = 0; i < (size_t)count; i++) {
+                        size_t off = 0;
+                        for (const SlmPackPiece *p = l->pieces; off < gbb; p++)
+                                for (; off < p->end; off += p->size) {
+                                        memcpy(out, first + i * gbb + off, p->size);
+                                        memcpy(out + p->size, second + i * gbb + off, p->size);
+                                        out += 2 * p->size;
+                                }
+                }
+        }
+}
 
 /* ---- which kernels run --------------------------------------------------------------------- */
 

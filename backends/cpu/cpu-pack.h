@@ -46,6 +46,11 @@ typedef struct {
         int8_t qs[SLM_QK_K];
 } SlmBlockQ8KS;
 
+/* The pieces of a packed block a kernel loads: those before @end are @size bytes each. */
+typedef struct {
+        uint16_t end, size;
+} SlmPackPiece;
+
 /* How a weight type is packed, and the activations its kernels read. */
 typedef struct {
         /* weights per packed block (32 or 256) and bytes of a block of eight rows */
@@ -56,16 +61,18 @@ typedef struct {
         void (*convert_x)(int64_t n, const float *x, void *dst);
         /* eight rows packed from @rows (row_bytes apart) into @dst */
         void (*pack)(int64_t n, const void *rows, size_t row_bytes, void *dst);
+        /* a block's pieces, in order; the last ends at group_block_bytes */
+        const SlmPackPiece *pieces;
 } SlmPackLayout;
 
 extern const SlmPackLayout slm_pack_layout_q4_0, slm_pack_layout_q8_0, slm_pack_layout_q4_k,
     slm_pack_layout_q5_k, slm_pack_layout_q6_k, slm_pack_layout_f16;
 
 /*
- * Packed groups of eight rows of @n (for gemm2 and gemm4 the next ones
- * each gs bytes after the one before) against n_tokens activation rows
- * x_stride bytes apart: y[t * y_stride + r] for r < 8 (gemm), r < 16
- * (gemm2) or r < 32 (gemm4).
+ * Packed groups of eight rows of @n against n_tokens activation rows
+ * x_stride bytes apart: y[t * y_stride + r] for r < 8 (gemm: one group),
+ * r < 16 (gemm2: one pair) or r < 32 (gemm4: the pairs at group and at
+ * group + 2 * gs).
  */
 typedef void (*SlmPackGemmFn)(int64_t n, const void *group, size_t gs, const void *x,
                               size_t x_stride, int n_tokens, float *y, size_t y_stride);
@@ -75,11 +82,25 @@ typedef struct {
         const char *isa;
         const SlmPackLayout *layout;
         SlmPackGemmFn gemm;
-        SlmPackGemmFn gemm2; /* NULL where the instruction set has no wider vectors */
-        SlmPackGemmFn gemm4; /* four groups for prompts, where that measured faster; or NULL */
+        /*
+         * Pairs, on wider vectors; NULL where the instruction set has none.
+         * Where there are, a matrix is packed in pairs from its first group
+         * and an odd last group alone, which gemm reads.
+         */
+        SlmPackGemmFn gemm2;
+        SlmPackGemmFn gemm4; /* two pairs for prompts, where that measured faster; or NULL */
         /* the layout's activation conversion in this instruction set, with the same result */
         void (*convert_x)(int64_t n, const float *x, void *dst);
 } SlmPackKernel;
+
+/*
+ * Sixteen rows from @rows packed as a pair for @k: block by block, each
+ * piece of the first group's block and then the same piece of the
+ * second's, so that a piece at offset o of a group's block lies at 2 * o.
+ * The pair takes the bytes of two groups.
+ */
+void slm_pack_pair(const SlmPackKernel *k, int64_t n, const void *rows, size_t row_bytes,
+                   void *dst);
 
 /*
  * The packed kernel for @type on this CPU, NULL where there is none (or

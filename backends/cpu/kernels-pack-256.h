@@ -33,33 +33,28 @@ TARGET static inline __m256i SUFFIX(bcast4)(const int8_t *p)
         return _mm256_set1_epi32(v);
 }
 
-TARGET static inline __m256i SUFFIX(load)(const uint8_t *p, size_t gs)
+TARGET static inline __m256i SUFFIX(load)(const uint8_t *p)
 {
-        (void)gs;
         return _mm256_loadu_si256((const __m256i *)p);
 }
 
-TARGET static inline __m256 SUFFIX(scales)(const uint8_t *p, size_t gs)
+TARGET static inline __m256 SUFFIX(scales)(const uint8_t *p)
 {
-        (void)gs;
         return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
 }
 
-TARGET static inline __m256i SUFFIX(u8x8)(const uint8_t *p, size_t gs)
+TARGET static inline __m256i SUFFIX(u8x8)(const uint8_t *p)
 {
-        (void)gs;
         return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
 }
 
-TARGET static inline __m256i SUFFIX(i8x8)(const uint8_t *p, size_t gs)
+TARGET static inline __m256i SUFFIX(i8x8)(const uint8_t *p)
 {
-        (void)gs;
         return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p));
 }
 
-TARGET static inline __m256i SUFFIX(u8x16)(const uint8_t *p, size_t gs)
+TARGET static inline __m256i SUFFIX(u8x16)(const uint8_t *p)
 {
-        (void)gs;
         return _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)p));
 }
 

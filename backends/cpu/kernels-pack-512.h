@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * kernels-pack.h on 512-bit vectors: two neighbouring groups of eight rows
- * per vector, the first in the low half; their outputs are contiguous.
+ * kernels-pack.h on 512-bit vectors: a pair of groups of eight rows per
+ * vector (slm_pack_pair), the first in the low half; their outputs are
+ * contiguous. Each piece of the pair is one load.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -36,41 +37,29 @@ TARGET static inline __m512i SUFFIX(bcast4)(const int8_t *p)
         return _mm512_set1_epi32(v);
 }
 
-/* @n bytes at @p and at @p + @gs, side by side in a 256-bit vector (n is 8 or 16) */
-TARGET static inline __m256i SUFFIX(pair)(const uint8_t *p, size_t gs, int n)
+TARGET static inline __m512i SUFFIX(load)(const uint8_t *p)
 {
-        if (n == 8)
-                return _mm256_castsi128_si256(
-                    _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)p),
-                                       _mm_loadl_epi64((const __m128i *)(p + gs))));
-        return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p)),
-                                       _mm_loadu_si128((const __m128i *)(p + gs)), 1);
+        return _mm512_loadu_si512(p);
 }
 
-TARGET static inline __m512i SUFFIX(load)(const uint8_t *p, size_t gs)
+TARGET static inline __m512 SUFFIX(scales)(const uint8_t *p)
 {
-        return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p)),
-                                  _mm256_loadu_si256((const __m256i *)(p + gs)), 1);
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 }
 
-TARGET static inline __m512 SUFFIX(scales)(const uint8_t *p, size_t gs)
+TARGET static inline __m512i SUFFIX(u8x8)(const uint8_t *p)
 {
-        return _mm512_cvtph_ps(SUFFIX(pair)(p, gs, 16));
+        return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
 }
 
-TARGET static inline __m512i SUFFIX(u8x8)(const uint8_t *p, size_t gs)
+TARGET static inline __m512i SUFFIX(i8x8)(const uint8_t *p)
 {
-        return _mm512_cvtepu8_epi32(_mm256_castsi256_si128(SUFFIX(pair)(p, gs, 8)));
+        return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p));
 }
 
-TARGET static inline __m512i SUFFIX(i8x8)(const uint8_t *p, size_t gs)
+TARGET static inline __m512i SUFFIX(u8x16)(const uint8_t *p)
 {
-        return _mm512_cvtepi8_epi32(_mm256_castsi256_si128(SUFFIX(pair)(p, gs, 8)));
-}
-
-TARGET static inline __m512i SUFFIX(u8x16)(const uint8_t *p, size_t gs)
-{
-        return _mm512_cvtepu8_epi16(SUFFIX(pair)(p, gs, 16));
+        return _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)p));
 }
 
 #define vbcast4 SUFFIX(bcast4)

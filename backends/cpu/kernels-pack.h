@@ -13,10 +13,14 @@
  *                 vcvt, vfmadd, vfnmadd, vfmul, vfadd, vfstore on them
  *   vdpbusd(a,u,s) a + the sums of four products of unsigned u and signed s bytes, per lane
  *   vbcast4(p)     four activation bytes in every lane
- *   vload(p, gs)   32 bytes of each group (groups gs bytes apart)
- *   vscales(p, gs) the eight fp16 scales of each group, as floats
- *   vu8x8, vi8x8(p, gs)  eight bytes of each group widened to int32
- *   vu8x16(p, gs)  sixteen bytes of each group widened to int16
+ *   vload(p)       32 bytes of each group
+ *   vscales(p)     the eight fp16 scales of each group, as floats
+ *   vu8x8, vi8x8(p)  eight bytes of each group widened to int32
+ *   vu8x16(p)      sixteen bytes of each group widened to int16
+ *
+ * With two groups per vector the weights are a pair (slm_pack_pair): each
+ * piece of a group's block at offset o lies at GROUPS * o, followed by the
+ * second group's, so one load takes both and AT(g, o) finds it.
  *   HAVE_VNNI      where vdpbusd cannot saturate (the Q8_0 kernel needs that)
  *
  * Each weight vector is unpacked once per TOKENS tokens and every
@@ -34,15 +38,16 @@
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
 #undef XROW
+#undef AT
+#define AT(g, off)              ((g) + GROUPS * (size_t)(off))
 #define XROW(type, x, xs, t, b) ((const type *)((const uint8_t *)(x) + (size_t)(t) * (xs)) + (b))
 
 /*
  * Q4_0 and Q8_0: eight chunks of four weights per block. For Q4_0 a vector
  * holds two chunks (low nibbles: weights 4c.., high: 16+4c..).
  */
-TARGET static ALWAYS_INLINE void SUFFIX(q8s_tile)(int64_t nb, const uint8_t *g, size_t gs,
-                                                  const void *x, size_t xs, int T, float *y,
-                                                  size_t ys, bool q4)
+TARGET static ALWAYS_INLINE void SUFFIX(q8s_tile)(int64_t nb, const uint8_t *g, const void *x,
+                                                  size_t xs, int T, float *y, size_t ys, bool q4)
 {
         const size_t bytes = q4 ? SLM_PACK_Q4_0_BYTES : SLM_PACK_Q8_0_BYTES;
         const VI m4 = vset1_8(0x0f);
@@ -50,18 +55,18 @@ TARGET static ALWAYS_INLINE void SUFFIX(q8s_tile)(int64_t nb, const uint8_t *g, 
 
         for (int t = 0; t < T; t++)
                 acc[t] = vfzero();
-        for (int64_t b = 0; b < nb; b++, g += bytes) {
-                VF dw = vscales(g + SLM_PACK_D, gs);
+        for (int64_t b = 0; b < nb; b++, g += GROUPS * bytes) {
+                VF dw = vscales(AT(g, SLM_PACK_D));
                 VI w[8];
                 if (q4) {
                         for (int c = 0; c < 4; c++) {
-                                VI v = vload(g + SLM_PACK_QS + 32 * c, gs);
+                                VI v = vload(AT(g, SLM_PACK_QS + 32 * c));
                                 w[c] = vand(v, m4);
                                 w[c + 4] = vand(vsrli16(v, 4), m4);
                         }
                 } else {
                         for (int c = 0; c < 8; c++)
-                                w[c] = vload(g + SLM_PACK_QS + 32 * c, gs);
+                                w[c] = vload(AT(g, SLM_PACK_QS + 32 * c));
                 }
                 for (int t = 0; t < T; t++) {
                         const SlmBlockQ8S *xb = XROW(SlmBlockQ8S, x, xs, t, b);
@@ -80,9 +85,8 @@ TARGET static ALWAYS_INLINE void SUFFIX(q8s_tile)(int64_t nb, const uint8_t *g, 
 }
 
 /* Q4_K and Q5_K (q5: the fifth bits from the interleaved qh). */
-TARGET static ALWAYS_INLINE void SUFFIX(q45_k_tile)(int64_t nb, const uint8_t *g, size_t gs,
-                                                    const void *x, size_t xs, int T, float *y,
-                                                    size_t ys, bool q5)
+TARGET static ALWAYS_INLINE void SUFFIX(q45_k_tile)(int64_t nb, const uint8_t *g, const void *x,
+                                                    size_t xs, int T, float *y, size_t ys, bool q5)
 {
         const size_t bytes = q5 ? SLM_PACK_Q5_K_BYTES : SLM_PACK_Q4_K_BYTES;
         const VI m4 = vset1_8(0x0f), one = vset1_8(1);
@@ -90,7 +94,7 @@ TARGET static ALWAYS_INLINE void SUFFIX(q45_k_tile)(int64_t nb, const uint8_t *g
 
         for (int t = 0; t < T; t++)
                 acc[t] = vfzero();
-        for (int64_t b = 0; b < nb; b++, g += bytes) {
+        for (int64_t b = 0; b < nb; b++, g += GROUPS * bytes) {
                 VI isum[TOKENS];
                 for (int t = 0; t < T; t++)
                         isum[t] = vzero();
@@ -99,11 +103,11 @@ TARGET static ALWAYS_INLINE void SUFFIX(q45_k_tile)(int64_t nb, const uint8_t *g
                         for (int t = 0; t < T; t++)
                                 lo_acc[t] = hi_acc[t] = vzero();
                         for (int k = 0; k < 8; k++) {
-                                VI v = vload(g + SLM_PACK_K_QS + 32 * (8 * p + k), gs);
+                                VI v = vload(AT(g, SLM_PACK_K_QS + 32 * (8 * p + k)));
                                 VI lo = vand(v, m4);
                                 VI hi = vand(vsrli16(v, 4), m4);
                                 if (q5) {
-                                        VI h = vload(g + SLM_PACK_Q5_K_QH + 32 * k, gs);
+                                        VI h = vload(AT(g, SLM_PACK_Q5_K_QH + 32 * k));
                                         VI h0 = vand(vsrli16(h, 2 * p), one);
                                         VI h1 = vand(vsrli16(h, 2 * p + 1), one);
                                         lo = vor(lo, vslli16(h0, 4));
@@ -117,16 +121,16 @@ TARGET static ALWAYS_INLINE void SUFFIX(q45_k_tile)(int64_t nb, const uint8_t *g
                                                             vbcast4(q + 64 * p + 32 + 4 * k));
                                 }
                         }
-                        VI sc_lo = vu8x8(g + SLM_PACK_K_SC + 8 * (2 * p), gs);
-                        VI sc_hi = vu8x8(g + SLM_PACK_K_SC + 8 * (2 * p + 1), gs);
+                        VI sc_lo = vu8x8(AT(g, SLM_PACK_K_SC + 8 * (2 * p)));
+                        VI sc_hi = vu8x8(AT(g, SLM_PACK_K_SC + 8 * (2 * p + 1)));
                         for (int t = 0; t < T; t++)
                                 isum[t] = vadd32(isum[t], vadd32(vmullo32(lo_acc[t], sc_lo),
                                                                  vmullo32(hi_acc[t], sc_hi)));
                 }
-                VF dw = vscales(g + SLM_PACK_D, gs), dmin = vscales(g + SLM_PACK_K_DMIN, gs);
+                VF dw = vscales(AT(g, SLM_PACK_D)), dmin = vscales(AT(g, SLM_PACK_K_DMIN));
                 VI m[4];
                 for (int p = 0; p < 4; p++)
-                        m[p] = vu8x16(g + SLM_PACK_K_M + 16 * p, gs);
+                        m[p] = vu8x16(AT(g, SLM_PACK_K_M + 16 * p));
                 for (int t = 0; t < T; t++) {
                         const SlmBlockQ8KS *xb = XROW(SlmBlockQ8KS, x, xs, t, b);
                         VI msum = vzero();
@@ -144,16 +148,15 @@ TARGET static ALWAYS_INLINE void SUFFIX(q45_k_tile)(int64_t nb, const uint8_t *g
 }
 
 /* Q6_K: 6-bit weights offset by 32, sixteen int8 scales per block. */
-TARGET static ALWAYS_INLINE void SUFFIX(q6_k_tile)(int64_t nb, const uint8_t *g, size_t gs,
-                                                   const void *x, size_t xs, int T, float *y,
-                                                   size_t ys)
+TARGET static ALWAYS_INLINE void SUFFIX(q6_k_tile)(int64_t nb, const uint8_t *g, const void *x,
+                                                   size_t xs, int T, float *y, size_t ys)
 {
         const VI m4 = vset1_8(0x0f), m3 = vset1_8(3);
         VF acc[TOKENS];
 
         for (int t = 0; t < T; t++)
                 acc[t] = vfzero();
-        for (int64_t b = 0; b < nb; b++, g += SLM_PACK_Q6_K_BYTES) {
+        for (int64_t b = 0; b < nb; b++, g += GROUPS * SLM_PACK_Q6_K_BYTES) {
                 VI isum[TOKENS];
                 for (int t = 0; t < T; t++)
                         isum[t] = vzero();
@@ -164,9 +167,9 @@ TARGET static ALWAYS_INLINE void SUFFIX(q6_k_tile)(int64_t nb, const uint8_t *g,
                                         for (int t = 0; t < T; t++)
                                                 a[i][t] = vzero();
                                 for (int c = 4 * half; c < 4 * half + 4; c++) {
-                                        const uint8_t *o = g + SLM_PACK_Q6_Q + (h * 8 + c) * 96;
-                                        VI la = vload(o, gs), lb = vload(o + 32, gs),
-                                           hb = vload(o + 64, gs);
+                                        const uint8_t *o = AT(g, SLM_PACK_Q6_Q + (h * 8 + c) * 96);
+                                        VI la = vload(o), lb = vload(o + GROUPS * 32),
+                                           hb = vload(o + GROUPS * 64);
                                         VI q[4] = {
                                                 vor(vand(la, m4), vslli16(vand(hb, m3), 4)),
                                                 vor(vand(lb, m4),
@@ -187,7 +190,7 @@ TARGET static ALWAYS_INLINE void SUFFIX(q6_k_tile)(int64_t nb, const uint8_t *g,
                                 }
                                 for (int i = 0; i < 4; i++) {
                                         int j = 8 * h + 2 * i + half;
-                                        VI sc = vi8x8(g + SLM_PACK_Q6_SC + 8 * j, gs);
+                                        VI sc = vi8x8(AT(g, SLM_PACK_Q6_SC + 8 * j));
                                         for (int t = 0; t < T; t++) {
                                                 const SlmBlockQ8KS *xb =
                                                     XROW(SlmBlockQ8KS, x, xs, t, b);
@@ -196,7 +199,7 @@ TARGET static ALWAYS_INLINE void SUFFIX(q6_k_tile)(int64_t nb, const uint8_t *g,
                                         }
                                 }
                         }
-                VF dw = vscales(g + SLM_PACK_D, gs);
+                VF dw = vscales(AT(g, SLM_PACK_D));
                 for (int t = 0; t < T; t++)
                         acc[t] =
                             vfmadd(vcvt(isum[t]),
@@ -212,9 +215,8 @@ TARGET static ALWAYS_INLINE void SUFFIX(q6_k_tile)(int64_t nb, const uint8_t *g,
  * reference. Two accumulators per token hide the multiply-add latency
  * when few tokens run.
  */
-TARGET static ALWAYS_INLINE void SUFFIX(f16_tile)(int64_t n, const uint8_t *g, size_t gs,
-                                                  const void *x, size_t xs, int T, float *y,
-                                                  size_t ys)
+TARGET static ALWAYS_INLINE void SUFFIX(f16_tile)(int64_t n, const uint8_t *g, const void *x,
+                                                  size_t xs, int T, float *y, size_t ys)
 {
         VF acc0[TOKENS], acc1[TOKENS];
         int64_t k = 0;
@@ -222,8 +224,8 @@ TARGET static ALWAYS_INLINE void SUFFIX(f16_tile)(int64_t n, const uint8_t *g, s
         for (int t = 0; t < T; t++)
                 acc0[t] = acc1[t] = vfzero();
         for (; k + 2 <= n; k += 2) {
-                VF w0 = vscales(g + SLM_PACK_F16_BYTES * k, gs),
-                   w1 = vscales(g + SLM_PACK_F16_BYTES * (k + 1), gs);
+                VF w0 = vscales(AT(g, SLM_PACK_F16_BYTES * k)),
+                   w1 = vscales(AT(g, SLM_PACK_F16_BYTES * (k + 1)));
                 for (int t = 0; t < T; t++) {
                         const float *xt = XROW(float, x, xs, t, k);
                         acc0[t] = vfmadd(w0, vfset1(xt[0]), acc0[t]);
@@ -231,7 +233,7 @@ TARGET static ALWAYS_INLINE void SUFFIX(f16_tile)(int64_t n, const uint8_t *g, s
                 }
         }
         for (; k < n; k++) {
-                VF w0 = vscales(g + SLM_PACK_F16_BYTES * k, gs);
+                VF w0 = vscales(AT(g, SLM_PACK_F16_BYTES * k));
                 for (int t = 0; t < T; t++)
                         acc0[t] = vfmadd(w0, vfset1(*XROW(float, x, xs, t, k)), acc0[t]);
         }
@@ -241,7 +243,7 @@ TARGET static ALWAYS_INLINE void SUFFIX(f16_tile)(int64_t n, const uint8_t *g, s
 
 #if GROUPS == 2
 /*
- * F16 prompts on twice the rows: the groups at g and g + 2 * gs as two
+ * F16 prompts on twice the rows: the pairs at g and g + 2 * gs as two
  * vectors, so every broadcast activation feeds two multiply-adds. With one
  * vector the kernel is bound by its loads, not by the multiply-adds; one
  * chain per token and vector is enough to hide their latency.
@@ -255,8 +257,8 @@ TARGET static ALWAYS_INLINE void SUFFIX(f16_tile4)(int64_t n, const uint8_t *g, 
         for (int t = 0; t < T; t++)
                 acc0[t] = acc1[t] = vfzero();
         for (int64_t k = 0; k < n; k++) {
-                VF w0 = vscales(g + SLM_PACK_F16_BYTES * k, gs),
-                   w1 = vscales(g + 2 * gs + SLM_PACK_F16_BYTES * k, gs);
+                VF w0 = vscales(AT(g, SLM_PACK_F16_BYTES * k)),
+                   w1 = vscales(AT(g + 2 * gs, SLM_PACK_F16_BYTES * k));
                 for (int t = 0; t < T; t++) {
                         VF xv = vfset1(*XROW(float, x, xs, t, k));
                         acc0[t] = vfmadd(w0, xv, acc0[t]);
@@ -410,6 +412,7 @@ TARGET __attribute__((unused)) static void SUFFIX(convert_x_f16)(int64_t n, cons
                                         size_t xs, int n_tokens, float *y, size_t ys)              \
         {                                                                                          \
                 const uint8_t *g = group;                                                          \
+                (void)gs; /* only the four-group kernel reads its second pair there */             \
                 for (int t0 = 0; t0 < n_tokens; t0 += TOKENS) {                                    \
                         const void *xt = (const uint8_t *)x + (size_t)t0 * xs;                     \
                         float *yt = y + (size_t)t0 * ys;                                           \
@@ -433,12 +436,12 @@ TARGET __attribute__((unused)) static void SUFFIX(convert_x_f16)(int64_t n, cons
 
 _Static_assert(TOKENS == 4 || TOKENS == 8, "the tail cases above");
 
-#define CALL_Q4_0(T) SUFFIX(q8s_tile)(n / SLM_QK, g, gs, xt, xs, T, yt, ys, true)
-#define CALL_Q8_0(T) SUFFIX(q8s_tile)(n / SLM_QK, g, gs, xt, xs, T, yt, ys, false)
-#define CALL_Q4_K(T) SUFFIX(q45_k_tile)(n / SLM_QK_K, g, gs, xt, xs, T, yt, ys, false)
-#define CALL_Q5_K(T) SUFFIX(q45_k_tile)(n / SLM_QK_K, g, gs, xt, xs, T, yt, ys, true)
-#define CALL_Q6_K(T) SUFFIX(q6_k_tile)(n / SLM_QK_K, g, gs, xt, xs, T, yt, ys)
-#define CALL_F16(T)  SUFFIX(f16_tile)(n, g, gs, xt, xs, T, yt, ys)
+#define CALL_Q4_0(T) SUFFIX(q8s_tile)(n / SLM_QK, g, xt, xs, T, yt, ys, true)
+#define CALL_Q8_0(T) SUFFIX(q8s_tile)(n / SLM_QK, g, xt, xs, T, yt, ys, false)
+#define CALL_Q4_K(T) SUFFIX(q45_k_tile)(n / SLM_QK_K, g, xt, xs, T, yt, ys, false)
+#define CALL_Q5_K(T) SUFFIX(q45_k_tile)(n / SLM_QK_K, g, xt, xs, T, yt, ys, true)
+#define CALL_Q6_K(T) SUFFIX(q6_k_tile)(n / SLM_QK_K, g, xt, xs, T, yt, ys)
+#define CALL_F16(T)  SUFFIX(f16_tile)(n, g, xt, xs, T, yt, ys)
 
 GEMM(gemm_q4_0, CALL_Q4_0)
 GEMM(gemm_q4_k, CALL_Q4_K)

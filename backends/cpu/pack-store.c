@@ -178,17 +178,24 @@ typedef struct {
         const SlmPacked *packed;
 } PackTask;
 
+/* Groups in pairs where the kernel reads pairs, an odd last group alone. */
 static void pack_task(void *data, int ith, int nth)
 {
         const PackTask *t = data;
         const SlmMatrix *w = t->w;
-        long long start, end;
+        const SlmPackKernel *k = t->packed->kernel;
+        long long n_groups = w->n_out / SLM_PACK_ROWS, per = k->gemm2 ? 2 : 1, start, end;
 
-        slm_split(w->n_out / SLM_PACK_ROWS, ith, nth, &start, &end);
-        for (long long g = start; g < end; g++)
-                t->packed->kernel->layout->pack(
-                    w->n_in, (const uint8_t *)w->data + (size_t)g * SLM_PACK_ROWS * w->row_bytes,
-                    w->row_bytes, (uint8_t *)t->packed->data + (size_t)g * t->packed->group_bytes);
+        slm_split((n_groups + per - 1) / per, ith, nth, &start, &end);
+        for (long long g = start * per; g < end * per && g < n_groups; g += per) {
+                const uint8_t *rows =
+                    (const uint8_t *)w->data + (size_t)g * SLM_PACK_ROWS * w->row_bytes;
+                uint8_t *dst = (uint8_t *)t->packed->data + (size_t)g * t->packed->group_bytes;
+                if (per == 2 && g + 1 < n_groups)
+                        slm_pack_pair(k, w->n_in, rows, w->row_bytes, dst);
+                else
+                        k->layout->pack(w->n_in, rows, w->row_bytes, dst);
+        }
 }
 
 const SlmPacked *slm_pack_store_get(SlmPackStore *s, SlmPool *pool, const SlmMatrix *w)

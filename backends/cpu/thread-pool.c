@@ -22,16 +22,23 @@
 #define SPIN_NS 20000
 
 /*
- * Each waiting thread keeps its own record of spins that ran out: each
- * costs it the next SKIP_AFTER_MISS waits without a spin, so a thread
- * whose peers keep getting preempted stops wasting their time.
+ * Each waiting thread keeps its own record of spins that ran out. Misses
+ * in a row raise its level, a spin that ends in time lowers it, and after
+ * a miss it goes 2^level - 1 waits without a spin: a thread whose peers
+ * keep getting preempted stops wasting their time, and one that missed
+ * once (a long step between two tasks) spins again soon.
  */
-#define SKIP_AFTER_MISS 16
+#define MAX_LEVEL 6
+
+typedef struct {
+        int skip; /* waits to go without spinning */
+        int level;
+} SpinState;
 
 typedef struct {
         SlmPool *pool;
         int ith;
-        int skip; /* waits to go without spinning */
+        SpinState spin;
 } Worker;
 
 struct SlmPool {
@@ -44,7 +51,7 @@ struct SlmPool {
         atomic_int pending; /* workers still running the current task */
         atomic_int sleepers;
         atomic_bool caller_sleeping;
-        int caller_skip;
+        SpinState caller_spin;
         atomic_bool stopping;
         pthread_mutex_t lock;
         pthread_cond_t start; /* for sleeping workers: a new generation, or stopping */
@@ -68,25 +75,30 @@ static long long now_ns(void)
 }
 
 /* Spin until @done(p, arg) or SPIN_NS have passed; whether it is done. */
-static bool spin(SlmPool *p, int *skip, bool (*done)(SlmPool *p, unsigned long arg),
+static bool spin(SlmPool *p, SpinState *s, bool (*done)(SlmPool *p, unsigned long arg),
                  unsigned long arg)
 {
         long long start = 0;
 
-        if (*skip > 0) {
-                (*skip)--;
+        if (s->skip > 0) {
+                s->skip--;
                 return done(p, arg);
         }
         for (unsigned i = 1;; i++) {
-                if (done(p, arg))
+                if (done(p, arg)) {
+                        if (s->level > 0)
+                                s->level--;
                         return true;
+                }
                 cpu_relax();
                 if (i % 256 == 0) {
                         long long t = now_ns();
                         if (!start) {
                                 start = t;
                         } else if (t - start > SPIN_NS) {
-                                *skip = SKIP_AFTER_MISS;
+                                if (s->level < MAX_LEVEL)
+                                        s->level++;
+                                s->skip = (1 << s->level) - 1;
                                 return false;
                         }
                 }
@@ -114,7 +126,7 @@ static void *worker_main(void *data)
         unsigned long seen = 0;
 
         for (;;) {
-                if (!spin(p, &w->skip, moved_on, seen)) {
+                if (!spin(p, &w->spin, moved_on, seen)) {
                         pthread_mutex_lock(&p->lock);
                         atomic_fetch_add(&p->sleepers, 1);
                         while (atomic_load(&p->generation) == seen && !atomic_load(&p->stopping))
@@ -155,7 +167,7 @@ int slm_pool_new(int n_threads, SlmPool **ret_pool)
                 return -ENOMEM;
         }
         for (int i = 1; i < n_threads; i++) {
-                p->workers[i] = (Worker){ p, i, 0 };
+                p->workers[i] = (Worker){ p, i, { 0, 0 } };
                 int r = pthread_create(&p->threads[i], NULL, worker_main, &p->workers[i]);
                 if (r != 0) {
                         p->n_threads = i; /* join only the ones started */
@@ -207,7 +219,7 @@ void slm_pool_run(SlmPool *p, SlmTaskFn fn, void *arg)
                 pthread_mutex_unlock(&p->lock);
         }
         fn(arg, 0, p->n_threads);
-        if (spin(p, &p->caller_skip, all_done, 0))
+        if (spin(p, &p->caller_spin, all_done, 0))
                 return;
         pthread_mutex_lock(&p->lock);
         atomic_store(&p->caller_sleeping, true);

@@ -196,8 +196,8 @@ TEST(CpuKernels, TilesMatchScalar)
 }
 
 // One packed kernel on groups of eight rows of n weights against n_tok tokens, through gemm
-// (groups 1), gemm2 (groups 2) or gemm4 (groups 4), against the scalar reference over the
-// original rows.
+// (groups 1), gemm2 (groups 2: a pair) or gemm4 (groups 4: two pairs), against the scalar
+// reference over the original rows.
 static void check_packed(const SlmPackKernel *k, int64_t n, int n_tok, int groups,
                          std::mt19937 &rng)
 {
@@ -212,11 +212,14 @@ static void check_packed(const SlmPackKernel *k, int64_t n, int n_tok, int group
                 auto row = slmtest::random_row(k->type, n, rng);
                 memcpy(w.data() + r * w_row, row.data(), w_row);
         }
-        // the four groups with a gap between each
+        // one group, one pair, or two pairs 2 * gs apart with a gap between them
         size_t gb = (size_t)(n / l->block_size) * l->group_block_bytes, gs = gb + 64;
-        std::vector<uint8_t> packed(3 * gs + gb);
-        for (int g = 0; g < 4; g++)
-                l->pack(n, w.data() + g * SLM_PACK_ROWS * w_row, w_row, packed.data() + g * gs);
+        std::vector<uint8_t> packed(2 * gs + 2 * gb);
+        if (groups == 1)
+                l->pack(n, w.data(), w_row, packed.data());
+        for (int p = 0; 2 * p < groups && groups > 1; p++)
+                slm_pack_pair(k, n, w.data() + 2 * p * SLM_PACK_ROWS * w_row, w_row,
+                              packed.data() + 2 * p * gs);
 
         size_t xs = (size_t)(n / l->block_size) * l->x_block_bytes;
         size_t ref_row = (size_t)(n / dt->block_size) * dt->block_bytes;
