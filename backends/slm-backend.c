@@ -240,3 +240,53 @@ int slm_backend_argmax(SlmBackend *b, SlmTensor *x, int64_t n, int32_t *ret)
                 return -EINVAL;
         return b->ops->argmax(b, x, n, ret);
 }
+
+/* ---- fused ops ----------------------------------------------------------------------------- */
+
+static bool fused_ok(const SlmNormInput *in, int n_w, const SlmMatrix *const *w,
+                     SlmTensor *const *y)
+{
+        if (n_w < 1 || n_w > SLM_MAX_FUSED || !in->weight || in->n_tokens <= 0 || w[0]->n_in <= 0 ||
+            !fits_rows(in->x, in->n_tokens, w[0]->n_in))
+                return false;
+        for (int i = 0; i < n_w; i++)
+                if (w[i]->n_in != w[0]->n_in || y[i] == in->x ||
+                    !fits_rows(y[i], in->n_tokens, w[i]->n_out))
+                        return false;
+        return true;
+}
+
+int slm_backend_norm_matmul(SlmBackend *b, const SlmNormInput *in, int n_w,
+                            const SlmMatrix *const *w, SlmTensor *const *y, SlmTensor *xn)
+{
+        int r;
+
+        if (!fused_ok(in, n_w, w, y))
+                return -EINVAL;
+        if (b->ops->norm_matmul)
+                return b->ops->norm_matmul(b, in, n_w, w, y);
+        r = slm_backend_rmsnorm(b, in->x, in->weight, w[0]->n_in, in->n_tokens, in->eps, xn);
+        for (int i = 0; r == 0 && i < n_w; i++)
+                r = slm_backend_matmul(b, w[i], xn, in->n_tokens, y[i]);
+        return r;
+}
+
+int slm_backend_norm_matmul_glu(SlmBackend *b, const SlmNormInput *in, SlmAct act,
+                                const SlmMatrix *gate, const SlmMatrix *up, SlmTensor *y,
+                                SlmTensor *xn, SlmTensor *up_out)
+{
+        const SlmMatrix *w[2] = { gate, up };
+        SlmTensor *out[2] = { y, y };
+        size_t n;
+        int r;
+
+        if (!fused_ok(in, 2, w, out) || up->n_out != gate->n_out ||
+            !rows_total(in->n_tokens, gate->n_out, &n))
+                return -EINVAL;
+        if (b->ops->norm_matmul_glu)
+                return b->ops->norm_matmul_glu(b, in, act, gate, up, y);
+        out[1] = up_out;
+        if ((r = slm_backend_norm_matmul(b, in, 2, w, out, xn)) < 0)
+                return r;
+        return slm_backend_glu(b, act, y, up_out, (int64_t)n, y);
+}

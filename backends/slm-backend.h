@@ -58,6 +58,9 @@ typedef struct {
 
 typedef struct SlmBackend SlmBackend;
 
+/* The most matrices one fused op takes (q, k and v). */
+#define SLM_MAX_FUSED 3
+
 /*
  * A buffer of n elements owned by a backend. data points at host memory
  * on the CPU backend and is NULL where the backend keeps the buffer on a
@@ -73,9 +76,18 @@ typedef struct {
         SlmType type; /* last, so that { n, data } is an F32 tensor */
 } SlmTensor;
 
+/* The input of a fused op: n_tokens rows of x, each normalized as rmsnorm does with @weight. */
+typedef struct {
+        SlmTensor *x;
+        const float *weight;
+        float eps;
+        int64_t n_tokens;
+} SlmNormInput;
+
 /*
- * Every op slot is required. A device backend may queue ops and run them
- * later, in order; read waits for everything queued before it. Weights
+ * Every op slot is required but the fused ones at the end. A device
+ * backend may queue ops and run them later, in order; read waits for
+ * everything queued before it. Weights
  * (SlmMatrix data, norm and bias vectors) are host pointers: a device
  * backend copies each to the device on first use and keeps the copy until
  * release_weights, which the owner calls before freeing the model.
@@ -129,6 +141,21 @@ typedef struct {
                     SlmTensor *dst, size_t dst_off, size_t dst_stride, size_t n, size_t n_rows);
         /* The index of the largest of the first n elements (the first one on ties). */
         int (*argmax)(SlmBackend *b, SlmTensor *x, int64_t n, int32_t *ret);
+
+        /*
+         * Fused ops, each what the plain ops in its comment give, bit for
+         * bit; NULL where a backend has none (the wrappers then run the
+         * plain ops). They save the normalized rows' round trip through
+         * memory, convert them once for every matrix, and run everything
+         * in one hand-over to the threads.
+         *
+         * y[j] = w[j] · rmsnorm(x) for j < n_w: rmsnorm then n_w matmuls.
+         */
+        int (*norm_matmul)(SlmBackend *b, const SlmNormInput *in, int n_w,
+                           const SlmMatrix *const *w, SlmTensor *const *y);
+        /* y = act(gate · rmsnorm(x)) * (up · rmsnorm(x)): rmsnorm, two matmuls, glu. */
+        int (*norm_matmul_glu)(SlmBackend *b, const SlmNormInput *in, SlmAct act,
+                               const SlmMatrix *gate, const SlmMatrix *up, SlmTensor *y);
 } SlmBackendOps;
 
 struct SlmBackend {
@@ -175,6 +202,18 @@ int slm_backend_add(SlmBackend *b, SlmTensor *x, SlmTensor *y, const float *bias
 int slm_backend_copy(SlmBackend *b, SlmTensor *src, size_t src_off, size_t src_stride,
                      SlmTensor *dst, size_t dst_off, size_t dst_stride, size_t n, size_t n_rows);
 int slm_backend_argmax(SlmBackend *b, SlmTensor *x, int64_t n, int32_t *ret);
+
+/*
+ * The fused ops, on every backend: where one has no fused op, the plain
+ * ones run through the scratch tensors, of n_tokens rows of the matrices'
+ * n_in (@xn) and n_out (@up_out). 1 <= n_w <= SLM_MAX_FUSED; the matrices
+ * of one op share n_in, gate and up their shape too; no y is x.
+ */
+int slm_backend_norm_matmul(SlmBackend *b, const SlmNormInput *in, int n_w,
+                            const SlmMatrix *const *w, SlmTensor *const *y, SlmTensor *xn);
+int slm_backend_norm_matmul_glu(SlmBackend *b, const SlmNormInput *in, SlmAct act,
+                                const SlmMatrix *gate, const SlmMatrix *up, SlmTensor *y,
+                                SlmTensor *xn, SlmTensor *up_out);
 
 /*
  * The CPU backend; the others fall back to it. Matrices of the types with

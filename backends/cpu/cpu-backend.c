@@ -2,7 +2,10 @@
 /*
  * The CPU backend: matrix products with activations converted once to the
  * weight type's dot type (Q8 blocks for quantized weights) and output rows
- * split across a persistent thread pool; attention split by (token, head).
+ * dealt in chunks to a persistent thread pool; attention split by (token,
+ * head). The fused ops normalize and convert the rows once for all their
+ * matrices, run them in one hand-over, and apply a gated activation to
+ * each chunk of rows as it is done.
  */
 #include "slm-backend.h"
 #include "cpu-internal.h"
@@ -11,15 +14,27 @@
 #include "thread-pool.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A thread's chunks still to run, [next, end) as next << 32 | end, on a cache line of its own. */
+typedef struct {
+        _Alignas(64) atomic_ullong range;
+} ChunkSlot;
 
 typedef struct {
         SlmBackend base;
         SlmPool *pool;
+        ChunkSlot *slots;    /* one per thread of the pool */
         SlmPackStore *packs; /* NULL: packing is off (SLM_CPU_PACK=0) */
-        void *xq;            /* activations converted to the dot type */
-        size_t xq_size;
+        /* activations converted for the kernels: one buffer per kind in a fused op */
+        void *xq[SLM_MAX_FUSED];
+        size_t xq_size[SLM_MAX_FUSED];
+        float *norm_rows; /* one normalized row per thread */
+        size_t norm_rows_size;
+        float *glu_up; /* a gated op's up rows */
+        size_t glu_up_size;
         float *scores; /* attention scratch: one row per thread */
         size_t scores_per_thread;
         uint8_t *attn_scratch; /* SLM_ATTN_SCRATCH(head_dim) per thread */
@@ -51,13 +66,22 @@ static size_t type_bytes(SlmType type, size_t n)
 
 /* ---- activations converted for the kernels ------------------------------------------------- */
 
+/* One conversion of activation rows: a packed layout's, a dot type's, or floats as they are. */
 typedef struct {
-        void (*convert)(int64_t n, const float *x, void *dst); /* NULL: slm_cpu_quantize_row */
-        SlmType type;
-        int64_t n, n_tokens;
-        const float *x;
-        uint8_t *dst;
+        void (*convert)(int64_t n, const float *x, void *dst); /* NULL: by type */
+        SlmType type; /* without convert: slm_cpu_quantize_row to it, or a copy (F32) */
         size_t row_bytes;
+        uint8_t *dst;
+} Conversion;
+
+typedef struct {
+        const float *x; /* n_tokens rows of n */
+        int64_t n, n_tokens;
+        const float *norm; /* NULL: the rows as they are */
+        float eps;
+        float *norm_rows; /* with norm: a row of n per thread */
+        const Conversion *conv;
+        int n_conv;
 } ConvertTask;
 
 static void convert_task(void *data, int ith, int nth)
@@ -68,11 +92,21 @@ static void convert_task(void *data, int ith, int nth)
         slm_split(c->n_tokens, ith, nth, &start, &end);
         for (long long t = start; t < end; t++) {
                 const float *x = c->x + t * c->n;
-                uint8_t *dst = c->dst + (size_t)t * c->row_bytes;
-                if (c->convert)
-                        c->convert(c->n, x, dst);
-                else
-                        slm_cpu_quantize_row(c->type, x, dst, c->n);
+                if (c->norm) {
+                        float *row = c->norm_rows + (size_t)ith * (size_t)c->n;
+                        slm_cpu_rmsnorm(x, c->norm, c->n, 1, c->eps, row);
+                        x = row;
+                }
+                for (int i = 0; i < c->n_conv; i++) {
+                        const Conversion *cv = &c->conv[i];
+                        uint8_t *dst = cv->dst + (size_t)t * cv->row_bytes;
+                        if (cv->convert)
+                                cv->convert(c->n, x, dst);
+                        else if (cv->type == SLM_TYPE_F32)
+                                memcpy(dst, x, (size_t)c->n * sizeof(float));
+                        else
+                                slm_cpu_quantize_row(cv->type, x, dst, c->n);
+                }
         }
 }
 
@@ -85,28 +119,28 @@ static void convert_rows(CpuBackend *cpu, const ConvertTask *c)
                 convert_task((void *)c, 0, 1);
 }
 
-/* ---- matmul -------------------------------------------------------------------------------- */
+/* ---- one matrix's rows --------------------------------------------------------------------- */
 
+/* A matrix ready to run: its packed copy or its rows, and its activations converted. */
 typedef struct {
         const SlmMatrix *w;
+        const SlmPacked *p; /* NULL: the rows, through dot and tile */
         SlmVecDotFn dot;
         SlmTileDotFn tile; /* NULL: one row and token at a time */
         const void *xq;
         size_t xq_row_bytes;
         int64_t n_tokens;
-        float *y;
-} MatmulTask;
+        float *y; /* n_tokens rows of n_out */
+} MatJob;
 
 /* Rows are taken in blocks so each weight block is reused for every token while hot. */
 #define ROW_BLOCK 16
 
-static void matmul_task(void *data, int ith, int nth)
+/* Rows [start, end) of unpacked weights, for every token. */
+static void rows_range(const MatJob *m, long long start, long long end)
 {
-        const MatmulTask *m = data;
         const SlmMatrix *w = m->w;
-        long long start, end;
 
-        slm_split(w->n_out, ith, nth, &start, &end);
         for (long long r0 = start; r0 < end; r0 += ROW_BLOCK) {
                 long long r1 = r0 + ROW_BLOCK < end ? r0 + ROW_BLOCK : end;
                 int64_t t = 0;
@@ -134,111 +168,220 @@ static void matmul_task(void *data, int ith, int nth)
         }
 }
 
-/* ---- matmul on packed weights -------------------------------------------------------------- */
-
-typedef struct {
-        const SlmPacked *p;
-        int64_t n_in, n_out;
-        const void *xq;
-        size_t xq_row_bytes;
-        int64_t n_tokens;
-        float *y;
-} PackedTask;
-
-/*
- * Kernels with wider vectors read every pair through gemm2 (two pairs at a
- * time through gemm4 for prompts, where there is one), and an odd last
- * group through gemm.
- */
+/* Two pairs at a time through gemm4 for prompts of at least this many tokens. */
 #define WIDE_MIN_TOKENS 4
 
-static void packed_task(void *data, int ith, int nth)
+/*
+ * Packed groups [g, end), g even: kernels with wider vectors read every
+ * pair through gemm2 (two pairs at a time through gemm4 for prompts, where
+ * there is one), and an odd last group through gemm.
+ */
+static void groups_range(const MatJob *m, long long g, long long end)
 {
-        const PackedTask *m = data;
         const SlmPackKernel *k = m->p->kernel;
-        size_t gb = m->p->group_bytes;
-        int per = !k->gemm2 ? 1 : k->gemm4 && m->n_tokens >= WIDE_MIN_TOKENS ? 4 : 2;
-        long long start, end, g;
+        const uint8_t *data = m->p->data;
+        size_t gb = m->p->group_bytes, ys = (size_t)m->w->n_out;
+        int64_t n = m->w->n_in;
+        int nt = (int)m->n_tokens;
 
-        slm_split(m->n_out / SLM_PACK_ROWS / per, ith, nth, &start, &end);
-        start *= per;
-        end *= per;
-        if (ith == nth - 1) /* the groups that do not make a whole unit, at the end */
-                end = m->n_out / SLM_PACK_ROWS;
-        for (g = start; per == 4 && g + 4 <= end; g += 4)
-                k->gemm4(m->n_in, m->p->data + (size_t)g * gb, gb, m->xq, m->xq_row_bytes,
-                         (int)m->n_tokens, m->y + g * SLM_PACK_ROWS, (size_t)m->n_out);
+        for (; k->gemm4 && nt >= WIDE_MIN_TOKENS && g + 4 <= end; g += 4)
+                k->gemm4(n, data + g * gb, gb, m->xq, m->xq_row_bytes, nt, m->y + g * 8, ys);
         for (; k->gemm2 && g + 2 <= end; g += 2)
-                k->gemm2(m->n_in, m->p->data + (size_t)g * gb, gb, m->xq, m->xq_row_bytes,
-                         (int)m->n_tokens, m->y + g * SLM_PACK_ROWS, (size_t)m->n_out);
+                k->gemm2(n, data + g * gb, gb, m->xq, m->xq_row_bytes, nt, m->y + g * 8, ys);
         for (; g < end; g++)
-                k->gemm(m->n_in, m->p->data + (size_t)g * gb, gb, m->xq, m->xq_row_bytes,
-                        (int)m->n_tokens, m->y + g * SLM_PACK_ROWS, (size_t)m->n_out);
+                k->gemm(n, data + g * gb, gb, m->xq, m->xq_row_bytes, nt, m->y + g * 8, ys);
 }
 
-static int packed_matmul(CpuBackend *cpu, const SlmMatrix *w, const SlmPacked *p, const float *x,
-                         int64_t n_tokens, float *y)
+/* Rows [start, end), for every token; on packed weights both are whole pairs but at the end. */
+static void job_range(const MatJob *m, long long start, long long end)
 {
-        const SlmPackLayout *l = p->kernel->layout;
-        size_t row_bytes = (size_t)(w->n_in / l->block_size) * l->x_block_bytes, total;
-        PackedTask task = { p, w->n_in, w->n_out, NULL, row_bytes, n_tokens, y };
+        if (m->p)
+                groups_range(m, start / SLM_PACK_ROWS, end / SLM_PACK_ROWS);
+        else
+                rows_range(m, start, end);
+}
+
+typedef struct {
+        MatJob job[SLM_MAX_FUSED];
+        int n_jobs;
+        const SlmAct *glu; /* job 0 gate, job 1 up, into glu_up: y = act(gate) * up */
+        long long first[SLM_MAX_FUSED + 1]; /* each job's first chunk; then the total */
+        ChunkSlot *slots;                   /* one per thread */
+} RunTask;
+
+/*
+ * Rows are dealt in chunks of CHUNK_ROWS (whole pairs of groups, and two
+ * pairs for gemm4). Each thread runs a contiguous range of chunks from its
+ * front, so that it reads one stream of weights, and then takes what is
+ * left of the others' from their back: a thread that was slowed down
+ * (memory, another program) does not hold up the rest.
+ */
+#define CHUNK_ROWS 64
+
+static void run_chunk(const RunTask *t, long long c)
+{
+        int j = 0;
+
+        while (c >= t->first[j + 1])
+                j++;
+        const MatJob *m = &t->job[j];
+        long long start = (c - t->first[j]) * CHUNK_ROWS, end = start + CHUNK_ROWS;
+        if (end > m->w->n_out)
+                end = m->w->n_out;
+        job_range(m, start, end);
+        if (!t->glu)
+                return;
+        const MatJob *up = &t->job[1];
+        job_range(up, start, end);
+        for (int64_t tok = 0; tok < m->n_tokens; tok++) {
+                size_t at = (size_t)tok * (size_t)m->w->n_out + (size_t)start;
+                slm_cpu_glu(*t->glu, m->y + at, up->y + at, end - start, m->y + at);
+        }
+}
+
+static void run_task(void *data, int ith, int nth)
+{
+        const RunTask *t = data;
+
+        for (int k = 0; k < nth; k++) {
+                atomic_ullong *range = &t->slots[(ith + k) % nth].range;
+                unsigned long long v = atomic_load_explicit(range, memory_order_relaxed);
+                for (;;) {
+                        unsigned long long next = v >> 32, end = v & 0xffffffffu;
+                        if (next >= end)
+                                break;
+                        /* its own from the front, the others' from the back */
+                        unsigned long long want = k == 0 ? v + (1ull << 32) : v - 1;
+                        if (atomic_compare_exchange_weak_explicit(
+                                range, &v, want, memory_order_relaxed, memory_order_relaxed)) {
+                                run_chunk(t, (long long)(k == 0 ? next : end - 1));
+                                v = atomic_load_explicit(range, memory_order_relaxed);
+                        }
+                }
+        }
+}
+
+/* The kernels for @w and the conversion of activations they read. */
+static int job_init(CpuBackend *cpu, const SlmMatrix *w, int64_t n_tokens, float *y, MatJob *m,
+                    Conversion *conv)
+{
+        const SlmTypeTraits *tt = slm_type_traits(w->type);
+        uint64_t row_bytes;
         int r;
 
-        if (__builtin_mul_overflow(row_bytes, (size_t)n_tokens, &total) || n_tokens > INT32_MAX)
-                return -EOVERFLOW;
-        r = grow(&cpu->xq, &cpu->xq_size, total);
+        *m = (MatJob){ w,
+                       NULL,
+                       slm_cpu_vec_dot(w->type),
+                       n_tokens >= SLM_TILE_TOKENS ? slm_cpu_tile_dot(w->type) : NULL,
+                       NULL,
+                       0,
+                       n_tokens,
+                       y };
+        if (!tt || !tt->weight_type || !m->dot)
+                return -ENOTSUP;
+        if (cpu->packs) {
+                const SlmPacked *p = slm_pack_store_get(cpu->packs, cpu->pool, w);
+                if (p->kernel) {
+                        const SlmPackLayout *l = p->kernel->layout;
+                        m->p = p;
+                        *conv = (Conversion){
+                                p->kernel->convert_x ? p->kernel->convert_x : l->convert_x, w->type,
+                                (size_t)(w->n_in / l->block_size) * l->x_block_bytes, NULL
+                        };
+                        return 0;
+                }
+        }
+        r = slm_type_row_bytes(tt->dot_type, (uint64_t)w->n_in, &row_bytes);
         if (r < 0)
                 return r;
-        ConvertTask conv = { p->kernel->convert_x ? p->kernel->convert_x : l->convert_x,
-                             0,
-                             w->n_in,
-                             n_tokens,
-                             x,
-                             cpu->xq,
-                             row_bytes };
-        convert_rows(cpu, &conv);
-        task.xq = cpu->xq;
-        slm_pool_run(cpu->pool, packed_task, &task);
+        *conv = (Conversion){ NULL, tt->dot_type, (size_t)row_bytes, NULL };
+        return 0;
+}
+
+static bool same_conversion(const Conversion *a, const Conversion *b)
+{
+        return a->convert ? a->convert == b->convert : !b->convert && a->type == b->type;
+}
+
+/*
+ * The matrices @w on the rows of x, normalized first where @norm is set:
+ * each kind of activations the kernels read converted once, then every
+ * matrix in one hand-over to the threads. With @glu (two matrices, gate
+ * and up), y[0] = act(gate · x) * (up · x) and y[1] is not used.
+ */
+static int run_matrices(CpuBackend *cpu, const float *x, const float *norm, float eps,
+                        int64_t n_tokens, int n_w, const SlmMatrix *const *w, float *const *y,
+                        const SlmAct *glu)
+{
+        RunTask task = { .n_jobs = n_w, .glu = glu, .slots = cpu->slots };
+        Conversion conv[SLM_MAX_FUSED], want;
+        ConvertTask ct = { x, w[0]->n_in, n_tokens, norm, eps, cpu->norm_rows, conv, 0 };
+        int threads = slm_pool_threads(cpu->pool), r;
+        size_t total;
+
+        if (n_tokens > INT32_MAX) /* what the packed kernels count in */
+                return -EOVERFLOW;
+        for (int i = 0; i < n_w; i++) {
+                float *out = y[i];
+                if (glu && i == 1) {
+                        if (__builtin_mul_overflow((size_t)n_tokens, (size_t)w[1]->n_out, &total) ||
+                            __builtin_mul_overflow(total, sizeof(float), &total))
+                                return -EOVERFLOW;
+                        if ((r = grow((void **)&cpu->glu_up, &cpu->glu_up_size, total)) < 0)
+                                return r;
+                        out = cpu->glu_up;
+                }
+                if ((r = job_init(cpu, w[i], n_tokens, out, &task.job[i], &want)) < 0)
+                        return r;
+                MatJob *m = &task.job[i];
+                if (!norm && !want.convert && want.type == SLM_TYPE_F32) {
+                        m->xq = x; /* the rows serve as they are */
+                        m->xq_row_bytes = (size_t)w[i]->n_in * sizeof(float);
+                        continue;
+                }
+                int c = 0;
+                while (c < ct.n_conv && !same_conversion(&conv[c], &want))
+                        c++;
+                if (c == ct.n_conv) {
+                        if (__builtin_mul_overflow(want.row_bytes, (size_t)n_tokens, &total))
+                                return -EOVERFLOW;
+                        if ((r = grow(&cpu->xq[c], &cpu->xq_size[c], total)) < 0)
+                                return r;
+                        want.dst = cpu->xq[c];
+                        conv[ct.n_conv++] = want;
+                }
+                m->xq = conv[c].dst;
+                m->xq_row_bytes = conv[c].row_bytes;
+        }
+        /* gate and up run chunk by chunk together: only the gate's are counted */
+        for (int i = 0; i < (glu ? 1 : n_w); i++)
+                task.first[i + 1] = task.first[i] + (w[i]->n_out + CHUNK_ROWS - 1) / CHUNK_ROWS;
+        if (task.first[glu ? 1 : n_w] > UINT32_MAX)
+                return -EOVERFLOW;
+        for (int i = 0; i < threads; i++) {
+                long long start, end;
+                slm_split(task.first[glu ? 1 : n_w], i, threads, &start, &end);
+                atomic_store_explicit(&cpu->slots[i].range,
+                                      (unsigned long long)start << 32 | (unsigned long long)end,
+                                      memory_order_relaxed);
+        }
+        if (norm) {
+                if (__builtin_mul_overflow((size_t)threads, (size_t)w[0]->n_in, &total) ||
+                    __builtin_mul_overflow(total, sizeof(float), &total))
+                        return -EOVERFLOW;
+                if ((r = grow((void **)&cpu->norm_rows, &cpu->norm_rows_size, total)) < 0)
+                        return r;
+                ct.norm_rows = cpu->norm_rows;
+        }
+        if (ct.n_conv > 0)
+                convert_rows(cpu, &ct);
+        slm_pool_run(cpu->pool, run_task, &task);
         return 0;
 }
 
 int slm_cpu_matmul(SlmBackend *b, const SlmMatrix *w, const float *x, int64_t n_tokens, float *y)
 {
-        CpuBackend *cpu = (CpuBackend *)b;
-        const SlmTypeTraits *tt = slm_type_traits(w->type);
-        MatmulTask task = { w,
-                            slm_cpu_vec_dot(w->type),
-                            n_tokens >= SLM_TILE_TOKENS ? slm_cpu_tile_dot(w->type) : NULL,
-                            x,
-                            (size_t)w->n_in * sizeof(float),
-                            n_tokens,
-                            y };
-        uint64_t row_bytes, total;
-        int r;
-
-        if (!tt || !tt->weight_type || !task.dot)
-                return -ENOTSUP;
-        if (cpu->packs) {
-                const SlmPacked *p = slm_pack_store_get(cpu->packs, cpu->pool, w);
-                if (p->kernel)
-                        return packed_matmul(cpu, w, p, x, n_tokens, y);
-        }
-        if (tt->dot_type != SLM_TYPE_F32) {
-                r = slm_type_row_bytes(tt->dot_type, (uint64_t)w->n_in, &row_bytes);
-                if (r < 0)
-                        return r;
-                if (__builtin_mul_overflow(row_bytes, (uint64_t)n_tokens, &total))
-                        return -EOVERFLOW;
-                r = grow(&cpu->xq, &cpu->xq_size, total);
-                if (r < 0)
-                        return r;
-                ConvertTask conv = { NULL, tt->dot_type, w->n_in, n_tokens, x, cpu->xq, row_bytes };
-                convert_rows(cpu, &conv);
-                task.xq = cpu->xq;
-                task.xq_row_bytes = row_bytes;
-        }
-        slm_pool_run(cpu->pool, matmul_task, &task);
-        return 0;
+        return run_matrices((CpuBackend *)b, x, NULL, 0.0f, n_tokens, 1, &w, &y, NULL);
 }
 
 /* ---- attention ----------------------------------------------------------------------------- */
@@ -318,6 +461,27 @@ static int cpu_matmul(SlmBackend *b, const SlmMatrix *w, SlmTensor *x, int64_t n
                       SlmTensor *y)
 {
         return slm_cpu_matmul(b, w, x->data, n_tokens, y->data);
+}
+
+static int cpu_norm_matmul(SlmBackend *b, const SlmNormInput *in, int n_w,
+                           const SlmMatrix *const *w, SlmTensor *const *y)
+{
+        float *out[SLM_MAX_FUSED];
+
+        for (int i = 0; i < n_w; i++)
+                out[i] = y[i]->data;
+        return run_matrices((CpuBackend *)b, in->x->data, in->weight, in->eps, in->n_tokens, n_w, w,
+                            out, NULL);
+}
+
+static int cpu_norm_matmul_glu(SlmBackend *b, const SlmNormInput *in, SlmAct act,
+                               const SlmMatrix *gate, const SlmMatrix *up, SlmTensor *y)
+{
+        const SlmMatrix *w[2] = { gate, up };
+        float *out[2] = { y->data, NULL };
+
+        return run_matrices((CpuBackend *)b, in->x->data, in->weight, in->eps, in->n_tokens, 2, w,
+                            out, &act);
 }
 
 static int cpu_get_rows(SlmBackend *b, const SlmMatrix *w, const int32_t *ids, int64_t n_ids,
@@ -475,21 +639,36 @@ static bool cpu_supports_type(SlmBackend *b, SlmType type)
         return tt && tt->weight_type;
 }
 
-static int cpu_set_threads(SlmBackend *b, int n_threads)
+/* A pool of @n_threads and its chunk slots, in place of the ones there were. */
+static int new_pool(CpuBackend *cpu, int n_threads)
 {
-        CpuBackend *cpu = (CpuBackend *)b;
         SlmPool *pool;
+        ChunkSlot *slots;
         int r;
 
-        if (n_threads == slm_pool_threads(cpu->pool))
-                return 0;
         r = slm_pool_new(n_threads, &pool);
         if (r < 0)
                 return r;
+        slots = aligned_alloc(_Alignof(ChunkSlot), (size_t)n_threads * sizeof(ChunkSlot));
+        if (!slots) {
+                slm_pool_free(pool);
+                return -ENOMEM;
+        }
         slm_pool_free(cpu->pool);
+        free(cpu->slots);
         cpu->pool = pool;
+        cpu->slots = slots;
         cpu->scores_per_thread = 0; /* the scratch is re-divided on next use */
         return 0;
+}
+
+static int cpu_set_threads(SlmBackend *b, int n_threads)
+{
+        CpuBackend *cpu = (CpuBackend *)b;
+
+        if (n_threads == slm_pool_threads(cpu->pool))
+                return 0;
+        return new_pool(cpu, n_threads);
 }
 
 static void cpu_free(SlmBackend *b)
@@ -497,8 +676,12 @@ static void cpu_free(SlmBackend *b)
         CpuBackend *cpu = (CpuBackend *)b;
 
         slm_pool_free(cpu->pool);
+        free(cpu->slots);
         slm_pack_store_free(cpu->packs);
-        free(cpu->xq);
+        for (int i = 0; i < SLM_MAX_FUSED; i++)
+                free(cpu->xq[i]);
+        free(cpu->norm_rows);
+        free(cpu->glu_up);
         free(cpu->scores);
         free(cpu->attn_scratch);
         free(cpu);
@@ -524,6 +707,8 @@ static const SlmBackendOps cpu_ops = {
         .add = cpu_add,
         .copy = cpu_copy,
         .argmax = cpu_argmax,
+        .norm_matmul = cpu_norm_matmul,
+        .norm_matmul_glu = cpu_norm_matmul_glu,
 };
 
 size_t slm_backend_cpu_packed_bytes(SlmBackend *b)
@@ -544,11 +729,12 @@ int slm_backend_cpu_new(int n_threads, SlmBackend **ret_backend)
                 return -ENOMEM;
         const char *pack = getenv("SLM_CPU_PACK");
 
-        r = slm_pool_new(n_threads, &cpu->pool);
+        r = new_pool(cpu, n_threads);
         if (r == 0 && !(pack && strcmp(pack, "0") == 0))
                 r = slm_pack_store_new(&cpu->packs);
         if (r < 0) {
                 slm_pool_free(cpu->pool);
+                free(cpu->slots);
                 free(cpu);
                 return r;
         }

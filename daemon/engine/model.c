@@ -49,7 +49,7 @@ struct SlmContext {
         SlmTensor **k_cache; /* per layer: (n_ctx, n_head_kv * head_dim) */
         SlmTensor **v_cache;
         /* scratch for BATCH tokens, on the backend */
-        SlmTensor *x, *xb, *q, *k, *v, *att, *tmp, *gate, *up, *hb, *qkv, *logits;
+        SlmTensor *x, *xb, *q, *k, *v, *att, *tmp, *up, *hb, *qkv, *logits;
 };
 
 static const char *const arch_names[] = {
@@ -487,17 +487,11 @@ int slm_context_new(SlmModel *m, SlmBackend *backend, int n_ctx, SlmType kv_type
                 SlmTensor **t;
                 size_t n;
         } scratch[] = {
-                { &c->x, BATCH * e },
-                { &c->xb, BATCH * (e > qd ? e : qd) },
-                { &c->q, BATCH * qd },
-                { &c->k, BATCH * kvd },
-                { &c->v, BATCH * kvd },
-                { &c->att, BATCH * qd },
-                { &c->tmp, BATCH * e },
-                { &c->gate, BATCH * 2 * ff },
-                { &c->up, BATCH * ff },
-                { &c->hb, BATCH * ff },
-                { &c->qkv, BATCH * (qd + 2 * kvd) },
+                { &c->x, BATCH * e },   { &c->xb, BATCH * (e > qd ? e : qd) },
+                { &c->q, BATCH * qd },  { &c->k, BATCH * kvd },
+                { &c->v, BATCH * kvd }, { &c->att, BATCH * qd },
+                { &c->tmp, BATCH * e }, { &c->up, BATCH * ff },
+                { &c->hb, BATCH * ff }, { &c->qkv, BATCH * (qd + 2 * kvd) },
                 { &c->logits, V },
         };
         for (size_t i = 0; r == 0 && i < sizeof(scratch) / sizeof(scratch[0]); i++)
@@ -523,8 +517,8 @@ SlmContext *slm_context_free(SlmContext *c)
         }
         free(c->k_cache);
         free(c->v_cache);
-        SlmTensor **scratch[] = { &c->x,   &c->xb,   &c->q,  &c->k,  &c->v,   &c->att,
-                                  &c->tmp, &c->gate, &c->up, &c->hb, &c->qkv, &c->logits };
+        SlmTensor **scratch[] = { &c->x,   &c->xb, &c->q,  &c->k,   &c->v,     &c->att,
+                                  &c->tmp, &c->up, &c->hb, &c->qkv, &c->logits };
         for (size_t i = 0; i < sizeof(scratch) / sizeof(scratch[0]); i++)
                 *scratch[i] = slm_tensor_free(c->b, *scratch[i]);
         free(c);
@@ -582,19 +576,19 @@ static int forward_layer(SlmContext *c, int il, int n)
         int r;
 
         /* attention */
-        if ((r = slm_backend_rmsnorm(b, c->x, l->attn_norm, e, n, hp->norm_eps, c->xb)) < 0)
-                return r;
+        SlmNormInput in = { c->x, l->attn_norm, hp->norm_eps, n };
         if (l->wqkv.data) {
                 size_t row = (size_t)(qd + 2 * kvd);
-                if ((r = slm_backend_matmul(b, &l->wqkv, c->xb, n, c->qkv)) < 0 ||
+                const SlmMatrix *w = &l->wqkv;
+                if ((r = slm_backend_norm_matmul(b, &in, 1, &w, &c->qkv, c->xb)) < 0 ||
                     (r = slm_backend_copy(b, c->qkv, 0, row, c->q, 0, qd, qd, n)) < 0 ||
                     (r = slm_backend_copy(b, c->qkv, qd, row, c->k, 0, kvd, kvd, n)) < 0 ||
                     (r = slm_backend_copy(b, c->qkv, qd + kvd, row, c->v, 0, kvd, kvd, n)) < 0)
                         return r;
         } else {
-                if ((r = slm_backend_matmul(b, &l->wq, c->xb, n, c->q)) < 0 ||
-                    (r = slm_backend_matmul(b, &l->wk, c->xb, n, c->k)) < 0 ||
-                    (r = slm_backend_matmul(b, &l->wv, c->xb, n, c->v)) < 0)
+                const SlmMatrix *w[3] = { &l->wq, &l->wk, &l->wv };
+                SlmTensor *y[3] = { c->q, c->k, c->v };
+                if ((r = slm_backend_norm_matmul(b, &in, 3, w, y, c->xb)) < 0)
                         return r;
                 if (l->bq && ((r = slm_backend_add(b, c->q, NULL, l->bq, 1.0f, qd, n)) < 0 ||
                               (r = slm_backend_add(b, c->k, NULL, l->bk, 1.0f, kvd, n)) < 0 ||
@@ -623,22 +617,17 @@ static int forward_layer(SlmContext *c, int il, int n)
                 return r;
 
         /* feed-forward */
-        if ((r = slm_backend_rmsnorm(b, c->x, l->ffn_norm, e, n, hp->norm_eps, c->xb)) < 0)
-                return r;
+        SlmMatrix gate = l->w_gate, up = l->w_up;
         if (hp->arch == SLM_ARCH_PHI3) {
-                /* rows of 2*ff, gate then up: split them into their own tensors */
-                if ((r = slm_backend_matmul(b, &l->w_up, c->xb, n, c->gate)) < 0 ||
-                    (r = slm_backend_copy(b, c->gate, ff, 2 * ff, c->up, 0, ff, ff, n)) < 0 ||
-                    (r = slm_backend_copy(b, c->gate, 0, 2 * ff, c->hb, 0, ff, ff, n)) < 0)
-                        return r;
-        } else {
-                if ((r = slm_backend_matmul(b, &l->w_gate, c->xb, n, c->hb)) < 0 ||
-                    (r = slm_backend_matmul(b, &l->w_up, c->xb, n, c->up)) < 0)
-                        return r;
+                /* rows of 2*ff, gate then up: two matrices of ff rows */
+                gate = up;
+                gate.n_out = up.n_out = ff;
+                up.data = (const uint8_t *)up.data + (size_t)ff * up.row_bytes;
         }
-        /* in place: each element reads its own gate value before writing it */
-        if ((r = slm_backend_glu(b, hp->arch == SLM_ARCH_GEMMA ? SLM_ACT_GELU : SLM_ACT_SILU, c->hb,
-                                 c->up, n * ff, c->hb)) < 0 ||
+        in.weight = l->ffn_norm;
+        if ((r = slm_backend_norm_matmul_glu(
+                 b, &in, hp->arch == SLM_ARCH_GEMMA ? SLM_ACT_GELU : SLM_ACT_SILU, &gate, &up,
+                 c->hb, c->xb, c->up)) < 0 ||
             (r = slm_backend_matmul(b, &l->w_down, c->hb, n, c->tmp)) < 0 ||
             (r = slm_backend_add(b, c->x, c->tmp, NULL, 1.0f, e, n)) < 0)
                 return r;
@@ -667,11 +656,10 @@ static int forward(SlmContext *c, const int32_t *ids, int n, bool want_logits)
         if (!want_logits)
                 return 0;
         /* only the last token's logits are wanted */
-        if ((r = slm_backend_copy(b, c->x, (size_t)((n - 1) * e), 0, c->tmp, 0, 0, (size_t)e, 1)) <
-                0 ||
-            (r = slm_backend_rmsnorm(b, c->tmp, m->output_norm, e, 1, hp->norm_eps, c->xb)) < 0)
-                return r;
-        return slm_backend_matmul(b, &m->output, c->xb, 1, c->logits);
+        SlmNormInput in = { c->tmp, m->output_norm, hp->norm_eps, 1 };
+        const SlmMatrix *w = &m->output;
+        r = slm_backend_copy(b, c->x, (size_t)((n - 1) * e), 0, c->tmp, 0, 0, (size_t)e, 1);
+        return r < 0 ? r : slm_backend_norm_matmul(b, &in, 1, &w, &c->logits, c->xb);
 }
 
 static int eval(SlmContext *c, const int32_t *ids, int n)

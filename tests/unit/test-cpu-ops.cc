@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "slm-backend.h"
+#include "test-util.h"
 
 namespace
 {
@@ -277,4 +278,174 @@ TEST(CpuOps, MatmulIndependentOfThreadsAndOddSizes)
         EXPECT_EQ(slm_backend_matmul(b4, &m, &tx, n_tok, &short_y), -EINVAL);
         slm_backend_free(b1);
         slm_backend_free(b4);
+}
+
+namespace
+{
+
+// Random rows of @type as a matrix; the bytes stay in @store.
+SlmMatrix random_matrix(SlmType type, int64_t n_in, int64_t n_out, std::mt19937 &rng,
+                        std::vector<std::vector<uint8_t>> &store)
+{
+        std::vector<uint8_t> rows;
+        for (int64_t r = 0; r < n_out; r++) {
+                auto row = slmtest::random_row(type, n_in, rng);
+                rows.insert(rows.end(), row.begin(), row.end());
+        }
+        store.push_back(std::move(rows));
+        return { type, n_in, n_out, store.back().size() / (size_t)n_out, store.back().data() };
+}
+
+struct Fused {
+        std::vector<SlmType> types;
+        std::vector<int64_t> n_out;
+        bool glu;
+};
+
+// The plain ops' answer on @b: rmsnorm, the matmuls, and for a gated op the activation.
+std::vector<std::vector<float>> plain(SlmBackend *b, SlmTensor *x, const float *norm, int n_tok,
+                                      const std::vector<SlmMatrix> &w, bool glu)
+{
+        int64_t n_in = w[0].n_in;
+        std::vector<float> xn((size_t)n_tok * n_in);
+        SlmTensor txn = f32(xn);
+        EXPECT_EQ(slm_backend_rmsnorm(b, x, norm, n_in, n_tok, 1e-5f, &txn), 0);
+        std::vector<std::vector<float>> y;
+        for (const auto &m : w) {
+                y.emplace_back((size_t)n_tok * m.n_out);
+                SlmTensor ty = f32(y.back());
+                EXPECT_EQ(slm_backend_matmul(b, &m, &txn, n_tok, &ty), 0);
+        }
+        if (glu) {
+                SlmTensor g = f32(y[0]), u = f32(y[1]);
+                EXPECT_EQ(slm_backend_glu(b, SLM_ACT_SILU, &g, &u, (int64_t)y[0].size(), &g), 0);
+                y.pop_back();
+        }
+        return y;
+}
+
+// The fused op's answer on @b.
+std::vector<std::vector<float>> fused(SlmBackend *b, SlmTensor *x, const float *norm, int n_tok,
+                                      const std::vector<SlmMatrix> &w, bool glu)
+{
+        int64_t n_in = w[0].n_in;
+        std::vector<float> xn((size_t)n_tok * n_in), up((size_t)n_tok * w.back().n_out);
+        SlmTensor txn = f32(xn), tup = f32(up);
+        SlmNormInput in = { x, norm, 1e-5f, n_tok };
+        std::vector<std::vector<float>> y;
+        std::vector<SlmTensor> ty;
+        std::vector<SlmTensor *> pty;
+        std::vector<const SlmMatrix *> pw;
+        for (const auto &m : w) {
+                y.emplace_back((size_t)n_tok * m.n_out, -1.0f);
+                pw.push_back(&m);
+        }
+        if (glu) {
+                y.pop_back();
+                ty.push_back(f32(y[0]));
+                EXPECT_EQ(slm_backend_norm_matmul_glu(b, &in, SLM_ACT_SILU, pw[0], pw[1], &ty[0],
+                                                      &txn, &tup),
+                          0);
+                return y;
+        }
+        for (auto &v : y)
+                ty.push_back(f32(v));
+        for (auto &t : ty)
+                pty.push_back(&t);
+        EXPECT_EQ(slm_backend_norm_matmul(b, &in, (int)w.size(), pw.data(), pty.data(), &txn), 0);
+        return y;
+}
+
+} // namespace
+
+// The fused ops give the plain ops' bits: over every packed type and over rows the CPU runs one
+// by one (F32, a row count that is no whole group, packing off), mixed in one op (Q4_K and Q6_K
+// share their converted activations, Q4_0 and F16 do not, F32 reads the normalized floats), on
+// 1 to 3 threads, for 1 to 70 tokens. Rows are dealt in fixed chunks, so the thread count does
+// not change a bit either; a backend without fused ops (the wrappers' path) gives the same.
+TEST(CpuOps, FusedOpsEqualThePlainOps)
+{
+        const int64_t n_in = 512;
+        const Fused cases[] = {
+                { { SLM_TYPE_Q4_K, SLM_TYPE_Q6_K, SLM_TYPE_Q4_0 }, { 200, 72, 8 }, false },
+                { { SLM_TYPE_F16, SLM_TYPE_F32, SLM_TYPE_Q8_0 }, { 104, 100, 136 }, false },
+                { { SLM_TYPE_Q5_K }, { 264 }, false },
+                { { SLM_TYPE_Q4_K, SLM_TYPE_Q6_K }, { 200, 200 }, true },
+                { { SLM_TYPE_F16, SLM_TYPE_F32 }, { 100, 100 }, true },
+                { { SLM_TYPE_Q4_0, SLM_TYPE_Q8_0 }, { 136, 136 }, true },
+        };
+        std::mt19937 rng(21);
+        std::vector<float> norm = randn((size_t)n_in, 22);
+        for (bool pack : { true, false }) {
+                if (!pack)
+                        setenv("SLM_CPU_PACK", "0", 1);
+                SlmBackend *b[3] = {};
+                for (int i = 0; i < 3; i++)
+                        ASSERT_EQ(slm_backend_cpu_new(i + 1, &b[i]), 0);
+                unsetenv("SLM_CPU_PACK");
+                for (const auto &c : cases) {
+                        std::vector<std::vector<uint8_t>> store;
+                        std::vector<SlmMatrix> w;
+                        for (size_t i = 0; i < c.types.size(); i++)
+                                w.push_back(
+                                    random_matrix(c.types[i], n_in, c.n_out[i], rng, store));
+                        for (int n_tok : { 1, 3, 9, 70 }) {
+                                std::vector<float> x = randn((size_t)n_tok * n_in, n_tok);
+                                SlmTensor tx = f32(x);
+                                auto want = plain(b[0], &tx, norm.data(), n_tok, w, c.glu);
+                                for (SlmBackend *be : b) {
+                                        auto got = fused(be, &tx, norm.data(), n_tok, w, c.glu);
+                                        EXPECT_EQ(got, want)
+                                            << "pack " << pack << " n_tok " << n_tok << " "
+                                            << c.types.size() << " matrices, glu " << c.glu;
+                                }
+                                // the wrappers' path, as for a backend with no fused ops
+                                SlmBackendOps ops = *b[1]->ops;
+                                const SlmBackendOps *own = b[1]->ops;
+                                ops.norm_matmul = nullptr;
+                                ops.norm_matmul_glu = nullptr;
+                                b[1]->ops = &ops;
+                                EXPECT_EQ(fused(b[1], &tx, norm.data(), n_tok, w, c.glu), want);
+                                b[1]->ops = own;
+                        }
+                }
+                for (SlmBackend *be : b)
+                        slm_backend_free(be);
+        }
+}
+
+TEST(CpuOps, FusedOpsRefuseWhatDoesNotFit)
+{
+        std::mt19937 rng(23);
+        std::vector<std::vector<uint8_t>> store;
+        SlmMatrix a = random_matrix(SLM_TYPE_Q8_0, 64, 16, rng, store);
+        SlmMatrix c = random_matrix(SLM_TYPE_Q8_0, 96, 16, rng, store);
+        SlmMatrix d = random_matrix(SLM_TYPE_Q8_0, 64, 24, rng, store);
+        std::vector<float> x = randn(2 * 64, 24), norm = randn(64, 25), y(2 * 24), xn(2 * 64),
+                           up(2 * 24);
+        SlmTensor tx = f32(x), ty = f32(y), txn = f32(xn), tup = f32(up);
+        SlmTensor short_y = f32(y, 2 * 16 - 1);
+        SlmBackend *b = nullptr;
+        ASSERT_EQ(slm_backend_cpu_new(2, &b), 0);
+        SlmNormInput in = { &tx, norm.data(), 1e-5f, 2 };
+        const SlmMatrix *four[4] = { &a, &a, &a, &a }, *mixed[2] = { &a, &c };
+        SlmTensor *y4[4] = { &ty, &ty, &ty, &ty }, *onto_x[1] = { &tx }, *shorty[1] = { &short_y };
+        EXPECT_EQ(slm_backend_norm_matmul(b, &in, 1, four, y4, &txn), 0);
+        EXPECT_EQ(slm_backend_norm_matmul(b, &in, 0, four, y4, &txn), -EINVAL);
+        EXPECT_EQ(slm_backend_norm_matmul(b, &in, 4, four, y4, &txn), -EINVAL);
+        EXPECT_EQ(slm_backend_norm_matmul(b, &in, 2, mixed, y4, &txn), -EINVAL); // n_in differs
+        EXPECT_EQ(slm_backend_norm_matmul(b, &in, 1, four, onto_x, &txn), -EINVAL);
+        EXPECT_EQ(slm_backend_norm_matmul(b, &in, 1, four, shorty, &txn), -EINVAL);
+        SlmNormInput no_norm = { &tx, nullptr, 1e-5f, 2 },
+                     too_many = { &tx, norm.data(), 1e-5f, 3 };
+        EXPECT_EQ(slm_backend_norm_matmul(b, &no_norm, 1, four, y4, &txn), -EINVAL);
+        EXPECT_EQ(slm_backend_norm_matmul(b, &too_many, 1, four, y4, &txn), -EINVAL);
+        EXPECT_EQ(slm_backend_norm_matmul_glu(b, &in, SLM_ACT_SILU, &a, &a, &ty, &txn, &tup), 0);
+        EXPECT_EQ(slm_backend_norm_matmul_glu(b, &in, SLM_ACT_SILU, &a, &d, &ty, &txn, &tup),
+                  -EINVAL); // gate and up of different shapes
+        EXPECT_EQ(slm_backend_norm_matmul_glu(b, &in, SLM_ACT_SILU, &a, &c, &ty, &txn, &tup),
+                  -EINVAL);
+        EXPECT_EQ(slm_backend_norm_matmul_glu(b, &in, SLM_ACT_SILU, &a, &a, &tx, &txn, &tup),
+                  -EINVAL);
+        slm_backend_free(b);
 }
