@@ -84,6 +84,22 @@ TARGET static ALWAYS_INLINE void SUFFIX(q8s_tile)(int64_t nb, const uint8_t *g, 
                 vfstore(y + t * ys, acc[t]);
 }
 
+/*
+ * Q5_K and Q6_K read a block's pieces out of order (the scales after the
+ * weights, the fifth or high bits beside the low ones), which the hardware
+ * prefetchers follow poorly: one thread streamed Q6_K pairs at 12 GB/s and
+ * Q5_K groups at 12 GB/s on AVX2, where Q4_K streams 28. They ask for the
+ * block PREFETCH_BLOCKS ahead of the one at @g, of @bytes. Q4_0, Q8_0 and
+ * Q4_K measured faster without.
+ */
+#define PREFETCH_BLOCKS 2
+
+TARGET static ALWAYS_INLINE void SUFFIX(prefetch)(const uint8_t *g, size_t bytes)
+{
+        for (size_t l = 0; l < bytes; l += 64)
+                __builtin_prefetch(g + PREFETCH_BLOCKS * bytes + l);
+}
+
 /* Q4_K and Q5_K (q5: the fifth bits from the interleaved qh). */
 TARGET static ALWAYS_INLINE void SUFFIX(q45_k_tile)(int64_t nb, const uint8_t *g, const void *x,
                                                     size_t xs, int T, float *y, size_t ys, bool q5)
@@ -95,6 +111,8 @@ TARGET static ALWAYS_INLINE void SUFFIX(q45_k_tile)(int64_t nb, const uint8_t *g
         for (int t = 0; t < T; t++)
                 acc[t] = vfzero();
         for (int64_t b = 0; b < nb; b++, g += GROUPS * bytes) {
+                if (q5)
+                        SUFFIX(prefetch)(g, GROUPS * bytes);
                 VI isum[TOKENS];
                 for (int t = 0; t < T; t++)
                         isum[t] = vzero();
@@ -157,6 +175,7 @@ TARGET static ALWAYS_INLINE void SUFFIX(q6_k_tile)(int64_t nb, const uint8_t *g,
         for (int t = 0; t < T; t++)
                 acc[t] = vfzero();
         for (int64_t b = 0; b < nb; b++, g += GROUPS * SLM_PACK_Q6_K_BYTES) {
+                SUFFIX(prefetch)(g, GROUPS * SLM_PACK_Q6_K_BYTES);
                 VI isum[TOKENS];
                 for (int t = 0; t < T; t++)
                         isum[t] = vzero();
