@@ -17,11 +17,11 @@
  *   vscales(p)     the eight fp16 scales of each group, as floats
  *   vu8x8, vi8x8(p)  eight bytes of each group widened to int32
  *   vu8x16(p)      sixteen bytes of each group widened to int16
+ *   HAVE_VNNI      where vdpbusd cannot saturate (the Q8_0 kernel needs that)
  *
  * With two groups per vector the weights are a pair (slm_pack_pair): each
  * piece of a group's block at offset o lies at GROUPS * o, followed by the
  * second group's, so one load takes both and AT(g, o) finds it.
- *   HAVE_VNNI      where vdpbusd cannot saturate (the Q8_0 kernel needs that)
  *
  * Each weight vector is unpacked once per TOKENS tokens and every
  * accumulator lane belongs to one row, so a block ends in one float
