@@ -124,7 +124,7 @@ static void convert_rows(CpuBackend *cpu, const ConvertTask *c)
 /* A matrix ready to run: its packed copy or its rows, and its activations converted. */
 typedef struct {
         const SlmMatrix *w;
-        const SlmPacked *p; /* NULL: the rows, through dot and tile */
+        SlmPacked pk; /* a copy (the store's entries move); no kernel: the rows */
         SlmVecDotFn dot;
         SlmTileDotFn tile; /* NULL: one row and token at a time */
         const void *xq;
@@ -178,9 +178,9 @@ static void rows_range(const MatJob *m, long long start, long long end)
  */
 static void groups_range(const MatJob *m, long long g, long long end)
 {
-        const SlmPackKernel *k = m->p->kernel;
-        const uint8_t *data = m->p->data;
-        size_t gb = m->p->group_bytes, ys = (size_t)m->w->n_out;
+        const SlmPackKernel *k = m->pk.kernel;
+        const uint8_t *data = m->pk.data;
+        size_t gb = m->pk.group_bytes, ys = (size_t)m->w->n_out;
         int64_t n = m->w->n_in;
         int nt = (int)m->n_tokens;
 
@@ -195,7 +195,7 @@ static void groups_range(const MatJob *m, long long g, long long end)
 /* Rows [start, end), for every token; on packed weights both are whole pairs but at the end. */
 static void job_range(const MatJob *m, long long start, long long end)
 {
-        if (m->p)
+        if (m->pk.kernel)
                 groups_range(m, start / SLM_PACK_ROWS, end / SLM_PACK_ROWS);
         else
                 rows_range(m, start, end);
@@ -270,7 +270,7 @@ static int job_init(CpuBackend *cpu, const SlmMatrix *w, int64_t n_tokens, float
         int r;
 
         *m = (MatJob){ w,
-                       NULL,
+                       { NULL, NULL, 0 },
                        slm_cpu_vec_dot(w->type),
                        n_tokens >= SLM_TILE_TOKENS ? slm_cpu_tile_dot(w->type) : NULL,
                        NULL,
@@ -283,7 +283,7 @@ static int job_init(CpuBackend *cpu, const SlmMatrix *w, int64_t n_tokens, float
                 const SlmPacked *p = slm_pack_store_get(cpu->packs, cpu->pool, w);
                 if (p->kernel) {
                         const SlmPackLayout *l = p->kernel->layout;
-                        m->p = p;
+                        m->pk = *p;
                         *conv = (Conversion){
                                 p->kernel->convert_x ? p->kernel->convert_x : l->convert_x, w->type,
                                 (size_t)(w->n_in / l->block_size) * l->x_block_bytes, NULL

@@ -26,7 +26,8 @@ void slm_pack_store_clear(SlmPackStore *s);
 /*
  * The packed copy of @w, packed now on @pool if it is new. It has no kernel
  * where @w has no packed kernel, its rows do not come in eights or there
- * was no memory for a copy: then the rows serve, only slower.
+ * was no memory for a copy: then the rows serve, only slower. The entry
+ * may move on the next call: copy it to keep it.
  */
 const SlmPacked *slm_pack_store_get(SlmPackStore *s, SlmPool *pool, const SlmMatrix *w);
 

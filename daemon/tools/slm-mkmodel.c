@@ -182,8 +182,12 @@ int main(int argc, char **argv)
         for (size_t i = 0; shape && i < sizeof(shapes) / sizeof(shapes[0]); i++)
                 if (strcmp(shape, shapes[i].name) == 0)
                         p.s = &shapes[i];
-        if (!p.s || !type || !out) {
+        if (!shape || !type || !out) {
                 fprintf(stderr, "slm-mkmodel: --shape, --type and -o are needed (see --help)\n");
+                return 2;
+        }
+        if (!p.s) {
+                fprintf(stderr, "slm-mkmodel: unknown shape '%s'\n", shape);
                 return 2;
         }
         if (strcmp(type, "f16") == 0)

@@ -449,3 +449,33 @@ TEST(CpuOps, FusedOpsRefuseWhatDoesNotFit)
                   -EINVAL);
         slm_backend_free(b);
 }
+
+// A fused op's matrices packed on first use while the store of packed copies grows: the store's
+// table moves when it does (at its 32nd copy, here in the middle of an op), and the op must not
+// keep pointers into it. Under ASan a kept pointer is a use after free; the answer must also
+// stay the plain ops'.
+TEST(CpuOps, FusedOpsWhileTheStoreGrows)
+{
+        const int64_t n_in = 64;
+        const int n_tok = 2;
+        std::mt19937 rng(27);
+        std::vector<std::vector<uint8_t>> store;
+        std::vector<SlmMatrix> w;
+        for (int i = 0; i < 60; i++)
+                w.push_back(random_matrix(SLM_TYPE_Q4_0, n_in, 16, rng, store));
+        std::vector<float> x = randn((size_t)n_tok * n_in, 28), norm = randn((size_t)n_in, 29);
+        SlmTensor tx = f32(x);
+        SlmBackend *fresh = nullptr, *seasoned = nullptr;
+        ASSERT_EQ(slm_backend_cpu_new(2, &fresh), 0);
+        ASSERT_EQ(slm_backend_cpu_new(2, &seasoned), 0);
+        for (size_t i = 0; i + 3 <= w.size(); i += 3) {
+                std::vector<SlmMatrix> three(w.begin() + (long)i, w.begin() + (long)i + 3);
+                // the seasoned backend packs them through the plain ops first
+                auto want = plain(seasoned, &tx, norm.data(), n_tok, three, false);
+                EXPECT_EQ(fused(fresh, &tx, norm.data(), n_tok, three, false), want) << i;
+        }
+        EXPECT_EQ(slm_backend_cpu_packed_bytes(fresh), slm_backend_cpu_packed_bytes(seasoned));
+        EXPECT_GT(slm_backend_cpu_packed_bytes(fresh), 0u);
+        slm_backend_free(fresh);
+        slm_backend_free(seasoned);
+}
