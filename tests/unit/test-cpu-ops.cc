@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // CPU backend ops against straightforward double-precision versions: RoPE (both orderings,
 // linear scaling), attention (GQA, MQA, sliding window; F16 and Q8_0 caches), norms, gated
-// activations, and matrix products that do not depend on the thread count.
+// activations, and matrix products that do not depend on the thread count; the fused ops
+// against the plain ones, bit for bit.
 #include <gtest/gtest.h>
 
 #include <cerrno>
