@@ -41,10 +41,14 @@ typedef struct {
         size_t attn_scratch_size;
 } CpuBackend;
 
-static int grow(void **buf, size_t *size, size_t need)
+/* At least @rows times @cols elements of @each bytes at *buf, of *size bytes so far. */
+static int grow(void **buf, size_t *size, size_t rows, size_t cols, size_t each)
 {
+        size_t need;
         void *p;
 
+        if (__builtin_mul_overflow(rows, cols, &need) || __builtin_mul_overflow(need, each, &need))
+                return -EOVERFLOW;
         if (need <= *size)
                 return 0;
         p = realloc(*buf, need);
@@ -124,7 +128,7 @@ static void convert_rows(CpuBackend *cpu, const ConvertTask *c)
 /* A matrix ready to run: its packed copy or its rows, and its activations converted. */
 typedef struct {
         const SlmMatrix *w;
-        SlmPacked pk; /* a copy (the store's entries move); no kernel: the rows */
+        SlmPacked pk; /* no kernel: the rows, through dot and tile */
         SlmVecDotFn dot;
         SlmTileDotFn tile; /* NULL: one row and token at a time */
         const void *xq;
@@ -181,15 +185,19 @@ static void groups_range(const MatJob *m, long long g, long long end)
         const SlmPackKernel *k = m->pk.kernel;
         const uint8_t *data = m->pk.data;
         size_t gb = m->pk.group_bytes, ys = (size_t)m->w->n_out;
+        float *y = m->y;
         int64_t n = m->w->n_in;
         int nt = (int)m->n_tokens;
 
         for (; k->gemm4 && nt >= WIDE_MIN_TOKENS && g + 4 <= end; g += 4)
-                k->gemm4(n, data + g * gb, gb, m->xq, m->xq_row_bytes, nt, m->y + g * 8, ys);
+                k->gemm4(n, data + g * gb, gb, m->xq, m->xq_row_bytes, nt, y + g * SLM_PACK_ROWS,
+                         ys);
         for (; k->gemm2 && g + 2 <= end; g += 2)
-                k->gemm2(n, data + g * gb, gb, m->xq, m->xq_row_bytes, nt, m->y + g * 8, ys);
+                k->gemm2(n, data + g * gb, gb, m->xq, m->xq_row_bytes, nt, y + g * SLM_PACK_ROWS,
+                         ys);
         for (; g < end; g++)
-                k->gemm(n, data + g * gb, gb, m->xq, m->xq_row_bytes, nt, m->y + g * 8, ys);
+                k->gemm(n, data + g * gb, gb, m->xq, m->xq_row_bytes, nt, y + g * SLM_PACK_ROWS,
+                        ys);
 }
 
 /* Rows [start, end), for every token; on packed weights both are whole pairs but at the end. */
@@ -280,12 +288,12 @@ static int job_init(CpuBackend *cpu, const SlmMatrix *w, int64_t n_tokens, float
         if (!tt || !tt->weight_type || !m->dot)
                 return -ENOTSUP;
         if (cpu->packs) {
-                const SlmPacked *p = slm_pack_store_get(cpu->packs, cpu->pool, w);
-                if (p->kernel) {
-                        const SlmPackLayout *l = p->kernel->layout;
-                        m->pk = *p;
+                SlmPacked p = slm_pack_store_get(cpu->packs, cpu->pool, w);
+                if (p.kernel) {
+                        const SlmPackLayout *l = p.kernel->layout;
+                        m->pk = p;
                         *conv = (Conversion){
-                                p->kernel->convert_x ? p->kernel->convert_x : l->convert_x, w->type,
+                                p.kernel->convert_x ? p.kernel->convert_x : l->convert_x, w->type,
                                 (size_t)(w->n_in / l->block_size) * l->x_block_bytes, NULL
                         };
                         return 0;
@@ -315,19 +323,16 @@ static int run_matrices(CpuBackend *cpu, const float *x, const float *norm, floa
 {
         RunTask task = { .n_jobs = n_w, .glu = glu, .slots = cpu->slots };
         Conversion conv[SLM_MAX_FUSED], want;
-        ConvertTask ct = { x, w[0]->n_in, n_tokens, norm, eps, cpu->norm_rows, conv, 0 };
+        ConvertTask ct = { x, w[0]->n_in, n_tokens, norm, eps, NULL, conv, 0 };
         int threads = slm_pool_threads(cpu->pool), r;
-        size_t total;
 
         if (n_tokens > INT32_MAX) /* what the packed kernels count in */
                 return -EOVERFLOW;
         for (int i = 0; i < n_w; i++) {
                 float *out = y[i];
                 if (glu && i == 1) {
-                        if (__builtin_mul_overflow((size_t)n_tokens, (size_t)w[1]->n_out, &total) ||
-                            __builtin_mul_overflow(total, sizeof(float), &total))
-                                return -EOVERFLOW;
-                        if ((r = grow((void **)&cpu->glu_up, &cpu->glu_up_size, total)) < 0)
+                        if ((r = grow((void **)&cpu->glu_up, &cpu->glu_up_size, (size_t)n_tokens,
+                                      (size_t)w[1]->n_out, sizeof(float))) < 0)
                                 return r;
                         out = cpu->glu_up;
                 }
@@ -343,9 +348,8 @@ static int run_matrices(CpuBackend *cpu, const float *x, const float *norm, floa
                 while (c < ct.n_conv && !same_conversion(&conv[c], &want))
                         c++;
                 if (c == ct.n_conv) {
-                        if (__builtin_mul_overflow(want.row_bytes, (size_t)n_tokens, &total))
-                                return -EOVERFLOW;
-                        if ((r = grow(&cpu->xq[c], &cpu->xq_size[c], total)) < 0)
+                        if ((r = grow(&cpu->xq[c], &cpu->xq_size[c], (size_t)n_tokens, 1,
+                                      want.row_bytes)) < 0)
                                 return r;
                         want.dst = cpu->xq[c];
                         conv[ct.n_conv++] = want;
@@ -366,10 +370,8 @@ static int run_matrices(CpuBackend *cpu, const float *x, const float *norm, floa
                                       memory_order_relaxed);
         }
         if (norm) {
-                if (__builtin_mul_overflow((size_t)threads, (size_t)w[0]->n_in, &total) ||
-                    __builtin_mul_overflow(total, sizeof(float), &total))
-                        return -EOVERFLOW;
-                if ((r = grow((void **)&cpu->norm_rows, &cpu->norm_rows_size, total)) < 0)
+                if ((r = grow((void **)&cpu->norm_rows, &cpu->norm_rows_size, (size_t)threads,
+                              (size_t)w[0]->n_in, sizeof(float))) < 0)
                         return r;
                 ct.norm_rows = cpu->norm_rows;
         }
@@ -436,19 +438,18 @@ static int cpu_attention(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *v
         CpuBackend *cpu = (CpuBackend *)b;
         size_t threads = (size_t)slm_pool_threads(cpu->pool);
         size_t n_kv = (size_t)pos0 + (size_t)n_tokens;
-        size_t need = n_kv * sizeof(float) * threads;
         size_t have = cpu->scores_per_thread * sizeof(float) * threads;
         AttnTask task = { cpu, q->data, k, v, n_tokens, pos0, p, out->data };
         int r;
 
-        if (need > have) {
-                r = grow((void **)&cpu->scores, &have, need);
+        if (n_kv > cpu->scores_per_thread) {
+                r = grow((void **)&cpu->scores, &have, threads, n_kv, sizeof(float));
                 if (r < 0)
                         return r;
                 cpu->scores_per_thread = n_kv;
         }
-        r = grow((void **)&cpu->attn_scratch, &cpu->attn_scratch_size,
-                 SLM_ATTN_SCRATCH(p->head_dim) * threads);
+        r = grow((void **)&cpu->attn_scratch, &cpu->attn_scratch_size, threads, 1,
+                 SLM_ATTN_SCRATCH(p->head_dim));
         if (r < 0)
                 return r;
         slm_pool_run(cpu->pool, attention_task, &task);

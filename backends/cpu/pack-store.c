@@ -198,17 +198,17 @@ static void pack_task(void *data, int ith, int nth)
         }
 }
 
-const SlmPacked *slm_pack_store_get(SlmPackStore *s, SlmPool *pool, const SlmMatrix *w)
+SlmPacked slm_pack_store_get(SlmPackStore *s, SlmPool *pool, const SlmMatrix *w)
 {
-        static const SlmPacked rows; /* no kernel: the rows serve */
+        const SlmPacked rows = { 0 }; /* no kernel: the rows serve */
         Entry *e = find(s, w->data), fresh = { w->data, w->type, w->n_in, w->n_out, { 0 } };
         const SlmPackKernel *k;
         size_t total = 0;
 
         if (e && e->type == w->type && e->n_in == w->n_in && e->n_out == w->n_out)
-                return &e->packed;
+                return e->packed;
         if (e) /* the same rows seen as another matrix: keep to the rows */
-                return &rows;
+                return rows;
         k = slm_cpu_pack_kernel(w->type);
         if (k && w->n_out % SLM_PACK_ROWS == 0 && w->n_in % k->layout->block_size == 0) {
                 size_t group =
@@ -219,12 +219,12 @@ const SlmPacked *slm_pack_store_get(SlmPackStore *s, SlmPool *pool, const SlmMat
                         fresh.packed = (SlmPacked){ k, data, group };
         }
         if (insert(s, &fresh, &e) < 0)
-                return &rows; /* a copy carved already stays in its chunk until clear */
+                return rows; /* a copy carved already stays in its chunk until clear */
         if (e->packed.kernel) {
                 PackTask task = { w, &e->packed };
                 s->bytes += total;
                 slm_pool_run(pool, pack_task, &task);
                 drop_file_pages(w->data, (size_t)w->n_out * w->row_bytes);
         }
-        return &e->packed;
+        return e->packed;
 }

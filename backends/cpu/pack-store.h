@@ -26,10 +26,10 @@ void slm_pack_store_clear(SlmPackStore *s);
 /*
  * The packed copy of @w, packed now on @pool if it is new. It has no kernel
  * where @w has no packed kernel, its rows do not come in eights or there
- * was no memory for a copy: then the rows serve, only slower. The entry
- * may move on the next call: copy it to keep it.
+ * was no memory for a copy: then the rows serve, only slower. Returned
+ * by value: the store's table moves as it grows.
  */
-const SlmPacked *slm_pack_store_get(SlmPackStore *s, SlmPool *pool, const SlmMatrix *w);
+SlmPacked slm_pack_store_get(SlmPackStore *s, SlmPool *pool, const SlmMatrix *w);
 
 /* Bytes of packed weights held. */
 size_t slm_pack_store_bytes(const SlmPackStore *s);
