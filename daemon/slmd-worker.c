@@ -532,10 +532,15 @@ static gboolean start_prompt(SlmdWorker *w, SlmdRequest *req)
                 flags = SLM_TOKENIZE_PARSE_SPECIAL; /* the template's markers */
         }
         toks = prompt_tokens(w, req, text, flags);
-        if (toks->len == 0 && s->history->len == 0 && req->kind != SLMD_REQ_APPEND)
+        if (toks->len == 0 && req->kind == SLMD_REQ_APPEND) {
+                /* nothing new to add: done, the context as it was */
+                req->reason = "done";
+                return TRUE;
+        }
+        if (toks->len == 0 && s->history->len == 0)
                 return fail(req, SLMD_ERROR_INVALID_ARGUMENT,
                             "the prompt is empty and the model has no BOS token");
-        if (toks->len == 0 && req->kind != SLMD_REQ_APPEND) {
+        if (toks->len == 0) {
                 /* nothing new: evaluate the last token again for its logits */
                 int32_t last = g_array_index(s->history, int32_t, s->history->len - 1);
                 seq_truncate(s, s->history->len - 1);
@@ -610,16 +615,18 @@ static gboolean step_text(SlmdWorker *w, SlmdRequest *req)
                         return fail(req, SLMD_ERROR_FAILED, "evaluation failed: %s",
                                     g_strerror(-r));
                 p->n_done += n;
-                if (last) {
-                        gint64 now = g_get_monotonic_time();
-                        req->prompt_ms = (double)(now - p->t_start) / 1000.0;
-                        p->t_decode = now;
-                        if (req->kind == SLMD_REQ_APPEND) {
-                                req->reason = "done";
-                                return TRUE;
-                        }
-                }
-                return FALSE;
+                if (!last)
+                        return FALSE;
+                gint64 now = g_get_monotonic_time();
+                req->prompt_ms = (double)(now - p->t_start) / 1000.0;
+                p->t_decode = now;
+                if (p->sampler)
+                        return FALSE; /* the first token in the next step */
+        }
+        if (!p->sampler) {
+                /* Append: the prompt was all there was to do */
+                req->reason = "done";
+                return TRUE;
         }
 
         /* decode one token */
@@ -665,14 +672,17 @@ static gboolean step_text(SlmdWorker *w, SlmdRequest *req)
 
 /*
  * Make the context hold exactly @toks, reusing the longest common prefix,
- * and leave the logits of the last token in w->logits.
+ * and leave the logits of the last token in w->logits; @room more
+ * positions must stay free for what the caller generates after them.
  */
-static int sync_context(SlmdWorker *w, SlmdSeq *s, GArray *toks)
+static int sync_context(SlmdWorker *w, SlmdSeq *s, GArray *toks, guint room)
 {
         guint common = 0, n_ctx = (guint)slm_context_n_ctx(s->ctx);
         const int32_t *t = (const int32_t *)toks->data;
 
-        if (toks->len > n_ctx - WORD_TOKENS - REPLY_TOKENS)
+        if (toks->len == 0)
+                return -EINVAL; /* no token whose logits could be left */
+        if (room >= n_ctx || toks->len > n_ctx - room)
                 return -ENOSPC;
         g_array_set_size(s->unevaluated, 0);
         while (common < toks->len && common < s->history->len &&
@@ -816,12 +826,13 @@ static gboolean step_suggest(SlmdWorker *w, SlmdRequest *req)
         tk = slm_model_tokenizer(w->model);
         toks = encode(w, req->text, SLM_TOKENIZE_ADD_SPECIAL);
         if (toks->len == 0)
-                return fail(req, SLMD_ERROR_INVALID_ARGUMENT, "the model has no BOS token");
+                return fail(req, SLMD_ERROR_INVALID_ARGUMENT,
+                            "the text is empty and the model has no BOS token");
         /* a long text: keep its end, which is what the next word depends on */
         guint keep = (guint)slm_context_n_ctx(s->ctx) / 2;
         if (toks->len > keep)
                 g_array_remove_range(toks, slm_tokenizer_add_bos(tk) ? 1 : 0, toks->len - keep);
-        r = sync_context(w, s, toks);
+        r = sync_context(w, s, toks, WORD_TOKENS);
         if (r < 0)
                 return fail(req, r == -ENOSPC ? SLMD_ERROR_CONTEXT_OVERFLOW : SLMD_ERROR_FAILED,
                             "cannot evaluate the text: %s", g_strerror(-r));
@@ -844,7 +855,10 @@ static gboolean step_replies(SlmdWorker *w, SlmdRequest *req)
         if (slm_chat_format(chat_template(w), &msg, 1, &prompt) < 0)
                 return fail(req, SLMD_ERROR_FAILED, "out of memory");
         toks = encode(w, prompt, SLM_TOKENIZE_ADD_SPECIAL | SLM_TOKENIZE_PARSE_SPECIAL);
-        r = sync_context(w, s, toks);
+        if (toks->len == 0)
+                return fail(req, SLMD_ERROR_INVALID_ARGUMENT,
+                            "the message is empty and the model has no BOS token");
+        r = sync_context(w, s, toks, REPLY_TOKENS);
         if (r < 0)
                 return fail(req, r == -ENOSPC ? SLMD_ERROR_CONTEXT_OVERFLOW : SLMD_ERROR_FAILED,
                             "cannot evaluate the message: %s", g_strerror(-r));

@@ -726,6 +726,60 @@ TEST_F(Daemon, BadInputGetsSpecificErrorsAndTheDaemonStaysUp)
         EXPECT_EQ(stop(), 0) << log(); // sanitizer builds: no leak on the way out
 }
 
+// Found by a user, then by tests/fuzz/dbus-fuzz: an Append that adds nothing fell through to
+// sampling without a sampler and crashed the inference thread. Every kind of request with nothing
+// new to evaluate must end cleanly, and the session must go on working.
+TEST_F(Daemon, RequestsWithNothingToEvaluateEndCleanly)
+{
+        start(shared(kStory));
+        SlmClient *c = client();
+        SlmSession *sess = nullptr;
+        SlmClientError err;
+        ASSERT_EQ(slm_client_create_session(c, nullptr, &sess, &err), 0) << err.message;
+        // the two calls of the report, then more of the same
+        ASSERT_EQ(slm_session_append(sess, "Once upon", &err), 0) << err.message;
+        ASSERT_EQ(slm_session_append(sess, "", &err), 0) << err.message;
+        ASSERT_EQ(slm_session_append(sess, "", &err), 0) << err.message;
+        // a generation after it continues the context ("Once upon" + " a time")
+        SlmGenerateOptions o = greedy(3);
+        Stream st;
+        SlmFinish fin;
+        ASSERT_EQ(slm_session_generate(sess, "", &o, collect, &st, &fin, &err), 0) << err.message;
+        EXPECT_STREQ(fin.reason, "length");
+        EXPECT_EQ(st.text.rfind(" a time", 0), 0u) << "[" << st.text << "]";
+        // the generated tokens wait to be evaluated: an empty Append takes them in
+        ASSERT_EQ(slm_session_append(sess, "", &err), 0) << err.message;
+        char **words = nullptr;
+        ASSERT_EQ(slm_session_suggest(sess, "", 3, &words, &err), 0) << err.message;
+        slm_strv_free(words);
+        ASSERT_EQ(slm_session_smart_replies(sess, "", 2, &words, &err), 0) << err.message;
+        slm_strv_free(words);
+        SlmChatTurn empty[] = { { "user", "" } };
+        ASSERT_EQ(slm_session_chat(sess, empty, 1, &o, nullptr, nullptr, &fin, &err), 0)
+            << err.message;
+        ASSERT_EQ(slm_session_reset(sess, &err), 0) << err.message;
+        ASSERT_EQ(slm_session_append(sess, "", &err), 0) << err.message; // BOS alone
+        ASSERT_EQ(slm_session_append(sess, "", &err), 0) << err.message;
+        slm_session_free(sess);
+
+        // the smallest context: Suggest fits its word, SmartReplies says the context is too small
+        SlmSessionOptions tiny = { nullptr, nullptr, 16 };
+        ASSERT_EQ(slm_client_create_session(c, &tiny, &sess, &err), 0) << err.message;
+        ASSERT_EQ(slm_session_suggest(sess, "Once upon a time there was a little girl", 3,
+                                      &words, &err),
+                  0)
+            << err.message;
+        slm_strv_free(words);
+        EXPECT_EQ(slm_session_smart_replies(sess, "How are you today, my friend?", 2, &words,
+                                            &err),
+                  SLM_STATUS_CONTEXT_OVERFLOW);
+        ASSERT_EQ(slm_session_append(sess, "", &err), 0) << err.message;
+        slm_session_free(sess);
+        slm_client_free(c);
+        EXPECT_TRUE(eventually([&] { return sessions() == 0; }));
+        EXPECT_EQ(stop(), 0) << log();
+}
+
 TEST_F(Daemon, PerUserSessionLimit)
 {
         start(shared(kStory));
