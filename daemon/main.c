@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <locale.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -158,6 +159,12 @@ static gboolean load_config(SlmdConfig *c, const char *path, gboolean must_exist
                 } else if (strcmp(*k, "max-sessions-per-user") == 0) {
                         c->max_sessions_per_user =
                             (guint)g_key_file_get_uint64(kf, "daemon", *k, &e);
+                } else if (strcmp(*k, "user-kv-share") == 0) {
+                        gint v = g_key_file_get_integer(kf, "daemon", *k, &e);
+                        if (!e && (v < 1 || v > 100))
+                                g_set_error(&e, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                                            "user-kv-share is a percentage, 1 to 100");
+                        c->user_kv_share = (guint)v;
                 } else if (strcmp(*k, "max-prompt-bytes") == 0) {
                         c->max_prompt_bytes = g_key_file_get_uint64(kf, "daemon", *k, &e);
                 } else if (strcmp(*k, "preemption") == 0) {
@@ -223,6 +230,15 @@ int main(int argc, char **argv)
                 { NULL },
         };
 
+#ifdef M_MMAP_THRESHOLD
+        /*
+         * Any user may send messages of many MiB. glibc raises its mmap
+         * threshold after the first such buffer is freed and keeps later ones
+         * in the heap, where they stay resident; a fixed threshold gives them
+         * back to the system when they are freed.
+         */
+        mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
         setlocale(LC_ALL, "");
         octx = g_option_context_new("- the language-model service");
         g_option_context_add_main_entries(octx, entries, NULL);
@@ -240,6 +256,7 @@ int main(int argc, char **argv)
         d.config.threads = (int)MIN(g_get_num_processors(), 4);
         d.config.kv_type = SLM_KV_TYPE_DEFAULT;
         d.config.max_sessions_per_user = 16;
+        d.config.user_kv_share = 50;
         d.config.max_prompt_bytes = 1 << 20;
         d.config.max_import_bytes = 64ull << 30;
         slm_policy_defaults(&d.config.policy);
@@ -287,6 +304,7 @@ int main(int argc, char **argv)
                 goto out;
         }
         slmd_worker_set_preemption(d.worker, !d.config.no_preemption);
+        slmd_budget_set_user_kv(&d);
         d.loop = g_main_loop_new(NULL, FALSE);
         d.sessions = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                            (GDestroyNotify)slmd_session_unref);

@@ -41,6 +41,26 @@ GVariant *slmd_budget_variant(const SlmBudget *b)
         return g_variant_builder_end(&vb);
 }
 
+void slmd_budget_set_user_kv(SlmdDaemon *d)
+{
+        SlmReadings r = { 0 };
+        guint64 budget;
+
+        slm_read_device(d->config.sysfs_root, d->config.procfs_root, &r);
+        budget = r.mem_total_kb * 1024 / 2;
+        d->config.user_kv_bytes = budget / 100 * d->config.user_kv_share;
+        slmd_worker_set_user_kv_limit(d->worker, d->config.user_kv_bytes);
+        if (!budget) {
+                g_warning("the machine's memory is unknown: one user's KV caches are bounded by "
+                          "the session limit alone");
+                return;
+        }
+        g_autofree char *user = slmd_format_size(d->config.user_kv_bytes);
+        g_autofree char *all = slmd_format_size(budget);
+        g_message("one user's sessions may hold %s of KV cache (%u %% of %s)", user,
+                  d->config.user_kv_share, all);
+}
+
 static void submit(SlmdDaemon *d, SlmdRequestKind kind)
 {
         g_autoptr(SlmdRequest) req = slmd_request_new(kind, NULL);

@@ -22,6 +22,8 @@ typedef struct {
         int threads;
         SlmType kv_type; /* [daemon] kv-type */
         guint max_sessions_per_user;
+        guint user_kv_share;   /* [daemon] user-kv-share: % of the KV budget one user may hold */
+        guint64 user_kv_bytes; /* what that comes to; 0: unbounded */
         guint64 max_prompt_bytes;
         guint64 max_import_bytes;
         gboolean no_preemption; /* [daemon] preemption=false */
@@ -63,6 +65,12 @@ void slmd_daemon_update_state(SlmdDaemon *d);
 void slmd_budget_start(SlmdDaemon *d);
 void slmd_budget_stop(SlmdDaemon *d);
 GVariant *slmd_budget_variant(const SlmBudget *b);
+/*
+ * The KV cache one user's sessions may hold: user-kv-share of the KV budget,
+ * half of the machine's memory (MemTotal), set in the configuration and the
+ * worker.
+ */
+void slmd_budget_set_user_kv(SlmdDaemon *d);
 /* Whether work of class @priority may be submitted now; else Throttled. */
 gboolean slmd_budget_check(SlmdDaemon *d, SlmdPriority priority, GError **error);
 

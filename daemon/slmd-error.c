@@ -28,6 +28,21 @@ GQuark slmd_error_quark(void)
         return (GQuark)quark;
 }
 
+char *slmd_format_size(guint64 bytes)
+{
+        GString *s = g_string_new(NULL);
+        g_autofree char *text = g_format_size_full(bytes, G_FORMAT_SIZE_IEC_UNITS);
+
+        /* GLib puts a no-break space between the number and the unit */
+        for (const char *p = text; *p; p = g_utf8_next_char(p)) {
+                if (g_utf8_get_char(p) == 0xa0)
+                        g_string_append_c(s, ' ');
+                else
+                        g_string_append_len(s, p, g_utf8_next_char(p) - p);
+        }
+        return g_string_free(s, FALSE);
+}
+
 void slmd_set_errno(GError **error, SlmdError code, int r, const char *msg)
 {
         if (msg && *msg)

@@ -27,4 +27,7 @@ GQuark slmd_error_quark(void);
 /* Set @error from a negative errno of the engine, with @msg (may be NULL) for context. */
 void slmd_set_errno(GError **error, SlmdError code, int r, const char *msg);
 
+/* @bytes for a message, "640.0 KiB": IEC units, a plain space before them. */
+char *slmd_format_size(guint64 bytes);
+
 G_END_DECLS

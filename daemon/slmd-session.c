@@ -94,6 +94,37 @@ static gboolean check_text(SlmdSession *s, GDBusMethodInvocation *inv, const cha
         return TRUE;
 }
 
+/*
+ * [daemon] user-kv-share: the KV caches of @uid's sessions, with one more of
+ * @n_ctx positions, as the resident model would hold them (nothing to say
+ * while none is resident: the worker checks again when it makes a context).
+ */
+static gboolean check_user_kv(SlmdDaemon *d, guint uid, guint n_ctx, GError **error)
+{
+        guint64 limit = d->config.user_kv_bytes, want = slmd_worker_kv_estimate(d->worker, n_ctx);
+        GHashTableIter it;
+        gpointer value;
+
+        if (!limit || !want)
+                return TRUE;
+        g_hash_table_iter_init(&it, d->sessions);
+        while (g_hash_table_iter_next(&it, NULL, &value)) {
+                SlmdSession *o = value;
+                if (o->uid == uid && o->seq)
+                        want +=
+                            slmd_worker_kv_estimate(d->worker, slmd_seq_context_requested(o->seq));
+        }
+        if (want <= limit)
+                return TRUE;
+        g_autofree char *w = slmd_format_size(want);
+        g_autofree char *most = slmd_format_size(limit);
+        g_set_error(error, SLMD_ERROR, SLMD_ERROR_QUOTA_EXCEEDED,
+                    "uid %u's sessions would hold %s of KV cache with this one; one user may hold "
+                    "%s (user-kv-share %u %%): ask for a smaller context-size or close a session",
+                    uid, w, most, d->config.user_kv_share);
+        return FALSE;
+}
+
 /* Sampling and length options of Generate and Chat. */
 static gboolean parse_generate_options(SlmdRequest *req, GVariant *options, GError **error)
 {
@@ -103,7 +134,9 @@ static gboolean parse_generate_options(SlmdRequest *req, GVariant *options, GErr
 
         req->sampling.seed = (guint64)g_get_real_time();
         g_variant_iter_init(&iter, options);
-        while (g_variant_iter_loop(&iter, "{&sv}", &key, &v)) {
+        while (g_variant_iter_next(&iter, "{&sv}", &key, &v)) {
+                /* freed on every way out: a bad option returns from the loop */
+                g_autoptr(GVariant) owned = v;
                 gboolean ok = TRUE;
                 if (strcmp(key, "max-tokens") == 0) {
                         ok = g_variant_is_of_type(v, G_VARIANT_TYPE_UINT32);
@@ -461,11 +494,17 @@ static gboolean parse_priority(const char *name, SlmdPriority *ret)
         return TRUE;
 }
 
+static const char *priority_name(SlmdPriority p)
+{
+        return p == SLMD_PRIORITY_INTERACTIVE  ? "interactive"
+               : p == SLMD_PRIORITY_BACKGROUND ? "background"
+                                               : "normal";
+}
+
 SlmdSession *slmd_session_new(SlmdDaemon *d, const char *owner, guint uid, GVariant *options,
                               GError **error)
 {
         g_autofree char *system_prompt = NULL;
-        const char *priority = "normal";
         SlmdPriority prio = SLMD_PRIORITY_NORMAL;
         guint n_ctx = 0;
         GVariantIter iter;
@@ -474,15 +513,15 @@ SlmdSession *slmd_session_new(SlmdDaemon *d, const char *owner, guint uid, GVari
         SlmdSession *s;
 
         g_variant_iter_init(&iter, options);
-        while (g_variant_iter_loop(&iter, "{&sv}", &key, &v)) {
+        while (g_variant_iter_next(&iter, "{&sv}", &key, &v)) {
+                g_autoptr(GVariant) owned = v; /* as in parse_generate_options */
                 if (strcmp(key, "system-prompt") == 0 &&
                     g_variant_is_of_type(v, G_VARIANT_TYPE_STRING)) {
                         g_free(system_prompt);
                         system_prompt = g_variant_dup_string(v, NULL);
                 } else if (strcmp(key, "priority") == 0 &&
                            g_variant_is_of_type(v, G_VARIANT_TYPE_STRING)) {
-                        priority = g_variant_get_string(v, NULL);
-                        if (!parse_priority(priority, &prio)) {
+                        if (!parse_priority(g_variant_get_string(v, NULL), &prio)) {
                                 g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
                                             "priority is interactive, normal or background");
                                 return NULL;
@@ -506,12 +545,13 @@ SlmdSession *slmd_session_new(SlmdDaemon *d, const char *owner, guint uid, GVari
                             "the system prompt is too long");
                 return NULL;
         }
+        if (!check_user_kv(d, uid, n_ctx, error))
+                return NULL;
 
         gboolean interactive_ok = interactive_allowed(d, uid);
         if (prio == SLMD_PRIORITY_INTERACTIVE && !interactive_ok) {
                 /* bounded by policy: the session runs as normal, and says so */
                 prio = SLMD_PRIORITY_NORMAL;
-                priority = "normal";
         }
         s = g_new0(SlmdSession, 1);
         s->interactive_ok = interactive_ok;
@@ -520,9 +560,9 @@ SlmdSession *slmd_session_new(SlmdDaemon *d, const char *owner, guint uid, GVari
         s->owner = g_strdup(owner);
         s->uid = uid;
         s->path = g_strdup_printf(SLMD_SESSION_PREFIX "%u", ++d->next_session);
-        s->seq = slmd_seq_new(n_ctx, system_prompt, prio);
+        s->seq = slmd_seq_new(n_ctx, system_prompt, prio, uid);
         s->skel = slmd_dbus_session_skeleton_new();
-        slmd_dbus_session_set_priority(s->skel, priority);
+        slmd_dbus_session_set_priority(s->skel, priority_name(prio));
         slmd_dbus_session_set_context_size(s->skel, slmd_seq_context_size(s->seq));
         g_signal_connect(s->skel, "handle-append", G_CALLBACK(handle_append), s);
         g_signal_connect(s->skel, "handle-generate", G_CALLBACK(handle_generate), s);

@@ -15,6 +15,7 @@
 
 struct SlmdSeq {
         guint n_ctx_requested;
+        guint uid; /* whose: the per-user KV bound counts it */
         char *system_prompt;
         SlmdPriority priority;
         SlmContext *ctx;
@@ -44,9 +45,12 @@ struct SlmdWorker {
         GQueue incoming;
         gboolean stopping;
         char *default_name, *default_path;
-        gint pending;       /* queued + running */
-        SlmBudget budget;   /* under lock: set by the main thread */
-        gint64 last_active; /* monotonic µs of the last step, atomic */
+        gint pending;          /* queued + running */
+        SlmBudget budget;      /* under lock: set by the main thread */
+        guint64 user_kv_limit; /* under lock: KV bytes one uid's contexts may hold; 0: none */
+        guint64 kv_pos_bytes;  /* under lock: the resident model's KV bytes per position */
+        int n_ctx_train;       /* under lock: its training context; 0: no model */
+        gint64 last_active;    /* monotonic µs of the last step, atomic */
 
         /* the worker thread's own */
         GMainContext *main_ctx;
@@ -125,11 +129,12 @@ void slmd_request_cancel(SlmdRequest *r)
         g_atomic_int_set(&r->cancelled, 1);
 }
 
-SlmdSeq *slmd_seq_new(guint n_ctx, const char *system_prompt, SlmdPriority priority)
+SlmdSeq *slmd_seq_new(guint n_ctx, const char *system_prompt, SlmdPriority priority, guint uid)
 {
         SlmdSeq *s = g_new0(SlmdSeq, 1);
 
         s->n_ctx_requested = n_ctx;
+        s->uid = uid;
         s->system_prompt = g_strdup(system_prompt && *system_prompt ? system_prompt : NULL);
         s->priority = priority;
         s->history = g_array_new(FALSE, FALSE, sizeof(int32_t));
@@ -364,6 +369,10 @@ static void unload(SlmdWorker *w)
         g_clear_pointer(&w->model_name, g_free);
         g_clear_pointer(&w->logits, g_free);
         w->model_gen++; /* every session's context is rebuilt on its next use */
+        g_mutex_lock(&w->lock);
+        w->kv_pos_bytes = 0;
+        w->n_ctx_train = 0;
+        g_mutex_unlock(&w->lock);
 }
 
 static int load(SlmdWorker *w, const char *name, const char *path, GError **error)
@@ -381,6 +390,10 @@ static int load(SlmdWorker *w, const char *name, const char *path, GError **erro
         w->model = m;
         w->model_name = g_strdup(name);
         w->logits = g_new(float, slm_model_hparams(m)->n_vocab);
+        g_mutex_lock(&w->lock);
+        w->kv_pos_bytes = slm_model_kv_bytes_per_position(m, w->kv_type);
+        w->n_ctx_train = slm_model_hparams(m)->n_ctx_train;
+        g_mutex_unlock(&w->lock);
         post_model(w);
         return 0;
 }
@@ -413,6 +426,49 @@ static gboolean ensure_model(SlmdWorker *w, SlmdRequest *req)
         return TRUE;
 }
 
+/* The positions a session's context gets: what it asked for, at most the model's. */
+static int context_for(int n_ctx_train, guint requested)
+{
+        if (requested && (int)requested < n_ctx_train)
+                return (int)requested;
+        if (!requested && n_ctx_train > DEFAULT_CTX)
+                return DEFAULT_CTX;
+        return n_ctx_train;
+}
+
+/* KV bytes the contexts of @uid hold now, but for @except's. */
+static guint64 user_kv_held(SlmdWorker *w, guint uid, SlmdSeq *except)
+{
+        guint64 held = 0;
+
+        for (guint i = 0; i < w->seqs->len; i++) {
+                SlmdSeq *o = g_ptr_array_index(w->seqs, i);
+                if (o != except && o->uid == uid && o->ctx)
+                        held += slm_context_kv_bytes(o->ctx);
+        }
+        return held;
+}
+
+/* Whether @s may hold @bytes more of KV cache: else the request fails with QuotaExceeded. */
+static gboolean user_kv_fits(SlmdWorker *w, SlmdRequest *req, guint64 bytes)
+{
+        guint64 limit, held;
+
+        g_mutex_lock(&w->lock);
+        limit = w->user_kv_limit;
+        g_mutex_unlock(&w->lock);
+        held = user_kv_held(w, req->seq->uid, req->seq);
+        if (!limit || held + bytes <= limit)
+                return TRUE;
+        g_autofree char *want = slmd_format_size(held + bytes);
+        g_autofree char *most = slmd_format_size(limit);
+        fail(req, SLMD_ERROR_QUOTA_EXCEEDED,
+             "uid %u's sessions would hold %s of KV cache with this one; one user may hold %s "
+             "(user-kv-share in slmd.conf)",
+             req->seq->uid, want, most);
+        return FALSE;
+}
+
 /* The session's context for the resident model. */
 static gboolean ensure_ctx(SlmdWorker *w, SlmdRequest *req)
 {
@@ -433,13 +489,17 @@ static gboolean ensure_ctx(SlmdWorker *w, SlmdRequest *req)
         g_clear_pointer(&s->tokens_model, g_free);
         if (!g_ptr_array_find(w->seqs, s, NULL))
                 g_ptr_array_add(w->seqs, s);
-        n_ctx = slm_model_hparams(w->model)->n_ctx_train;
-        if (s->n_ctx_requested && (int)s->n_ctx_requested < n_ctx)
-                n_ctx = (int)s->n_ctx_requested;
-        else if (!s->n_ctx_requested && n_ctx > DEFAULT_CTX)
-                n_ctx = DEFAULT_CTX;
+        n_ctx = context_for(slm_model_hparams(w->model)->n_ctx_train, s->n_ctx_requested);
+        /* before allocating, then with what the backend allocated (it may hold a wider type) */
+        if (!user_kv_fits(w, req,
+                          (guint64)n_ctx * slm_model_kv_bytes_per_position(w->model, w->kv_type)))
+                return FALSE;
         if (slm_context_new(w->model, w->backend, n_ctx, w->kv_type, &s->ctx, &err) < 0) {
                 fail(req, SLMD_ERROR_FAILED, "cannot create a context: %s", err.msg);
+                return FALSE;
+        }
+        if (!user_kv_fits(w, req, slm_context_kv_bytes(s->ctx))) {
+                s->ctx = slm_context_free(s->ctx);
                 return FALSE;
         }
         if (slm_context_kv_type(s->ctx) != w->kv_type && w->kv_fallback_gen != w->model_gen) {
@@ -1144,6 +1204,29 @@ gint64 slmd_worker_idle_usec(SlmdWorker *w)
         if (slmd_worker_busy(w))
                 return 0;
         return g_get_monotonic_time() - __atomic_load_n(&w->last_active, __ATOMIC_RELAXED);
+}
+
+void slmd_worker_set_user_kv_limit(SlmdWorker *w, guint64 bytes)
+{
+        g_mutex_lock(&w->lock);
+        w->user_kv_limit = bytes;
+        g_mutex_unlock(&w->lock);
+}
+
+guint64 slmd_worker_kv_estimate(SlmdWorker *w, guint n_ctx_requested)
+{
+        guint64 bytes = 0;
+
+        g_mutex_lock(&w->lock);
+        if (w->n_ctx_train > 0)
+                bytes = (guint64)context_for(w->n_ctx_train, n_ctx_requested) * w->kv_pos_bytes;
+        g_mutex_unlock(&w->lock);
+        return bytes;
+}
+
+guint slmd_seq_context_requested(SlmdSeq *s)
+{
+        return s->n_ctx_requested;
 }
 
 void slmd_worker_set_preemption(SlmdWorker *w, gboolean preempt)

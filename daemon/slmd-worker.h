@@ -86,8 +86,10 @@ void slmd_request_unref(SlmdRequest *req);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SlmdRequest, slmd_request_unref)
 void slmd_request_cancel(SlmdRequest *req);
 
-/* A session's engine state; freed by submitting SLMD_REQ_FREE_SEQ. */
-SlmdSeq *slmd_seq_new(guint n_ctx, const char *system_prompt, SlmdPriority priority);
+/* A session's engine state, of user @uid; freed by submitting SLMD_REQ_FREE_SEQ. */
+SlmdSeq *slmd_seq_new(guint n_ctx, const char *system_prompt, SlmdPriority priority, guint uid);
+/* The context size it asked for (0: the default). */
+guint slmd_seq_context_requested(SlmdSeq *seq);
 /* Tokens in the context (an unlocked read, for the ContextUsed property). */
 guint slmd_seq_context_used(SlmdSeq *seq);
 guint slmd_seq_context_size(SlmdSeq *seq);
@@ -118,6 +120,17 @@ void slmd_worker_set_budget(SlmdWorker *w, const SlmBudget *b);
  * what preemption is worth).
  */
 void slmd_worker_set_preemption(SlmdWorker *w, gboolean preempt);
+/*
+ * The KV cache one user's contexts may hold together (0: no bound): a
+ * context that would take them past it is not created, and its request
+ * fails with QuotaExceeded.
+ */
+void slmd_worker_set_user_kv_limit(SlmdWorker *w, guint64 bytes);
+/*
+ * The KV bytes a context asking for @n_ctx_requested positions (0: the
+ * default) takes with the resident model; 0 while none is resident.
+ */
+guint64 slmd_worker_kv_estimate(SlmdWorker *w, guint n_ctx_requested);
 /* How long the worker has had nothing to do, 0 while it works. */
 gint64 slmd_worker_idle_usec(SlmdWorker *w);
 /* Whether any request is queued or running. */

@@ -540,6 +540,17 @@ uint64_t slm_context_kv_bytes(const SlmContext *c)
         return 2ull * (uint64_t)c->n_layer * row;
 }
 
+uint64_t slm_model_kv_bytes_per_position(const SlmModel *m, SlmType kv_type)
+{
+        uint64_t kvd = (uint64_t)m->hp.n_head_kv * (uint64_t)m->hp.head_dim, row = 0;
+
+        if (kv_type == SLM_TYPE_Q8_0 && m->hp.head_dim % SLM_QK)
+                kv_type = SLM_TYPE_F16; /* as slm_context_new widens it */
+        if (slm_type_row_bytes(kv_type, kvd, &row) < 0)
+                return 0;
+        return 2ull * (uint64_t)m->hp.n_layer * row;
+}
+
 SlmType slm_context_kv_type(const SlmContext *c)
 {
         return c->kv_type;

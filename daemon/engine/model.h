@@ -84,6 +84,13 @@ SlmContext *slm_context_free(SlmContext *ctx);
 int slm_context_n_ctx(const SlmContext *ctx);
 /* Bytes of the context's KV cache. */
 uint64_t slm_context_kv_bytes(const SlmContext *ctx);
+/*
+ * Bytes of KV cache one position takes in @kv_type on a backend that holds
+ * it (Q8_0 widened to F16 where the heads do not allow it, as
+ * slm_context_new does); a context of n positions holds n times that. 0
+ * for a type no cache holds.
+ */
+uint64_t slm_model_kv_bytes_per_position(const SlmModel *m, SlmType kv_type);
 /* The type the KV cache is held in. */
 SlmType slm_context_kv_type(const SlmContext *ctx);
 /* Positions already in the KV cache. */

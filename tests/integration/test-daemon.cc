@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <functional>
 #include <thread>
 #include <climits>
 #include <cstdlib>
@@ -765,13 +766,12 @@ TEST_F(Daemon, RequestsWithNothingToEvaluateEndCleanly)
         // the smallest context: Suggest fits its word, SmartReplies says the context is too small
         SlmSessionOptions tiny = { nullptr, nullptr, 16 };
         ASSERT_EQ(slm_client_create_session(c, &tiny, &sess, &err), 0) << err.message;
-        ASSERT_EQ(slm_session_suggest(sess, "Once upon a time there was a little girl", 3,
-                                      &words, &err),
-                  0)
+        ASSERT_EQ(
+            slm_session_suggest(sess, "Once upon a time there was a little girl", 3, &words, &err),
+            0)
             << err.message;
         slm_strv_free(words);
-        EXPECT_EQ(slm_session_smart_replies(sess, "How are you today, my friend?", 2, &words,
-                                            &err),
+        EXPECT_EQ(slm_session_smart_replies(sess, "How are you today, my friend?", 2, &words, &err),
                   SLM_STATUS_CONTEXT_OVERFLOW);
         ASSERT_EQ(slm_session_append(sess, "", &err), 0) << err.message;
         slm_session_free(sess);
@@ -802,6 +802,148 @@ TEST_F(Daemon, PerUserSessionLimit)
                 slm_session_free(s);
         slm_client_free(c);
         EXPECT_TRUE(eventually([&] { return sessions() == 0; }));
+}
+
+// Run @body as user nobody in a child process; what it returns comes back as text.
+std::string as_nobody(const std::function<std::string()> &body)
+{
+        int p[2];
+        if (pipe(p) != 0)
+                return "pipe failed";
+        pid_t pid = fork();
+        if (pid == 0) {
+                close(p[0]);
+                std::string out = setgid(65534) == 0 && setuid(65534) == 0 ? body() : "setuid";
+                (void)!write(p[1], out.data(), out.size());
+                _exit(0);
+        }
+        close(p[1]);
+        std::string out;
+        char buf[1024];
+        ssize_t n;
+        while ((n = read(p[0], buf, sizeof(buf))) > 0)
+                out.append(buf, (size_t)n);
+        close(p[0]);
+        wait_exit(pid);
+        return out;
+}
+
+// What a create-session call said: "ok" or "<status>: <message>".
+std::string created(SlmClient *c, uint32_t context, std::vector<SlmSession *> *held)
+{
+        SlmSessionOptions o = { nullptr, nullptr, context };
+        SlmSession *s = nullptr;
+        SlmClientError err;
+        if (slm_client_create_session(c, &o, &s, &err) < 0)
+                return std::string(slm_status_name(err.status)) + ": " + err.message;
+        held->push_back(s);
+        return "ok";
+}
+
+// A second user's sessions are bounded in number and in KV cache (user-kv-share of the KV
+// budget, half the machine's memory: here 50 % of half of a 2 MiB machine, 512 KiB, where a
+// default session of the story model takes 320 KiB), and root's are not touched by what that
+// user holds.
+TEST_F(Daemon, PerUserQuotasForASecondUser)
+{
+        if (geteuid() != 0)
+                GTEST_SKIP() << "needs root to act as a second user";
+        std::string conf = dir + "/slmd.conf";
+        FILE *f = fopen(conf.c_str(), "w");
+        ASSERT_NE(f, nullptr);
+        fputs("[daemon]\nuser-kv-share=50\n", f);
+        fclose(f);
+        mkdir((dir + "/proc").c_str(), 0755);
+        f = fopen((dir + "/proc/meminfo").c_str(), "w");
+        ASSERT_NE(f, nullptr);
+        fputs("MemTotal: 2048 kB\nMemAvailable: 8000000 kB\n", f);
+        fclose(f);
+        start(shared(kStory), { "--config", conf, "--procfs-root", dir + "/proc" });
+        EXPECT_NE(log().find("(50 % of 1.0 MiB)"), std::string::npos) << log();
+        EXPECT_NE(log().find("one user's sessions may hold 512.0 KiB of KV cache"),
+                  std::string::npos)
+            << log();
+
+        // root holds a session and a context of its own throughout
+        SlmClient *root = client();
+        std::vector<SlmSession *> mine;
+        ASSERT_EQ(created(root, 0, &mine), "ok");
+        ASSERT_EQ(slm_session_append(mine[0], "Once upon a time", nullptr), 0);
+
+        std::string out = as_nobody([&] {
+                std::string r;
+                SlmClient *c = nullptr;
+                if (slm_client_connect_address(address.c_str(), &c, nullptr) < 0)
+                        return std::string("cannot connect");
+                std::vector<SlmSession *> held;
+                for (int k = 0; k < 16; k++)
+                        if (created(c, 16, &held) != "ok")
+                                r += "session " + std::to_string(k + 1) + " refused\n";
+                r += "17th: " + created(c, 16, &held) + "\n";
+                for (SlmSession *s : held)
+                        slm_session_free(s);
+                held.clear();
+                r += "first default: " + created(c, 0, &held) + "\n";
+                r += "second default: " + created(c, 0, &held) + "\n";
+                r += "256 positions: " + created(c, 256, &held) + "\n";
+                for (SlmSession *s : held)
+                        r += std::string("append: ") +
+                             (slm_session_append(s, "Once upon a time", nullptr) == 0 ? "ok"
+                                                                                      : "refused") +
+                             "\n";
+                for (SlmSession *s : held)
+                        slm_session_free(s);
+                slm_client_free(c);
+                return r;
+        });
+        EXPECT_EQ(out.find("refused\n"), std::string::npos) << out;
+        EXPECT_NE(out.find("17th: quota-exceeded: uid 65534 already has 16 sessions"),
+                  std::string::npos)
+            << out;
+        EXPECT_NE(out.find("first default: ok\n"), std::string::npos) << out;
+        EXPECT_NE(out.find("second default: quota-exceeded: uid 65534's sessions would hold 640.0 "
+                           "KiB of KV cache with this one; one user may hold 512.0 KiB"),
+                  std::string::npos)
+            << out;
+        EXPECT_NE(out.find("256 positions: ok\n"), std::string::npos) << out;
+        EXPECT_NE(out.find("append: ok\nappend: ok\n"), std::string::npos) << out;
+
+        // root was not touched: its session goes on, and it gets a context of its own share
+        SlmGenerateOptions o = greedy(5);
+        SlmFinish fin;
+        SlmClientError err;
+        EXPECT_EQ(slm_session_generate(mine[0], "", &o, nullptr, nullptr, &fin, &err), 0)
+            << err.message;
+        EXPECT_EQ(created(root, 256, &mine), "ok");
+
+        // without a resident model the share is checked when the context is made
+        ASSERT_EQ(slm_client_unload(root, &err), 0) << err.message;
+        out = as_nobody([&] {
+                std::string r;
+                SlmClient *c = nullptr;
+                if (slm_client_connect_address(address.c_str(), &c, nullptr) < 0)
+                        return std::string("cannot connect");
+                std::vector<SlmSession *> held;
+                r += created(c, 0, &held) + " " + created(c, 0, &held) + "\n";
+                for (SlmSession *s : held) {
+                        SlmClientError e;
+                        r += slm_session_append(s, "Once", &e) == 0
+                                 ? std::string("ok\n")
+                                 : std::string(slm_status_name(e.status)) + ": " + e.message + "\n";
+                }
+                for (SlmSession *s : held)
+                        slm_session_free(s);
+                slm_client_free(c);
+                return r;
+        });
+        EXPECT_NE(out.find("ok ok\nok\nquota-exceeded: uid 65534's sessions would hold 640.0 KiB"),
+                  std::string::npos)
+            << out;
+        for (SlmSession *s : mine)
+                slm_session_free(s);
+        slm_client_free(root);
+        EXPECT_TRUE(eventually([&] { return sessions() == 0; }));
+        EXPECT_EQ(stop(), 0) << log();
 }
 
 TEST_F(Daemon, ChatAndSmartReplies)

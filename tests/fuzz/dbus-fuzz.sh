@@ -1,0 +1,70 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The D-Bus fuzzer against slmd from a build tree: a private bus configured like the system bus
+# with the project's policy, slmd on it, fuzz-dbus's seeded campaigns, then slmd stopped. Fails
+# when a campaign's checks fail, when slmd does not exit cleanly (under the sanitizers: a leak)
+# or when its log holds a sanitizer report.
+#   dbus-fuzz.sh BUILD BUS_CONF MODEL [MODEL...]
+# SLM_FUZZ_DBUS_CALLS, _RUNS, _CLIENTS and _SEED override the campaign (calls per run, runs,
+# connections, first seed); SLM_FUZZ_DBUS_RSS_SLACK the RSS growth allowed (%, 0: unchecked).
+set -u
+build=$1 conf=$2
+shift 2
+tmp=$(mktemp -d)
+chmod 755 "$tmp"
+bus_pid= slmd_pid=
+cleanup() {
+        [ -n "$slmd_pid" ] && kill "$slmd_pid" 2>/dev/null && wait "$slmd_pid" 2>/dev/null
+        [ -n "$bus_pid" ] && kill "$bus_pid" 2>/dev/null && wait "$bus_pid" 2>/dev/null
+        rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+address="unix:path=$tmp/bus"
+sed "s|__LISTEN__|$address|" "$conf" >"$tmp/bus.conf"
+dbus-daemon --nofork --config-file="$tmp/bus.conf" 2>"$tmp/bus.log" &
+bus_pid=$!
+for _ in $(seq 100); do
+        [ -S "$tmp/bus" ] && break
+        sleep 0.05
+done
+
+"$build/daemon/slmd" --address "$address" --state-dir "$tmp/state" --threads 2 2>"$tmp/slmd.log" &
+slmd_pid=$!
+for _ in $(seq 200); do
+        "$build/client/slmctl" --address "$address" status >/dev/null 2>&1 && break
+        sleep 0.1
+done
+
+models=()
+for m in "$@"; do
+        models+=(--model "$m")
+done
+seed=${SLM_FUZZ_DBUS_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+"$build/tests/fuzz/fuzz-dbus" --address "$address" --pid "$slmd_pid" "${models[@]}" \
+        --seed "$seed" --runs "${SLM_FUZZ_DBUS_RUNS:-3}" --calls "${SLM_FUZZ_DBUS_CALLS:-1000}" \
+        --clients "${SLM_FUZZ_DBUS_CLIENTS:-4}" --rss-slack "${SLM_FUZZ_DBUS_RSS_SLACK:-10}"
+status=$?
+
+if kill -0 "$slmd_pid" 2>/dev/null; then
+        kill "$slmd_pid"
+        wait "$slmd_pid"
+        rc=$?
+        slmd_pid=
+        if [ "$rc" -ne 0 ]; then
+                echo "FAIL: slmd exited with status $rc on SIGTERM"
+                status=1
+        fi
+else
+        wait "$slmd_pid"
+        echo "FAIL: slmd died (status $?)"
+        slmd_pid=
+        status=1
+fi
+if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:|CRITICAL' "$tmp/slmd.log"; then
+        echo "FAIL: slmd's log:"
+        grep -E -A30 'ERROR: (Address|Leak)Sanitizer|runtime error:|CRITICAL' "$tmp/slmd.log" | head -80
+        status=1
+fi
+[ "$status" -ne 0 ] && { echo "--- slmd log (last lines)"; tail -40 "$tmp/slmd.log"; }
+exit $status
