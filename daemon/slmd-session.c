@@ -14,6 +14,7 @@
 #define MAX_SUGGESTIONS 16
 #define MAX_REPLIES     8
 #define MAX_STOPS       16
+#define MAX_STOP_BYTES  1024 /* each: the stop matcher holds back this much text */
 
 struct SlmdSession {
         gint ref_count;
@@ -159,6 +160,8 @@ static gboolean parse_generate_options(SlmdRequest *req, GVariant *options, GErr
                         if (ok) {
                                 g_strfreev(req->stops);
                                 req->stops = g_variant_dup_strv(v, NULL);
+                                for (char **t = req->stops; *t; t++)
+                                        ok = ok && strlen(*t) <= MAX_STOP_BYTES;
                         }
                 } else {
                         float *f =

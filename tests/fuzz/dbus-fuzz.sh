@@ -42,8 +42,8 @@ for m in "$@"; do
 done
 seed=${SLM_FUZZ_DBUS_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 "$build/tests/fuzz/fuzz-dbus" --address "$address" --pid "$slmd_pid" "${models[@]}" \
-        --seed "$seed" --runs "${SLM_FUZZ_DBUS_RUNS:-3}" --calls "${SLM_FUZZ_DBUS_CALLS:-1000}" \
-        --clients "${SLM_FUZZ_DBUS_CLIENTS:-4}" --rss-slack "${SLM_FUZZ_DBUS_RSS_SLACK:-10}"
+        --seed "$seed" --runs "${SLM_FUZZ_DBUS_RUNS:-5}" --calls "${SLM_FUZZ_DBUS_CALLS:-2000}" \
+        --clients "${SLM_FUZZ_DBUS_CLIENTS:-4}" --rss-slack "${SLM_FUZZ_DBUS_RSS_SLACK:-15}"
 status=$?
 
 if kill -0 "$slmd_pid" 2>/dev/null; then
