@@ -2,6 +2,7 @@
 #include "slmd-worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <string.h>
 
 #include "chat.h"
@@ -1028,6 +1029,9 @@ static gpointer worker_main(gpointer data)
          */
         g_autoptr(GMainContext) own = g_main_context_new();
 
+        gboolean trim = FALSE; /* a request ended since the heaps were last trimmed */
+        gint64 last_trim = 0;
+
         g_main_context_push_thread_default(own);
         for (;;) {
                 SlmdRequest *req = NULL;
@@ -1045,6 +1049,25 @@ static gpointer worker_main(gpointer data)
                                 req = pick(w, p, &wake);
                         if (req || w->stopping)
                                 break;
+                        if (trim && g_get_monotonic_time() >= last_trim + G_USEC_PER_SEC) {
+                                /*
+                                 * Nothing to do: what the last requests freed goes back
+                                 * to the system (texts of a MiB leave the allocator's heaps
+                                 * full of free pages it would keep), at most once a second:
+                                 * a trim takes 0.1 to 2 ms, which a request arriving meanwhile
+                                 * waits for.
+                                 */
+                                trim = FALSE;
+                                g_mutex_unlock(&w->lock);
+#ifdef __GLIBC__
+                                malloc_trim(0);
+#endif
+                                last_trim = g_get_monotonic_time();
+                                g_mutex_lock(&w->lock);
+                                continue;
+                        }
+                        if (trim)
+                                wake = MIN(wake, last_trim + G_USEC_PER_SEC);
                         if (wake != G_MAXINT64)
                                 g_cond_wait_until(&w->cond, &w->lock, wake);
                         else
@@ -1069,6 +1092,7 @@ static gpointer worker_main(gpointer data)
                         w->next_step[req->priority] =
                             g_get_monotonic_time() + (gint64)(G_USEC_PER_SEC / pace);
                 if (done) {
+                        trim = TRUE;
                         /* counted down before the event, which looks at slmd_worker_busy() */
                         g_atomic_int_dec_and_test(&w->pending);
                         post(w, req, SLMD_EVENT_DONE, NULL, 0);

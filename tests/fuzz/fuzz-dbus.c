@@ -949,6 +949,7 @@ static gboolean run(Fuzz *f, GDBusConnection *ctl, guint32 seed, guint n_calls,
         }
         w = (SessionsWant){ ctl, 0, 0, TRUE };
         wait_for(sessions_are, &w, 10000);
+        g_usleep(1500 * 1000); /* slmd gives freed heap back within a second of going idle */
         guint fd1 = fd_count(f->pid);
         guint64 rss1 = rss_kb(f->pid);
         printf("  descriptors %u -> %u, RSS %" G_GUINT64_FORMAT " -> %" G_GUINT64_FORMAT
@@ -1051,6 +1052,7 @@ int main(int argc, char **argv)
                 failed++;
         SessionsWant w = { ctl, 0, 0, TRUE };
         wait_for(sessions_are, &w, 10000);
+        g_usleep(1500 * 1000);
         guint fd0 = fd_count(pid);
         guint64 rss0 = rss_kb(pid);
         printf("fuzz-dbus: RSS %" G_GUINT64_FORMAT " kB fresh, %" G_GUINT64_FORMAT
