@@ -13,6 +13,7 @@
 
 #define MAX_SUGGESTIONS 16
 #define MAX_REPLIES     8
+#define MAX_MESSAGES    1024 /* in one Chat */
 #define MAX_STOPS       16
 #define MAX_STOP_BYTES  1024 /* each: the stop matcher holds back this much text */
 
@@ -367,9 +368,10 @@ static gboolean handle_chat(SlmdDBusSession *skel, GDBusMethodInvocation *inv, G
 
         if (!check_caller(s, inv) || !check_idle(s, inv))
                 return TRUE;
-        if (n == 0) {
+        if (n == 0 || n > MAX_MESSAGES) {
+                /* each message adds the template's markers: the count bounds them */
                 g_dbus_method_invocation_return_error(inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
-                                                      "no messages");
+                                                      "1 to %u messages", MAX_MESSAGES);
                 return TRUE;
         }
         req = slmd_request_new(SLMD_REQ_CHAT, s->seq);

@@ -655,6 +655,29 @@ TEST_F(Daemon, BadInputGetsSpecificErrorsAndTheDaemonStaysUp)
         EXPECT_EQ(raw.call(generate_with(s, "hi", "top-p", DBUS_TYPE_DOUBLE, &big)),
                   "org.slmd.Slm1.Error.InvalidArgument");
 
+        // a stop string past 1024 bytes, a Chat of more than 1024 messages
+        std::string long_stop(1025, 's');
+        const char *stops[] = { long_stop.c_str(), nullptr };
+        SlmGenerateOptions so = greedy(5);
+        so.stop = stops;
+        {
+                SlmClient *sc = client();
+                SlmSession *ss = nullptr;
+                SlmClientError e;
+                ASSERT_EQ(slm_client_create_session(sc, nullptr, &ss, &e), 0) << e.message;
+                EXPECT_EQ(slm_session_generate(ss, "hi", &so, nullptr, nullptr, nullptr, &e),
+                          SLM_STATUS_INVALID_ARGUMENT);
+                EXPECT_NE(std::string(e.message).find("'stop'"), std::string::npos) << e.message;
+                std::vector<SlmChatTurn> many(1025, SlmChatTurn{ "user", "hi" });
+                EXPECT_EQ(slm_session_chat(ss, many.data(), many.size(), &so, nullptr, nullptr,
+                                           nullptr, &e),
+                          SLM_STATUS_INVALID_ARGUMENT);
+                EXPECT_NE(std::string(e.message).find("1 to 1024 messages"), std::string::npos)
+                    << e.message;
+                slm_session_free(ss);
+                slm_client_free(sc);
+        }
+
         // a 10 MB prompt
         std::string huge(10 << 20, 'a');
         EXPECT_EQ(raw.call(generate_with(s, huge.c_str(), nullptr, 0, nullptr)),
