@@ -118,12 +118,7 @@ static gboolean check_user_kv(SlmdDaemon *d, guint uid, guint n_ctx, GError **er
         }
         if (want <= limit)
                 return TRUE;
-        g_autofree char *w = slmd_format_size(want);
-        g_autofree char *most = slmd_format_size(limit);
-        g_set_error(error, SLMD_ERROR, SLMD_ERROR_QUOTA_EXCEEDED,
-                    "uid %u's sessions would hold %s of KV cache with this one; one user may hold "
-                    "%s (user-kv-share %u %%): ask for a smaller context-size or close a session",
-                    uid, w, most, d->config.user_kv_share);
+        g_propagate_error(error, slmd_kv_quota_error(uid, want, limit));
         return FALSE;
 }
 

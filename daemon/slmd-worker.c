@@ -461,12 +461,9 @@ static gboolean user_kv_fits(SlmdWorker *w, SlmdRequest *req, guint64 bytes)
         held = user_kv_held(w, req->seq->uid, req->seq);
         if (!limit || held + bytes <= limit)
                 return TRUE;
-        g_autofree char *want = slmd_format_size(held + bytes);
-        g_autofree char *most = slmd_format_size(limit);
-        fail(req, SLMD_ERROR_QUOTA_EXCEEDED,
-             "uid %u's sessions would hold %s of KV cache with this one; one user may hold %s "
-             "(user-kv-share in slmd.conf)",
-             req->seq->uid, want, most);
+        g_clear_error(&req->error);
+        req->error = slmd_kv_quota_error(req->seq->uid, held + bytes, limit);
+        req->reason = "error";
         return FALSE;
 }
 

@@ -15,8 +15,15 @@ trap cleanup EXIT
 address="unix:path=$tmp/bus"
 slmctl=("$build/client/slmctl" --address "$address")
 
+# start_bus [CONFIG]: a session-like bus, or one with CONFIG (a bus configuration whose
+# <listen> is __LISTEN__, as tests/integration/system-bus.conf).
 start_bus() {
-        dbus-daemon --session --nofork --address="$address" &
+        if [ -n "${1:-}" ]; then
+                sed "s|__LISTEN__|$address|" "$1" >"$tmp/bus.conf"
+                dbus-daemon --nofork --config-file="$tmp/bus.conf" 2>"$tmp/bus.log" &
+        else
+                dbus-daemon --session --nofork --address="$address" &
+        fi
         bus_pid=$!
         for _ in $(seq 100); do
                 [ -S "$tmp/bus" ] && break

@@ -10,31 +10,10 @@
 set -u
 build=$1 conf=$2
 shift 2
-tmp=$(mktemp -d)
-chmod 755 "$tmp"
-bus_pid= slmd_pid=
-cleanup() {
-        [ -n "$slmd_pid" ] && kill "$slmd_pid" 2>/dev/null && wait "$slmd_pid" 2>/dev/null
-        [ -n "$bus_pid" ] && kill "$bus_pid" 2>/dev/null && wait "$bus_pid" 2>/dev/null
-        rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-address="unix:path=$tmp/bus"
-sed "s|__LISTEN__|$address|" "$conf" >"$tmp/bus.conf"
-dbus-daemon --nofork --config-file="$tmp/bus.conf" 2>"$tmp/bus.log" &
-bus_pid=$!
-for _ in $(seq 100); do
-        [ -S "$tmp/bus" ] && break
-        sleep 0.05
-done
-
-"$build/daemon/slmd" --address "$address" --state-dir "$tmp/state" --threads 2 2>"$tmp/slmd.log" &
-slmd_pid=$!
-for _ in $(seq 200); do
-        "$build/client/slmctl" --address "$address" status >/dev/null 2>&1 && break
-        sleep 0.1
-done
+# shellcheck source=../private-bus.sh
+. "$(dirname "$0")/../private-bus.sh"
+start_bus "$conf"
+start_slmd --threads 2
 
 models=()
 for m in "$@"; do

@@ -602,24 +602,30 @@ struct Raw {
 };
 
 // Generate(prompt, {key: value}) with one option of any basic type.
+// {key: value} of any basic type into an open a{sv}.
+void add_option(DBusMessageIter *d, const char *key, int type, const void *value)
+{
+        DBusMessageIter e, v;
+        char sig[2] = { (char)type, 0 };
+        dbus_message_iter_open_container(d, DBUS_TYPE_DICT_ENTRY, nullptr, &e);
+        dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &key);
+        dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, sig, &v);
+        dbus_message_iter_append_basic(&v, type, value);
+        dbus_message_iter_close_container(&e, &v);
+        dbus_message_iter_close_container(d, &e);
+}
+
 DBusMessage *generate_with(const std::string &path, const char *prompt, const char *key, int type,
                            const void *value)
 {
         DBusMessage *m = dbus_message_new_method_call("org.slmd.Slm1", path.c_str(),
                                                       "org.slmd.Slm1.Session", "Generate");
-        DBusMessageIter it, d, e, v;
-        char sig[2] = { (char)type, 0 };
+        DBusMessageIter it, d;
         dbus_message_iter_init_append(m, &it);
         dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &prompt);
         dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &d);
-        if (key) {
-                dbus_message_iter_open_container(&d, DBUS_TYPE_DICT_ENTRY, nullptr, &e);
-                dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &key);
-                dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, sig, &v);
-                dbus_message_iter_append_basic(&v, type, value);
-                dbus_message_iter_close_container(&e, &v);
-                dbus_message_iter_close_container(&d, &e);
-        }
+        if (key)
+                add_option(&d, key, type, value);
         dbus_message_iter_close_container(&it, &d);
         return m;
 }
@@ -821,7 +827,7 @@ TEST_F(Daemon, RefusedOptionsKeepNothing)
         std::string s = raw.session();
         ASSERT_FALSE(s.empty());
         std::string big(256 << 10, 'a');
-        const char *text = big.c_str(), *prompt_key = "system-prompt", *bogus = "bogus";
+        const char *text = big.c_str();
         dbus_uint32_t one = 1;
         auto refused = [&] {
                 for (int k = 0; k < 64; k++) {
@@ -830,21 +836,11 @@ TEST_F(Daemon, RefusedOptionsKeepNothing)
                         DBusMessage *m =
                             dbus_message_new_method_call("org.slmd.Slm1", "/org/slmd/Slm1",
                                                          "org.slmd.Slm1.Manager", "CreateSession");
-                        DBusMessageIter it, d, e, v;
+                        DBusMessageIter it, d;
                         dbus_message_iter_init_append(m, &it);
                         dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &d);
-                        dbus_message_iter_open_container(&d, DBUS_TYPE_DICT_ENTRY, nullptr, &e);
-                        dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &prompt_key);
-                        dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, "s", &v);
-                        dbus_message_iter_append_basic(&v, DBUS_TYPE_STRING, &text);
-                        dbus_message_iter_close_container(&e, &v);
-                        dbus_message_iter_close_container(&d, &e);
-                        dbus_message_iter_open_container(&d, DBUS_TYPE_DICT_ENTRY, nullptr, &e);
-                        dbus_message_iter_append_basic(&e, DBUS_TYPE_STRING, &bogus);
-                        dbus_message_iter_open_container(&e, DBUS_TYPE_VARIANT, "u", &v);
-                        dbus_message_iter_append_basic(&v, DBUS_TYPE_UINT32, &one);
-                        dbus_message_iter_close_container(&e, &v);
-                        dbus_message_iter_close_container(&d, &e);
+                        add_option(&d, "system-prompt", DBUS_TYPE_STRING, &text);
+                        add_option(&d, "bogus", DBUS_TYPE_UINT32, &one);
                         dbus_message_iter_close_container(&it, &d);
                         EXPECT_EQ(raw.call(m), "org.slmd.Slm1.Error.InvalidArgument");
                 }
