@@ -12,6 +12,7 @@ build=$1 conf=$2
 shift 2
 # shellcheck source=../private-bus.sh
 . "$(dirname "$0")/../private-bus.sh"
+chmod 755 "$tmp" # another user's campaign reaches the bus too
 start_bus "$conf"
 start_slmd --threads 2
 
@@ -20,9 +21,13 @@ for m in "$@"; do
         models+=(--model "$m")
 done
 seed=${SLM_FUZZ_DBUS_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+foreign=()
+# as root, user nobody runs a campaign of its own beside each one
+[ "$(id -u)" -eq 0 ] && foreign=(--foreign-uid "$(id -u nobody)")
 "$build/tests/fuzz/fuzz-dbus" --address "$address" --pid "$slmd_pid" "${models[@]}" \
         --seed "$seed" --runs "${SLM_FUZZ_DBUS_RUNS:-5}" --calls "${SLM_FUZZ_DBUS_CALLS:-2000}" \
-        --clients "${SLM_FUZZ_DBUS_CLIENTS:-4}" --rss-slack "${SLM_FUZZ_DBUS_RSS_SLACK:-15}"
+        --clients "${SLM_FUZZ_DBUS_CLIENTS:-4}" --rss-slack "${SLM_FUZZ_DBUS_RSS_SLACK:-15}" \
+        "${foreign[@]}"
 status=$?
 
 if kill -0 "$slmd_pid" 2>/dev/null; then

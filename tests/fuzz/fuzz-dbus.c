@@ -28,6 +28,7 @@
 #include <dirent.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 #include <gio/gio.h>
 #include <gio/gunixfdlist.h>
@@ -857,15 +858,12 @@ static void print_stats(Fuzz *f)
         }
 }
 
-/* One seeded campaign; TRUE when every check passed. */
-static gboolean run(Fuzz *f, GDBusConnection *ctl, guint32 seed, guint n_calls,
-                    const char *model_name, guint fd0, guint64 rss0, double rss_slack)
+/*
+ * The calls of one seeded campaign, answered or given up on; the clients
+ * stay open. @who says whose they are in what is printed.
+ */
+static void campaign(Fuzz *f, guint32 seed, guint n_calls, const char *who)
 {
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) models = NULL;
-        gboolean ok = TRUE;
-        guint live = 0;
-
         f->rng = g_rand_new_with_seed(seed);
         f->stats = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, stat_free);
         f->unexpected = g_ptr_array_new_with_free_func(g_free);
@@ -876,7 +874,7 @@ static gboolean run(Fuzz *f, GDBusConnection *ctl, guint32 seed, guint n_calls,
                 client_open(f, &f->clients[i]);
 
         gint64 t0 = g_get_monotonic_time();
-        while (f->calls < n_calls && alive(f->pid)) {
+        while (f->calls < n_calls && (!f->pid || alive(f->pid))) {
                 action(f);
                 while (f->inflight >= MAX_INFLIGHT)
                         g_main_context_iteration(NULL, TRUE);
@@ -889,11 +887,72 @@ static gboolean run(Fuzz *f, GDBusConnection *ctl, guint32 seed, guint n_calls,
         }
         double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
 
-        printf("seed %u: %u calls in %.1f s, %u clients vanished\n", seed, f->calls, secs,
+        printf("seed %u%s: %u calls in %.1f s, %u clients vanished\n", seed, who, f->calls, secs,
                f->vanished);
         print_stats(f);
         for (guint i = 0; i < f->failed_msgs->len; i++)
                 printf("  Failed said: %s\n", (char *)f->failed_msgs->pdata[i]);
+}
+
+static void campaign_free(Fuzz *f)
+{
+        g_ptr_array_unref(f->unexpected);
+        g_ptr_array_unref(f->failed_msgs);
+        g_hash_table_unref(f->stats);
+        g_rand_free(f->rng);
+        fflush(stdout);
+}
+
+/*
+ * Another user's campaign at the same time: this program again, as @uid,
+ * calling sessions by guessed paths (foreign ones among them). Its pid, or
+ * -1 when there is none.
+ */
+static pid_t spawn_foreign(Fuzz *f, gint uid, guint32 seed, guint n_calls)
+{
+        g_autofree char *s = g_strdup_printf("%u", seed), *n = g_strdup_printf("%u", n_calls);
+        g_autofree char *k = g_strdup_printf("%u", f->n_clients);
+        g_autofree char *u = g_strdup_printf("%d", uid);
+        char exe[4096];
+        ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        pid_t pid;
+
+        if (uid < 0 || len <= 0)
+                return -1;
+        exe[len] = 0;
+        fflush(stdout);
+        pid = fork();
+        if (pid == 0) {
+                /* only async-signal-safe calls between fork and exec */
+                if (setgid((gid_t)uid) == 0 && setuid((uid_t)uid) == 0)
+                        execl(exe, exe, "--address", f->address, "--as-foreign", u, "--seed", s,
+                              "--calls", n, "--clients", k, "--model", f->models[0], (char *)NULL);
+                _exit(127);
+        }
+        return pid;
+}
+
+/* One seeded campaign (beside another user's, as @foreign_uid); TRUE when every check passed. */
+static gboolean run(Fuzz *f, GDBusConnection *ctl, guint32 seed, guint n_calls,
+                    const char *model_name, guint fd0, guint64 rss0, double rss_slack,
+                    gint foreign_uid)
+{
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) models = NULL;
+        gboolean ok = TRUE;
+        guint live = 0;
+        pid_t foreign = spawn_foreign(f, foreign_uid, seed ^ 0x9e3779b9u, n_calls / 2);
+
+        campaign(f, seed, n_calls, "");
+        if (foreign > 0) {
+                int st = 0;
+                waitpid(foreign, &st, 0);
+                if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+                        printf("FAIL seed %u: the campaign of uid %d failed (status %d)\n", seed,
+                               foreign_uid, st);
+                        ok = FALSE;
+                }
+        }
 
         /* the daemon is alive and answers */
         if (!alive(f->pid)) {
@@ -969,14 +1028,46 @@ out:
                 ok = FALSE;
         }
         if (!ok)
-                printf("replay: --seed %u --runs 1 --calls %u --clients %u\n", seed, n_calls,
-                       f->n_clients);
-        g_ptr_array_unref(f->unexpected);
-        g_ptr_array_unref(f->failed_msgs);
-        g_hash_table_unref(f->stats);
-        g_rand_free(f->rng);
-        fflush(stdout);
+                printf("replay: --seed %u --runs 1 --calls %u --clients %u%s\n", seed, n_calls,
+                       f->n_clients, foreign_uid >= 0 ? " --foreign-uid UID" : "");
+        campaign_free(f);
         return ok;
+}
+
+/* Another user's campaign: calls only; 1 when something unexpected came back. */
+static int foreign_main(const char *address, char **models, guint32 seed, guint calls,
+                        guint clients, gint uid)
+{
+        Fuzz f = { 0 };
+        g_autofree char *who = g_strdup_printf(" (uid %d)", uid);
+        gboolean ok;
+
+        signal(SIGPIPE, SIG_IGN);
+        f.address = address;
+        f.models = models;
+        f.n_models = g_strv_length(models);
+        f.n_clients = clients;
+        f.paths = g_ptr_array_new_with_free_func(g_free);
+        f.names = g_ptr_array_new_with_free_func(g_free);
+        g_ptr_array_add(f.names, g_strdup("fuzz-base"));
+        /* sessions are numbered: guessed paths are the other user's */
+        for (guint n = 1; n < 4000; n += 1 + g_random_int_range(0, 60))
+                g_ptr_array_add(f.paths, g_strdup_printf("/org/slmd/Slm1/session/%u", n));
+        campaign(&f, seed, calls, who);
+        ok = f.unexpected->len == 0;
+        for (guint i = 0; i < f.unexpected->len; i++)
+                printf("FAIL seed %u%s: unexpected: %s\n", seed, who,
+                       (char *)f.unexpected->pdata[i]);
+        for (guint i = 0; i < f.n_clients; i++) {
+                if (!f.clients[i].gone)
+                        g_dbus_connection_close_sync(f.clients[i].conn, NULL, NULL);
+                g_clear_object(&f.clients[i].conn);
+                g_ptr_array_unref(f.clients[i].live);
+        }
+        campaign_free(&f);
+        g_ptr_array_unref(f.paths);
+        g_ptr_array_unref(f.names);
+        return ok ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -986,6 +1077,7 @@ int main(int argc, char **argv)
         gint pid = 0, runs = 3, calls = 1000, clients = 4;
         gint64 seed = -1;
         double rss_slack = 15.0;
+        gint foreign_uid = -1, as_foreign = -1;
         g_autoptr(GError) error = NULL;
         g_autoptr(GOptionContext) octx = g_option_context_new("- fuzz slmd over D-Bus");
         const GOptionEntry entries[] = {
@@ -999,15 +1091,23 @@ int main(int argc, char **argv)
                 { "clients", 0, 0, G_OPTION_ARG_INT, &clients, "Connections at once", "K" },
                 { "rss-slack", 0, 0, G_OPTION_ARG_DOUBLE, &rss_slack,
                   "RSS growth allowed per run, % (0: not checked)", "PCT" },
+                { "foreign-uid", 0, 0, G_OPTION_ARG_INT, &foreign_uid,
+                  "Run another user's campaign beside each run, as UID (needs root)", "UID" },
+                { "as-foreign", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &as_foreign,
+                  "(that campaign: no store, no checks)", "UID" },
                 { NULL },
         };
         Fuzz f = { 0 };
         int failed = 0;
 
         g_option_context_add_main_entries(octx, entries, NULL);
-        if (!g_option_context_parse(octx, &argc, &argv, &error) || !address || pid <= 0 ||
-            !models || !models[0] || runs < 1 || calls < 1 || clients < 1 ||
-            clients > MAX_CLIENTS) {
+        if (g_option_context_parse(octx, &argc, &argv, &error) && address && as_foreign >= 0 &&
+            models && models[0] && seed >= 0 && calls >= 1 && clients >= 1 &&
+            clients <= MAX_CLIENTS)
+                return foreign_main(address, models, (guint32)seed, (guint)calls, (guint)clients,
+                                    as_foreign);
+        if (error || !address || pid <= 0 || !models || !models[0] || runs < 1 || calls < 1 ||
+            clients < 1 || clients > MAX_CLIENTS) {
                 fprintf(stderr, "fuzz-dbus: %s\n",
                         error ? error->message
                               : "--address, --pid and --model are needed; 1 to 16 clients");
@@ -1048,7 +1148,7 @@ int main(int argc, char **argv)
          */
         guint64 rss_fresh = rss_kb(pid);
         printf("fuzz-dbus: warm-up\n");
-        if (!run(&f, ctl, 0xdeadbeefu, 1000, "fuzz-base", 0, 0, 0.0))
+        if (!run(&f, ctl, 0xdeadbeefu, 1000, "fuzz-base", 0, 0, 0.0, foreign_uid))
                 failed++;
         SessionsWant w = { ctl, 0, 0, TRUE };
         wait_for(sessions_are, &w, 10000);
@@ -1065,7 +1165,7 @@ int main(int argc, char **argv)
         guint total = 0;
         for (gint i = 0; i < runs; i++) {
                 if (!run(&f, ctl, (guint32)(seed + i), (guint)calls, "fuzz-base", fd0, rss0,
-                         rss_slack))
+                         rss_slack, foreign_uid))
                         failed++;
                 total += f.calls;
                 if (!alive(pid))
