@@ -77,6 +77,21 @@ struct SlmdWorker {
 
 /* ---- requests and sequences ---------------------------------------------------------------- */
 
+/* Requests that evaluate the model, as opposed to control requests, which take no time. */
+static gboolean is_work(SlmdRequestKind kind)
+{
+        switch (kind) {
+        case SLMD_REQ_APPEND:
+        case SLMD_REQ_GENERATE:
+        case SLMD_REQ_CHAT:
+        case SLMD_REQ_SUGGEST:
+        case SLMD_REQ_REPLIES:
+                return TRUE;
+        default:
+                return FALSE;
+        }
+}
+
 SlmdRequest *slmd_request_new(SlmdRequestKind kind, SlmdSeq *seq)
 {
         SlmdRequest *r = g_new0(SlmdRequest, 1);
@@ -84,7 +99,12 @@ SlmdRequest *slmd_request_new(SlmdRequestKind kind, SlmdSeq *seq)
         r->ref_count = 1;
         r->kind = kind;
         r->seq = seq;
-        r->priority = seq ? seq->priority : SLMD_PRIORITY_SYSTEM;
+        /*
+         * Work runs in its session's class. Control requests (a reset, freeing a closed
+         * session's state) run in the system class: under steady normal work a background
+         * session's would otherwise wait, and a closed session's cache stay, for as long.
+         */
+        r->priority = seq && is_work(kind) ? seq->priority : SLMD_PRIORITY_SYSTEM;
         r->max_tokens = 256;
         slm_sampler_params_default(&r->sampling);
         return r;
@@ -978,16 +998,7 @@ static gboolean step(SlmdWorker *w, SlmdRequest *req)
 /* Work the budget lets run now; control requests and cancellations always may. */
 static gboolean may_run(SlmdWorker *w, SlmdRequest *req, gboolean class_open)
 {
-        switch (req->kind) {
-        case SLMD_REQ_APPEND:
-        case SLMD_REQ_GENERATE:
-        case SLMD_REQ_CHAT:
-        case SLMD_REQ_SUGGEST:
-        case SLMD_REQ_REPLIES:
-                return class_open || g_atomic_int_get(&req->cancelled);
-        default:
-                return TRUE;
-        }
+        return !is_work(req->kind) || class_open || g_atomic_int_get(&req->cancelled);
 }
 
 /* The pace of class @p now, tokens/s (0: none); under the lock. */

@@ -317,6 +317,40 @@ TEST_F(Daemon, KeyboardSuggestionWhileAnotherClientStreams)
         EXPECT_STREQ(fin.reason, "length");
 }
 
+// Found by tests/fuzz/dbus-fuzz on the Vulkan backend: a background session's Reset, and a
+// closed background session's freeing, waited in the background class for as long as normal
+// work went on. Control requests take no time; they wait for no class.
+TEST_F(Daemon, ControlRequestsOfBackgroundSessionsDoNotWait)
+{
+        start(shared(kStory));
+        Stream s;
+        std::atomic<bool> finished{ false };
+        SlmFinish fin;
+        std::thread writer([&] {
+                SlmClient *c = client();
+                SlmSession *sess = nullptr;
+                ASSERT_EQ(slm_client_create_session(c, nullptr, &sess, nullptr), 0);
+                SlmGenerateOptions o = greedy(450);
+                slm_session_generate(sess, "Once upon a time", &o, collect, &s, &fin, nullptr);
+                finished = true;
+                slm_session_free(sess);
+                slm_client_free(c);
+        });
+        ASSERT_TRUE(eventually([&] { return s.tokens > 5; }));
+        SlmClient *c = client();
+        SlmSessionOptions bg = { nullptr, "background", 0 };
+        SlmSession *b = nullptr;
+        SlmClientError err;
+        ASSERT_EQ(slm_client_create_session(c, &bg, &b, &err), 0) << err.message;
+        ASSERT_EQ(slm_session_reset(b, &err), 0) << err.message;
+        bool writer_done_then = finished;
+        EXPECT_FALSE(writer_done_then) << "the reset waited for the whole generation";
+        slm_session_free(b);
+        slm_client_free(c);
+        writer.join();
+        EXPECT_STREQ(fin.reason, "length");
+}
+
 TEST_F(Daemon, CancelMidStream)
 {
         start(shared(kStory));
