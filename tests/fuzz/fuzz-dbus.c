@@ -11,9 +11,13 @@
  *
  *   fuzz-dbus --address ADDR --pid PID --model FILE [--model FILE...]
  *             [--seed S] [--runs R] [--calls N] [--clients K] [--rss-slack PCT]
+ *             [--foreign-uid UID]
  *
  * Each run prints its seed and what it saw; a failed run says how to
- * replay it (--seed S --runs 1 with the same --calls and --clients).
+ * replay it (--seed S --runs 1 with the same --calls and --clients). The
+ * seed fixes what is sent; which calls overlap also depends on timing, so
+ * a replay may need a few tries. With --foreign-uid (as root) that user
+ * runs a campaign of its own beside each run.
  * Exit status 0: every run passed; 1: a check failed; 2: usage.
  */
 #include <errno.h>
