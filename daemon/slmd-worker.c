@@ -470,7 +470,7 @@ static guint64 user_kv_held(SlmdWorker *w, guint uid, SlmdSeq *except)
         return held;
 }
 
-/* Whether @s may hold @bytes more of KV cache: else the request fails with QuotaExceeded. */
+/* Whether @req's session may hold @bytes more of KV cache; else @req fails with QuotaExceeded. */
 static gboolean user_kv_fits(SlmdWorker *w, SlmdRequest *req, guint64 bytes)
 {
         guint64 limit, held;

@@ -134,7 +134,7 @@ static bool on_token(const char *text, void *data)
 static const char *const prompts[] = { "Once upon a time", "The little dog", "Lily went to the",
                                        "One day, a boy named Tom", "" };
 
-/* Generations of every length; a quarter cancelled, some sessions closed or dropped mid-way. */
+/* Generations of every length, a quarter cancelled mid-stream; appends and resets between. */
 static void *streamer(void *data)
 {
         unsigned seed = (unsigned)(uintptr_t)data;
