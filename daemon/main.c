@@ -304,7 +304,6 @@ int main(int argc, char **argv)
                 goto out;
         }
         slmd_worker_set_preemption(d.worker, !d.config.no_preemption);
-        slmd_budget_set_user_kv(&d);
         d.loop = g_main_loop_new(NULL, FALSE);
         d.sessions = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                            (GDestroyNotify)slmd_session_unref);

@@ -41,13 +41,15 @@ GVariant *slmd_budget_variant(const SlmBudget *b)
         return g_variant_builder_end(&vb);
 }
 
-void slmd_budget_set_user_kv(SlmdDaemon *d)
+/*
+ * The KV cache one user's sessions may hold: user-kv-share of the KV budget,
+ * half of the machine's memory (@mem_total_kb), set in the configuration and
+ * the worker.
+ */
+static void set_user_kv(SlmdDaemon *d, guint64 mem_total_kb)
 {
-        SlmReadings r = { 0 };
-        guint64 budget;
+        guint64 budget = mem_total_kb * 1024 / 2;
 
-        slm_read_device(d->config.sysfs_root, d->config.procfs_root, &r);
-        budget = r.mem_total_kb * 1024 / 2;
         d->config.user_kv_bytes = budget / 100 * d->config.user_kv_share;
         slmd_worker_set_user_kv_limit(d->worker, d->config.user_kv_bytes);
         if (!budget) {
@@ -103,20 +105,22 @@ static SlmProfile power_profile(SlmdDaemon *d)
         return strcmp(name, "balanced") == 0 ? SLM_PROFILE_BALANCED : SLM_PROFILE_UNKNOWN;
 }
 
-static SlmBudget decide(SlmdDaemon *d)
+/* The budget from the device as it is now, read into @r. */
+static SlmBudget decide(SlmdDaemon *d, SlmReadings *r)
 {
-        SlmReadings r = { .profile = power_profile(d) };
         SlmBudget b;
 
-        slm_read_device(d->config.sysfs_root, d->config.procfs_root, &r); /* keeps r.profile */
-        slm_governor_decide(&r, &d->config.policy, &b);
+        *r = (SlmReadings){ .profile = power_profile(d) };
+        slm_read_device(d->config.sysfs_root, d->config.procfs_root, r); /* keeps r->profile */
+        slm_governor_decide(r, &d->config.policy, &b);
         return b;
 }
 
 static gboolean tick(gpointer data)
 {
         SlmdDaemon *d = data;
-        SlmBudget b = decide(d);
+        SlmReadings r;
+        SlmBudget b = decide(d, &r);
 
         if (!slm_budget_equal(&b, &d->budget))
                 apply(d, &b, TRUE);
@@ -153,8 +157,10 @@ static void on_profiles_proxy(GObject *source, GAsyncResult *res, gpointer data)
 
 void slmd_budget_start(SlmdDaemon *d)
 {
-        SlmBudget b = decide(d);
+        SlmReadings r;
+        SlmBudget b = decide(d, &r);
 
+        set_user_kv(d, r.mem_total_kb); /* the same reading: the machine's memory */
         /* the proxy follows the name: the profile is read whenever the service runs */
         d->profiles_cancel = g_cancellable_new();
         g_dbus_proxy_new(d->conn, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START, NULL,

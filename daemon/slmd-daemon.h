@@ -61,16 +61,10 @@ guint slmd_daemon_peer_uid(SlmdDaemon *d, const char *sender);
 /* The manager's State property from the current situation. */
 void slmd_daemon_update_state(SlmdDaemon *d);
 
-/* Budgets (slmd-budget.c). */
+/* Budgets (slmd-budget.c); the start also sets the per-user KV bound from the machine's memory. */
 void slmd_budget_start(SlmdDaemon *d);
 void slmd_budget_stop(SlmdDaemon *d);
 GVariant *slmd_budget_variant(const SlmBudget *b);
-/*
- * The KV cache one user's sessions may hold: user-kv-share of the KV budget,
- * half of the machine's memory (MemTotal), set in the configuration and the
- * worker.
- */
-void slmd_budget_set_user_kv(SlmdDaemon *d);
 /* Whether work of class @priority may be submitted now; else Throttled. */
 gboolean slmd_budget_check(SlmdDaemon *d, SlmdPriority priority, GError **error);
 

@@ -49,9 +49,10 @@ struct SlmdWorker {
         gint pending;          /* queued + running */
         SlmBudget budget;      /* under lock: set by the main thread */
         guint64 user_kv_limit; /* under lock: KV bytes one uid's contexts may hold; 0: none */
-        guint64 kv_pos_bytes;  /* under lock: the resident model's KV bytes per position */
-        int n_ctx_train;       /* under lock: its training context; 0: no model */
-        gint64 last_active;    /* monotonic µs of the last step, atomic */
+        /* the resident model's, under lock; their one writer, the inference thread, reads freely */
+        guint64 kv_pos_bytes; /* KV bytes per position */
+        int n_ctx_train;      /* its training context; 0: no model */
+        gint64 last_active;   /* monotonic µs of the last step, atomic */
 
         /* the worker thread's own */
         GMainContext *main_ctx;
@@ -346,21 +347,30 @@ static guint drop_idle_caches(SlmdWorker *w)
         return n;
 }
 
+/* KV bytes the contexts hold now: of @uid's sessions (NULL: everyone's), but for @except's. */
+static guint64 kv_held(SlmdWorker *w, const guint *uid, const SlmdSeq *except)
+{
+        guint64 held = 0;
+
+        for (guint i = 0; i < w->seqs->len; i++) {
+                SlmdSeq *o = g_ptr_array_index(w->seqs, i);
+                if (o != except && (!uid || o->uid == *uid) && o->ctx)
+                        held += slm_context_kv_bytes(o->ctx);
+        }
+        return held;
+}
+
 /* Keep all caches together under the budget's cap: drop idle ones, least recently used first. */
 static void cap_caches(SlmdWorker *w, SlmdSeq *keep)
 {
-        guint64 cap, total = 0;
+        guint64 cap, total;
 
         g_mutex_lock(&w->lock);
         cap = w->budget.kv_cap_bytes;
         g_mutex_unlock(&w->lock);
         if (!cap)
                 return;
-        for (guint i = 0; i < w->seqs->len; i++) {
-                SlmdSeq *s = g_ptr_array_index(w->seqs, i);
-                if (s->ctx)
-                        total += slm_context_kv_bytes(s->ctx);
-        }
+        total = kv_held(w, NULL, NULL);
         while (total > cap) {
                 SlmdSeq *victim = NULL;
                 for (guint i = 0; i < w->seqs->len; i++) {
@@ -457,19 +467,6 @@ static int context_for(int n_ctx_train, guint requested)
         return n_ctx_train;
 }
 
-/* KV bytes the contexts of @uid hold now, but for @except's. */
-static guint64 user_kv_held(SlmdWorker *w, guint uid, SlmdSeq *except)
-{
-        guint64 held = 0;
-
-        for (guint i = 0; i < w->seqs->len; i++) {
-                SlmdSeq *o = g_ptr_array_index(w->seqs, i);
-                if (o != except && o->uid == uid && o->ctx)
-                        held += slm_context_kv_bytes(o->ctx);
-        }
-        return held;
-}
-
 /* Whether @req's session may hold @bytes more of KV cache; else @req fails with QuotaExceeded. */
 static gboolean user_kv_fits(SlmdWorker *w, SlmdRequest *req, guint64 bytes)
 {
@@ -478,7 +475,7 @@ static gboolean user_kv_fits(SlmdWorker *w, SlmdRequest *req, guint64 bytes)
         g_mutex_lock(&w->lock);
         limit = w->user_kv_limit;
         g_mutex_unlock(&w->lock);
-        held = user_kv_held(w, req->seq->uid, req->seq);
+        held = kv_held(w, &req->seq->uid, req->seq);
         if (!limit || held + bytes <= limit)
                 return TRUE;
         g_clear_error(&req->error);
@@ -509,8 +506,7 @@ static gboolean ensure_ctx(SlmdWorker *w, SlmdRequest *req)
                 g_ptr_array_add(w->seqs, s);
         n_ctx = context_for(slm_model_hparams(w->model)->n_ctx_train, s->n_ctx_requested);
         /* before allocating, then with what the backend allocated (it may hold a wider type) */
-        if (!user_kv_fits(w, req,
-                          (guint64)n_ctx * slm_model_kv_bytes_per_position(w->model, w->kv_type)))
+        if (!user_kv_fits(w, req, (guint64)n_ctx * w->kv_pos_bytes)) /* this thread sets it */
                 return FALSE;
         if (slm_context_new(w->model, w->backend, n_ctx, w->kv_type, &s->ctx, &err) < 0) {
                 fail(req, SLMD_ERROR_FAILED, "cannot create a context: %s", err.msg);
