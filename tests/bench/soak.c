@@ -11,7 +11,6 @@
  * Usage: soak ADDRESS SLMD_PID SLMCTL SECONDS [STREAMERS]
  * Exit status 0 when slmd is alive at the end and served every kind.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -23,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../proc-status.h"
 #include "slm-client.h"
 
 enum {
@@ -270,38 +270,6 @@ static double pct(const Method *m, double p)
         return m->ms[i];
 }
 
-static unsigned long status_value(pid_t pid, const char *key)
-{
-        char path[64], line[256];
-        unsigned long v = 0;
-        FILE *f;
-
-        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-        f = fopen(path, "r");
-        while (f && fgets(line, sizeof(line), f))
-                if (strncmp(line, key, strlen(key)) == 0)
-                        v = strtoul(line + strlen(key), NULL, 10);
-        if (f)
-                fclose(f);
-        return v;
-}
-
-static unsigned fd_count(pid_t pid)
-{
-        char path[64];
-        unsigned n = 0;
-        DIR *d;
-        struct dirent *e;
-
-        snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-        d = opendir(path);
-        while (d && (e = readdir(d)))
-                n += e->d_name[0] != '.';
-        if (d)
-                closedir(d);
-        return n;
-}
-
 int main(int argc, char **argv)
 {
         if (argc < 5) {
@@ -336,8 +304,8 @@ int main(int argc, char **argv)
         slm_client_free(c);
         memset(methods[M_CREATE].errors, 0, sizeof(methods[M_CREATE].errors));
         methods[M_CREATE].n = 0;
-        unsigned long rss0 = status_value(pid, "VmRSS:");
-        unsigned fd0 = fd_count(pid);
+        unsigned long rss0 = proc_status_value(pid, "VmRSS:");
+        unsigned fd0 = proc_fd_count(pid);
 
         for (int i = 0; i < n_streamers; i++)
                 pthread_create(&th[n++], NULL, streamer, (void *)(uintptr_t)(i + 1));
@@ -350,7 +318,7 @@ int main(int argc, char **argv)
                 sleep_ms(200);
                 if (now_ms() >= next) {
                         printf("soak: %.0f s, RSS %lu kB\n", (now_ms() - t0) / 1000,
-                               status_value(pid, "VmRSS:"));
+                               proc_status_value(pid, "VmRSS:"));
                         fflush(stdout);
                         next += 60000;
                 }
@@ -360,8 +328,8 @@ int main(int argc, char **argv)
                 pthread_join(th[i], NULL);
         bool alive = kill(pid, 0) == 0;
         sleep_ms(2000); /* sessions of the last vanished clients go */
-        unsigned long rss1 = status_value(pid, "VmRSS:");
-        unsigned fd1 = fd_count(pid);
+        unsigned long rss1 = proc_status_value(pid, "VmRSS:");
+        unsigned fd1 = proc_fd_count(pid);
 
         printf("soak: %.0f s, %d streamers, a keyboard, a messenger, slmctl runs killed\n",
                (now_ms() - t0) / 1000, n_streamers);

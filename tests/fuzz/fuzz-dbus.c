@@ -29,13 +29,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <dirent.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
 #include <gio/gio.h>
 #include <gio/gunixfdlist.h>
+
+#include "../proc-status.h"
 
 #define BUS_NAME     "org.slmd.Slm1"
 #define MANAGER_PATH "/org/slmd/Slm1"
@@ -686,33 +687,6 @@ static void action(Fuzz *f)
 
 /* ---- checks -------------------------------------------------------------------------------- */
 
-static guint fd_count(pid_t pid)
-{
-        g_autofree char *dir = g_strdup_printf("/proc/%d/fd", (int)pid);
-        DIR *d = opendir(dir);
-        struct dirent *e;
-        guint n = 0;
-
-        if (!d)
-                return 0;
-        while ((e = readdir(d)))
-                if (e->d_name[0] != '.')
-                        n++;
-        closedir(d);
-        return n;
-}
-
-static guint64 rss_kb(pid_t pid)
-{
-        g_autofree char *path = g_strdup_printf("/proc/%d/status", (int)pid);
-        g_autofree char *text = NULL;
-        const char *p;
-
-        if (!g_file_get_contents(path, &text, NULL, NULL) || !(p = strstr(text, "VmRSS:")))
-                return 0;
-        return g_ascii_strtoull(p + 6, NULL, 10);
-}
-
 static gboolean alive(pid_t pid)
 {
         g_autofree char *path = g_strdup_printf("/proc/%d/status", (int)pid);
@@ -1013,8 +987,8 @@ static gboolean run(Fuzz *f, GDBusConnection *ctl, guint32 seed, guint n_calls,
         w = (SessionsWant){ ctl, 0, 0, TRUE };
         wait_for(sessions_are, &w, 10000);
         g_usleep(1500 * 1000); /* slmd gives freed heap back within a second of going idle */
-        guint fd1 = fd_count(f->pid);
-        guint64 rss1 = rss_kb(f->pid);
+        guint fd1 = proc_fd_count(f->pid);
+        guint64 rss1 = proc_status_value(f->pid, "VmRSS:");
         printf("  descriptors %u -> %u, RSS %" G_GUINT64_FORMAT " -> %" G_GUINT64_FORMAT
                " kB (%+.1f %%)\n",
                fd0, fd1, rss0, rss1, rss0 ? 100.0 * ((double)rss1 - (double)rss0) / rss0 : 0.0);
@@ -1150,15 +1124,15 @@ int main(int argc, char **argv)
          * pools and allocator arenas grow once. Starting values are taken
          * after one unchecked warm-up campaign of a seed of its own.
          */
-        guint64 rss_fresh = rss_kb(pid);
+        guint64 rss_fresh = proc_status_value(pid, "VmRSS:");
         printf("fuzz-dbus: warm-up\n");
         if (!run(&f, ctl, 0xdeadbeefu, 1000, "fuzz-base", 0, 0, 0.0, foreign_uid))
                 failed++;
         SessionsWant w = { ctl, 0, 0, TRUE };
         wait_for(sessions_are, &w, 10000);
         g_usleep(1500 * 1000);
-        guint fd0 = fd_count(pid);
-        guint64 rss0 = rss_kb(pid);
+        guint fd0 = proc_fd_count(pid);
+        guint64 rss0 = proc_status_value(pid, "VmRSS:");
         printf("fuzz-dbus: RSS %" G_GUINT64_FORMAT " kB fresh, %" G_GUINT64_FORMAT
                " kB after the warm-up; %u descriptors\n",
                rss_fresh, rss0, fd0);

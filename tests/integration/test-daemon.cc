@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <unistd.h>
 
+#include "../proc-status.h"
 #include "slm-client.h"
 
 namespace
@@ -232,6 +233,30 @@ int count_mappings(pid_t pid, const std::string &path)
         return n;
 }
 
+// A normal session streaming a long greedy generation on a thread of its own, for the requests
+// that must not wait for it; join() before the test ends.
+struct BackgroundStream {
+        Stream s;
+        std::atomic<bool> finished{ false };
+        SlmFinish fin = {};
+        std::thread thread;
+        BackgroundStream(const std::string &address, uint32_t n)
+        {
+                thread = std::thread([this, address, n] {
+                        SlmClient *c = nullptr;
+                        SlmSession *sess = nullptr;
+                        ASSERT_EQ(slm_client_connect_address(address.c_str(), &c, nullptr), 0);
+                        ASSERT_EQ(slm_client_create_session(c, nullptr, &sess, nullptr), 0);
+                        SlmGenerateOptions o = greedy(n);
+                        slm_session_generate(sess, "Once upon a time", &o, collect, &s, &fin,
+                                             nullptr);
+                        finished = true;
+                        slm_session_free(sess);
+                        slm_client_free(c);
+                });
+        }
+};
+
 } // namespace
 
 TEST_F(Daemon, ThreeClientsStreamAtOnceFromOneResidentModel)
@@ -281,20 +306,8 @@ TEST_F(Daemon, ThreeClientsStreamAtOnceFromOneResidentModel)
 TEST_F(Daemon, KeyboardSuggestionWhileAnotherClientStreams)
 {
         start(shared(kStory));
-        Stream s;
-        std::atomic<bool> finished{ false };
-        SlmFinish fin;
-        std::thread writer([&] {
-                SlmClient *c = client();
-                SlmSession *sess = nullptr;
-                ASSERT_EQ(slm_client_create_session(c, nullptr, &sess, nullptr), 0);
-                SlmGenerateOptions o = greedy(400);
-                slm_session_generate(sess, "Once upon a time", &o, collect, &s, &fin, nullptr);
-                finished = true;
-                slm_session_free(sess);
-                slm_client_free(c);
-        });
-        ASSERT_TRUE(eventually([&] { return s.tokens > 5; }));
+        BackgroundStream writer(address, 400);
+        ASSERT_TRUE(eventually([&] { return writer.s.tokens > 5; }));
         SlmClient *kb = client();
         SlmSessionOptions so = { nullptr, "interactive", 0 };
         SlmSession *ks = nullptr;
@@ -302,7 +315,7 @@ TEST_F(Daemon, KeyboardSuggestionWhileAnotherClientStreams)
         SlmClientError err;
         ASSERT_EQ(slm_client_create_session(kb, &so, &ks, &err), 0) << err.message;
         ASSERT_EQ(slm_session_suggest(ks, "Once upon a", 3, &words, &err), 0) << err.message;
-        bool writer_done_then = finished;
+        bool writer_done_then = writer.finished;
         EXPECT_FALSE(writer_done_then) << "the suggestion waited for the whole generation";
         ASSERT_NE(words[0], nullptr);
         EXPECT_STREQ(words[0], "time");
@@ -313,8 +326,8 @@ TEST_F(Daemon, KeyboardSuggestionWhileAnotherClientStreams)
         slm_strv_free(words);
         slm_session_free(ks);
         slm_client_free(kb);
-        writer.join();
-        EXPECT_STREQ(fin.reason, "length");
+        writer.thread.join();
+        EXPECT_STREQ(writer.fin.reason, "length");
 }
 
 // Found by tests/fuzz/dbus-fuzz on the Vulkan backend: a background session's Reset, and a
@@ -323,32 +336,20 @@ TEST_F(Daemon, KeyboardSuggestionWhileAnotherClientStreams)
 TEST_F(Daemon, ControlRequestsOfBackgroundSessionsDoNotWait)
 {
         start(shared(kStory));
-        Stream s;
-        std::atomic<bool> finished{ false };
-        SlmFinish fin;
-        std::thread writer([&] {
-                SlmClient *c = client();
-                SlmSession *sess = nullptr;
-                ASSERT_EQ(slm_client_create_session(c, nullptr, &sess, nullptr), 0);
-                SlmGenerateOptions o = greedy(450);
-                slm_session_generate(sess, "Once upon a time", &o, collect, &s, &fin, nullptr);
-                finished = true;
-                slm_session_free(sess);
-                slm_client_free(c);
-        });
-        ASSERT_TRUE(eventually([&] { return s.tokens > 5; }));
+        BackgroundStream writer(address, 450);
+        ASSERT_TRUE(eventually([&] { return writer.s.tokens > 5; }));
         SlmClient *c = client();
         SlmSessionOptions bg = { nullptr, "background", 0 };
         SlmSession *b = nullptr;
         SlmClientError err;
         ASSERT_EQ(slm_client_create_session(c, &bg, &b, &err), 0) << err.message;
         ASSERT_EQ(slm_session_reset(b, &err), 0) << err.message;
-        bool writer_done_then = finished;
+        bool writer_done_then = writer.finished;
         EXPECT_FALSE(writer_done_then) << "the reset waited for the whole generation";
         slm_session_free(b);
         slm_client_free(c);
-        writer.join();
-        EXPECT_STREQ(fin.reason, "length");
+        writer.thread.join();
+        EXPECT_STREQ(writer.fin.reason, "length");
 }
 
 TEST_F(Daemon, CancelMidStream)
@@ -843,14 +844,6 @@ TEST_F(Daemon, RequestsWithNothingToEvaluateEndCleanly)
         EXPECT_EQ(stop(), 0) << log();
 }
 
-long rss_kb(pid_t pid)
-{
-        std::string st;
-        run_cmd("cat /proc/" + std::to_string(pid) + "/status", &st);
-        size_t at = st.find("VmRSS:");
-        return at == std::string::npos ? -1 : strtol(st.c_str() + at + 6, nullptr, 10);
-}
-
 // Found by tests/fuzz/dbus-fuzz: an option refused in the middle of the options left the
 // loop over them holding its value, and with it the whole message, for good: 128 refused calls
 // carrying 256 KiB each kept 16 MiB.
@@ -880,9 +873,10 @@ TEST_F(Daemon, RefusedOptionsKeepNothing)
                 }
         };
         refused(); // buffers that grow once to the largest message
-        long before = rss_kb(slmd_pid);
+        long before = (long)proc_status_value(slmd_pid, "VmRSS:");
+        ASSERT_GT(before, 0);
         refused();
-        long after = rss_kb(slmd_pid);
+        long after = (long)proc_status_value(slmd_pid, "VmRSS:");
 #if !defined(__SANITIZE_ADDRESS__)
         // what was kept before the fix; the sanitizers' own bookkeeping grows too much to tell
         EXPECT_LT(after - before, 8 << 10) << before << " kB -> " << after << " kB";
