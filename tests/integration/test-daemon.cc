@@ -845,8 +845,8 @@ TEST_F(Daemon, RequestsWithNothingToEvaluateEndCleanly)
 }
 
 // Found by tests/fuzz/dbus-fuzz: an option refused in the middle of the options left the
-// loop over them holding its value, and with it the whole message, for good: 128 refused calls
-// carrying 256 KiB each kept 16 MiB.
+// loop over them holding its value, and with it the whole message, for good: 96 refused calls
+// carrying 256 KiB each kept 12.5 MB.
 TEST_F(Daemon, RefusedOptionsKeepNothing)
 {
         start(shared(kStory));
