@@ -10,6 +10,8 @@
 
 #include "slmd-daemon.h"
 #include "slmd-error.h"
+#include "model.h"
+#include "slm-types.h"
 
 typedef struct {
         char *name;
@@ -177,6 +179,7 @@ typedef struct {
         SlmdDaemon *d;
         int fd;
         char *name;
+        char *sha256; /* lower-case hex, or NULL */
 } ImportJob;
 
 static void import_job_free(gpointer p)
@@ -186,6 +189,7 @@ static void import_job_free(gpointer p)
         if (j->fd >= 0)
                 close(j->fd);
         g_free(j->name);
+        g_free(j->sha256);
         g_free(j);
 }
 
@@ -193,7 +197,7 @@ static void import_thread(GTask *task, gpointer source, gpointer data, GCancella
 {
         ImportJob *j = data;
         GError *error = NULL;
-        SlmdStaged *staged = slmd_store_stage(j->d->store, j->fd, j->name,
+        SlmdStaged *staged = slmd_store_stage(j->d->store, j->fd, j->name, j->sha256,
                                               j->d->config.max_import_bytes, cancellable, &error);
 
         if (staged)
@@ -219,6 +223,45 @@ static void import_done(GObject *source, GAsyncResult *res, gpointer data)
         g_object_unref(inv);
 }
 
+/* ImportModel's options into *ret_sha256 (lower-case hex, or NULL when not given). */
+static gboolean parse_import_options(GVariant *options, char **ret_sha256, GError **error)
+{
+        GVariantIter it;
+        const char *key;
+        GVariant *value;
+
+        g_variant_iter_init(&it, options);
+        while (g_variant_iter_next(&it, "{&sv}", &key, &value)) {
+                g_autoptr(GVariant) v = value;
+                const char *hex;
+                if (strcmp(key, "sha256") != 0) {
+                        g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                                    "unknown ImportModel option '%s'", key);
+                        return FALSE;
+                }
+                if (!g_variant_is_of_type(v, G_VARIANT_TYPE_STRING)) {
+                        g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                                    "option sha256 must be a string (s), not %s",
+                                    g_variant_get_type_string(v));
+                        return FALSE;
+                }
+                hex = g_variant_get_string(v, NULL);
+                gsize n = strlen(hex), ok = 0;
+                while (ok < n && g_ascii_isxdigit(hex[ok]))
+                        ok++;
+                if (n != 64 || ok != n) {
+                        g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                                    "option sha256 must be 64 hexadecimal digits, not %zu "
+                                    "characters%s",
+                                    n, ok == n ? "" : " with other characters among them");
+                        return FALSE;
+                }
+                g_free(*ret_sha256);
+                *ret_sha256 = g_ascii_strdown(hex, -1);
+        }
+        return TRUE;
+}
+
 static void do_import(SlmdDaemon *d, GDBusMethodInvocation *inv, GVariant *params)
 {
         GUnixFDList *fds =
@@ -230,10 +273,11 @@ static void do_import(SlmdDaemon *d, GDBusMethodInvocation *inv, GVariant *param
         gint32 handle;
         const char *name;
 
+        g_autofree char *sha256 = NULL;
+
         g_variant_get(params, "(h&s@a{sv})", &handle, &name, &options);
-        if (g_variant_n_children(options) > 0) {
-                g_dbus_method_invocation_return_error(inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
-                                                      "ImportModel takes no options yet");
+        if (!parse_import_options(options, &sha256, &error)) {
+                g_dbus_method_invocation_return_gerror(inv, error);
                 return;
         }
         if (*name && !slmd_model_name_is_valid(name)) {
@@ -251,6 +295,7 @@ static void do_import(SlmdDaemon *d, GDBusMethodInvocation *inv, GVariant *param
         j = g_new0(ImportJob, 1);
         j->d = d;
         j->name = g_strdup(name);
+        j->sha256 = g_steal_pointer(&sha256);
         j->fd = fds ? g_unix_fd_list_get(fds, handle, &error) : -1;
         if (j->fd < 0) {
                 import_job_free(j);
@@ -477,6 +522,25 @@ void slmd_manager_owner_vanished(SlmdDaemon *d, const char *owner)
                 slmd_manager_session_closed(d, gone->pdata[i]);
 }
 
+/* Architectures and WeightTypes: what the engine runs. */
+static void set_capabilities(SlmdDaemon *d)
+{
+        const char *archs[SLM_ARCH_COUNT + 1], *types[SLM_TYPE_COUNT + 1];
+        int n = 0;
+
+        for (int a = 0; a < SLM_ARCH_COUNT; a++)
+                archs[a] = slm_arch_name((SlmArch)a);
+        archs[SLM_ARCH_COUNT] = NULL;
+        for (uint32_t t = 0; t < SLM_TYPE_COUNT; t++) {
+                const SlmTypeTraits *tt = slm_type_traits(t);
+                if (tt && tt->weight_type)
+                        types[n++] = tt->name;
+        }
+        types[n] = NULL;
+        slmd_dbus_manager_set_architectures(d->manager, archs);
+        slmd_dbus_manager_set_weight_types(d->manager, types);
+}
+
 gboolean slmd_manager_export(SlmdDaemon *d, GError **error)
 {
         d->manager = slmd_dbus_manager_skeleton_new();
@@ -484,6 +548,7 @@ gboolean slmd_manager_export(SlmdDaemon *d, GError **error)
         slmd_dbus_manager_set_backend(d->manager, slmd_worker_backend(d->worker));
         slmd_dbus_manager_set_active_model(d->manager, "");
         slmd_dbus_manager_set_state(d->manager, "idle");
+        set_capabilities(d);
         update_default(d);
         g_signal_connect(d->manager, "handle-list-models", G_CALLBACK(handle_list_models), d);
         g_signal_connect(d->manager, "handle-import-model", G_CALLBACK(handle_import_model), d);

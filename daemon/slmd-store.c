@@ -324,8 +324,8 @@ static char *name_from_file(const SlmModel *m)
         return g_string_free(out, FALSE);
 }
 
-SlmdStaged *slmd_store_stage(SlmdStore *store, int fd, const char *name, guint64 max_bytes,
-                             GCancellable *cancellable, GError **error)
+SlmdStaged *slmd_store_stage(SlmdStore *store, int fd, const char *name, const char *sha256,
+                             guint64 max_bytes, GCancellable *cancellable, GError **error)
 {
         g_autoptr(SlmdStaged) s = g_new0(SlmdStaged, 1);
         g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
@@ -381,6 +381,12 @@ SlmdStaged *slmd_store_stage(SlmdStore *store, int fd, const char *name, guint64
                         }
                         off += w;
                 }
+        }
+        if (sha256 && strcmp(sha256, g_checksum_get_string(sum)) != 0) {
+                g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_MODEL,
+                            "the file's SHA-256 is %s, not the expected %s",
+                            g_checksum_get_string(sum), sha256);
+                goto fail;
         }
         if (fsync(out) < 0) {
                 g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "fsync: %s",

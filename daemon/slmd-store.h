@@ -51,10 +51,11 @@ gboolean slmd_model_name_is_valid(const char *name);
  * Copy @fd (read from its current offset to the end, at most @max_bytes)
  * into a staging file, computing its SHA-256, then validate it as a model
  * the engine can load. Thread-safe: touches no store state. @name may be
- * empty to derive it from the file.
+ * empty to derive it from the file. @sha256 (lower-case hex) may be NULL;
+ * when given, a file with another digest is refused before validation.
  */
-SlmdStaged *slmd_store_stage(SlmdStore *store, int fd, const char *name, guint64 max_bytes,
-                             GCancellable *cancellable, GError **error);
+SlmdStaged *slmd_store_stage(SlmdStore *store, int fd, const char *name, const char *sha256,
+                             guint64 max_bytes, GCancellable *cancellable, GError **error);
 void slmd_staged_free(SlmdStaged *staged);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SlmdStaged, slmd_staged_free)
 

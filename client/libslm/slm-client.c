@@ -217,6 +217,38 @@ static char *dup_str(DBusMessageIter *v)
         return strdup(s);
 }
 
+/* A variant holding "as" into a NULL-terminated array (free with slm_strv_free), or NULL. */
+static char **dup_strv(DBusMessageIter *v)
+{
+        DBusMessageIter arr;
+        size_t n = 0, cap = 8;
+        char **out;
+
+        if (dbus_message_iter_get_arg_type(v) != DBUS_TYPE_ARRAY ||
+            dbus_message_iter_get_element_type(v) != DBUS_TYPE_STRING)
+                return NULL;
+        out = malloc(cap * sizeof(char *));
+        if (!out)
+                return NULL;
+        dbus_message_iter_recurse(v, &arr);
+        while (dbus_message_iter_get_arg_type(&arr) == DBUS_TYPE_STRING) {
+                const char *s;
+                if (n + 2 > cap) {
+                        char **grown = realloc(out, (cap *= 2) * sizeof(char *));
+                        if (!grown)
+                                break;
+                        out = grown;
+                }
+                dbus_message_iter_get_basic(&arr, &s);
+                if (!(out[n] = strdup(s)))
+                        break;
+                n++;
+                dbus_message_iter_next(&arr);
+        }
+        out[n] = NULL;
+        return out;
+}
+
 static uint64_t get_u64(DBusMessageIter *v)
 {
         dbus_uint64_t u = 0;
@@ -352,7 +384,9 @@ static void status_field(const char *key, DBusMessageIter *v, void *data)
                 read_dict(v, budget_field, s);
 }
 
-int slm_client_status(SlmClient *c, SlmDaemonStatus *ret, SlmClientError *err)
+/* The manager's properties, each given to @fn. */
+static int read_manager(SlmClient *c, void (*fn)(const char *key, DBusMessageIter *val, void *data),
+                        void *data, SlmClientError *err)
 {
         DBusMessage *msg = new_call(MANAGER_PATH, DBUS_INTERFACE_PROPERTIES, "GetAll");
         const char *iface = MANAGER_IFACE;
@@ -363,10 +397,19 @@ int slm_client_status(SlmClient *c, SlmDaemonStatus *ret, SlmClientError *err)
         reply = call(c, msg, err);
         if (!reply)
                 return err ? err->status : SLM_STATUS_FAILED;
-        memset(ret, 0, sizeof(*ret));
         dbus_message_iter_init(reply, &it);
-        read_dict(&it, status_field, ret);
+        read_dict(&it, fn, data);
         dbus_message_unref(reply);
+        return 0;
+}
+
+int slm_client_status(SlmClient *c, SlmDaemonStatus *ret, SlmClientError *err)
+{
+        int r;
+
+        memset(ret, 0, sizeof(*ret));
+        if ((r = read_manager(c, status_field, ret, err)) < 0)
+                return r;
         /* an older daemon without a Budget property */
         if (!ret->thermal)
                 ret->thermal = strdup("");
@@ -450,8 +493,44 @@ void slm_model_info_free(SlmModelInfo *models, size_t n)
         free(models);
 }
 
+static void capability_field(const char *key, DBusMessageIter *v, void *data)
+{
+        char ***ret = data;
+
+        if (strcmp(key, "Architectures") == 0 && !ret[0])
+                ret[0] = dup_strv(v);
+        else if (strcmp(key, "WeightTypes") == 0 && !ret[1])
+                ret[1] = dup_strv(v);
+}
+
+int slm_client_capabilities(SlmClient *c, char ***ret_architectures, char ***ret_weight_types,
+                            SlmClientError *err)
+{
+        char **got[2] = { NULL, NULL };
+        int r;
+
+        if ((r = read_manager(c, capability_field, got, err)) < 0)
+                return r;
+        if (!got[0] || !got[1]) {
+                slm_strv_free(got[0]);
+                slm_strv_free(got[1]);
+                return set_error(err, SLM_STATUS_FAILED, NULL,
+                                 "slmd does not say which models it runs (an older version?)");
+        }
+        *ret_architectures = got[0];
+        *ret_weight_types = got[1];
+        return 0;
+}
+
 int slm_client_import(SlmClient *c, const char *path, const char *name, SlmProgressFunc progress,
                       void *user_data, char **ret_name, SlmClientError *err)
+{
+        return slm_client_import_verified(c, path, name, NULL, progress, user_data, ret_name, err);
+}
+
+int slm_client_import_verified(SlmClient *c, const char *path, const char *name, const char *sha256,
+                               SlmProgressFunc progress, void *user_data, char **ret_name,
+                               SlmClientError *err)
 {
         DBusMessage *msg, *reply;
         DBusPendingCall *pending = NULL;
@@ -461,7 +540,7 @@ int slm_client_import(SlmClient *c, const char *path, const char *name, SlmProgr
         const char *n = name ? name : "", *stored;
         int fd, r = 0;
 
-        if (check_utf8(n, err) < 0)
+        if (check_utf8(n, err) < 0 || (sha256 && check_utf8(sha256, err) < 0))
                 return SLM_STATUS_INVALID_ARGUMENT;
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
@@ -476,6 +555,8 @@ int slm_client_import(SlmClient *c, const char *path, const char *name, SlmProgr
         dbus_message_iter_append_basic(&it, DBUS_TYPE_UNIX_FD, &fd);
         dbus_message_iter_append_basic(&it, DBUS_TYPE_STRING, &n);
         dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "{sv}", &dict);
+        if (sha256)
+                append_dict_entry(&dict, "sha256", DBUS_TYPE_STRING, &sha256);
         dbus_message_iter_close_container(&it, &dict);
         if (!dbus_connection_send_with_reply(c->conn, msg, &pending, CALL_TIMEOUT) || !pending) {
                 dbus_message_unref(msg);

@@ -103,6 +103,19 @@ typedef void (*SlmProgressFunc)(uint64_t done, uint64_t total, void *user_data);
  */
 int slm_client_import(SlmClient *c, const char *path, const char *name, SlmProgressFunc progress,
                       void *user_data, char **ret_name, SlmClientError *err);
+/*
+ * The same, and the daemon refuses the file unless its SHA-256 is @sha256
+ * (64 hex digits; NULL: no check), with SLM_STATUS_INVALID_MODEL.
+ */
+int slm_client_import_verified(SlmClient *c, const char *path, const char *name, const char *sha256,
+                               SlmProgressFunc progress, void *user_data, char **ret_name,
+                               SlmClientError *err);
+/*
+ * What the daemon runs: general.architecture values and weight tensor type
+ * names, NULL-terminated; free each with slm_strv_free.
+ */
+int slm_client_capabilities(SlmClient *c, char ***ret_architectures, char ***ret_weight_types,
+                            SlmClientError *err);
 int slm_client_remove(SlmClient *c, const char *name, bool force, SlmClientError *err);
 /* @name NULL or empty: the default model. */
 int slm_client_load(SlmClient *c, const char *name, SlmClientError *err);

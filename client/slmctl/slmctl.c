@@ -3,14 +3,16 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "slm-client.h"
+#include "slmctl.h"
 
-static bool json;
+bool json;
+volatile sig_atomic_t interrupted;
 static SlmSession *running; /* the session a Ctrl-C cancels */
 
 static void usage(FILE *f)
@@ -20,7 +22,15 @@ static void usage(FILE *f)
                    "Commands:\n"
                    "  status                  the daemon, its model and backend\n"
                    "  list                    stored models\n"
-                   "  import FILE [--name N]  copy a GGUF model into the store\n"
+                   "  import FILE [--name N] [--sha256 HEX]\n"
+                   "                          copy a GGUF model into the store\n"
+                   "  import --from-ollama NAME[:TAG] [--name N]\n"
+                   "                          import a model from Ollama's store\n"
+                   "  pull SOURCE [--name N]  download a model and import it; SOURCE is\n"
+                   "                          hf:ORG/REPO:QUANT, hf:ORG/REPO/FILE.gguf,\n"
+                   "                          ollama:NAME[:TAG] or an http(s) URL\n"
+                   "  discover                GGUF files already on this machine (Ollama,\n"
+                   "                          Hugging Face, llama.cpp, LM Studio)\n"
                    "  rm NAME [--force]       remove a stored model (--force: even if loaded)\n"
                    "  load [NAME]             make a model resident (default: the default one)\n"
                    "  unload                  free the resident model\n"
@@ -34,7 +44,7 @@ static void usage(FILE *f)
 
 /* ---- output -------------------------------------------------------------------------------- */
 
-static void json_string(const char *s)
+void json_string(const char *s)
 {
         putchar('"');
         for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -52,7 +62,7 @@ static void json_string(const char *s)
         putchar('"');
 }
 
-static int fail(const SlmClientError *err)
+int fail(const SlmClientError *err)
 {
         if (json) {
                 printf("{\"error\":");
@@ -66,7 +76,35 @@ static int fail(const SlmClientError *err)
         return err->status == SLM_STATUS_PERMISSION_DENIED ? 4 : 1;
 }
 
-static void human_size(uint64_t b, char *out, size_t n)
+int fail_msg(const char *fmt, ...)
+{
+        SlmClientError err = { .status = SLM_STATUS_FAILED };
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(err.message, sizeof(err.message), fmt, ap);
+        va_end(ap);
+        return fail(&err);
+}
+
+void store_name_from(const char *s, char *out, size_t n)
+{
+        size_t len = 0;
+
+        while (*s == '.')
+                s++;
+        for (; *s && len + 1 < n && len < 64; s++) {
+                char ch = *s;
+                bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                          (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+                out[len++] = ok ? ch : '-';
+        }
+        out[len] = 0;
+        if (len == 0)
+                snprintf(out, n, "model");
+}
+
+void human_size(uint64_t b, char *out, size_t n)
 {
         const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
         double v = (double)b;
@@ -173,22 +211,30 @@ static void progress_bar(uint64_t done, uint64_t total, void *data)
                 width - filled, "", a, b);
 }
 
-static int cmd_import(SlmClient *c, const char *path, const char *name)
+int import_file(SlmClient *c, const char *path, const char *name, const char *sha256,
+                const char *what, SlmStatus *ret_status)
 {
         SlmClientError err;
         char *stored = NULL;
-        int r = slm_client_import(c, path, name, progress_bar, NULL, &stored, &err);
+        int r =
+            slm_client_import_verified(c, path, name, sha256, progress_bar, NULL, &stored, &err);
 
         if (!json && isatty(STDERR_FILENO))
                 fprintf(stderr, "\n");
+        if (ret_status)
+                *ret_status = r < 0 ? err.status : SLM_STATUS_OK;
         if (r < 0)
                 return fail(&err);
         if (json) {
                 printf("{\"name\":");
                 json_string(stored);
+                if (sha256) {
+                        printf(",\"sha256\":");
+                        json_string(sha256);
+                }
                 printf("}\n");
         } else {
-                printf("Imported %s as %s\n", path, stored);
+                printf("Imported %s as %s\n", what ? what : path, stored);
         }
         free(stored);
         return 0;
@@ -216,6 +262,7 @@ static bool print_token(const char *text, void *data)
 static void on_sigint(int sig)
 {
         (void)sig;
+        interrupted = 1;
         if (running)
                 slm_session_request_cancel(running);
 }
@@ -358,7 +405,9 @@ int main(int argc, char **argv)
                 OPT_DEFAULT,
                 OPT_TEMP,
                 OPT_SEED,
-                OPT_SYSPROMPT
+                OPT_SYSPROMPT,
+                OPT_SHA256,
+                OPT_FROM_OLLAMA
         };
         static const struct option opts[] = {
                 { "system", no_argument, NULL, OPT_SYSTEM },
@@ -371,12 +420,14 @@ int main(int argc, char **argv)
                 { "temp", required_argument, NULL, OPT_TEMP },
                 { "seed", required_argument, NULL, OPT_SEED },
                 { "system-prompt", required_argument, NULL, OPT_SYSPROMPT },
+                { "sha256", required_argument, NULL, OPT_SHA256 },
+                { "from-ollama", no_argument, NULL, OPT_FROM_OLLAMA },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
         SlmBusType bus = SLM_BUS_SYSTEM;
-        const char *address = NULL, *name = NULL, *sysprompt = NULL;
-        bool force = false, use_default = false;
+        const char *address = NULL, *name = NULL, *sysprompt = NULL, *sha256 = NULL;
+        bool force = false, use_default = false, from_ollama = false;
         uint32_t n = 0;
         SlmGenerateOptions go;
         SlmClientError err;
@@ -412,6 +463,12 @@ int main(int argc, char **argv)
                         break;
                 case OPT_SYSPROMPT:
                         sysprompt = optarg;
+                        break;
+                case OPT_SHA256:
+                        sha256 = optarg;
+                        break;
+                case OPT_FROM_OLLAMA:
+                        from_ollama = true;
                         break;
                 case 'n':
                         if (parse_u32(optarg, &n) < 0) {
@@ -457,7 +514,9 @@ int main(int argc, char **argv)
 
         r = address ? slm_client_connect_address(address, &c, &err)
                     : slm_client_connect(bus, &c, &err);
-        if (r < 0)
+        /* discover reads local files; without the daemon it cannot say what runs, but still lists
+         */
+        if (r < 0 && strcmp(cmd, "discover") != 0)
                 return fail(&err);
         signal(SIGINT, on_sigint);
 
@@ -465,8 +524,14 @@ int main(int argc, char **argv)
                 r = cmd_status(c);
         else if (strcmp(cmd, "list") == 0 && npos == 1)
                 r = cmd_list(c);
-        else if (strcmp(cmd, "import") == 0 && npos == 2)
-                r = cmd_import(c, pos[1], name);
+        else if (strcmp(cmd, "import") == 0 && npos == 2 && from_ollama && !sha256)
+                r = cmd_import_ollama(c, pos[1], name);
+        else if (strcmp(cmd, "import") == 0 && npos == 2 && !from_ollama)
+                r = import_file(c, pos[1], name, sha256, NULL, NULL);
+        else if (strcmp(cmd, "pull") == 0 && npos == 2)
+                r = cmd_pull(c, pos[1], name);
+        else if (strcmp(cmd, "discover") == 0 && npos == 1)
+                r = cmd_discover(c);
         else if (strcmp(cmd, "rm") == 0 && npos == 2)
                 r = simple(slm_client_remove(c, pos[1], force, &err), &err, "Removed.");
         else if (strcmp(cmd, "load") == 0 && npos <= 2)

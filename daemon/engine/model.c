@@ -52,7 +52,7 @@ struct SlmContext {
         SlmTensor *x, *xb, *q, *k, *v, *att, *tmp, *up, *hb, *qkv, *logits;
 };
 
-static const char *const arch_names[] = {
+static const char *const arch_names[SLM_ARCH_COUNT] = {
         [SLM_ARCH_LLAMA] = "llama",
         [SLM_ARCH_PHI3] = "phi3",
         [SLM_ARCH_GEMMA] = "gemma",
@@ -115,10 +115,10 @@ static int load_hparams(SlmModel *m, SlmError *err)
 
         if (slm_gguf_get_str(g, "general.architecture", &archs) < 0)
                 return slm_error_set(err, -EINVAL, "general.architecture is missing");
-        for (r = 0; r < (int)(sizeof(arch_names) / sizeof(arch_names[0])); r++)
+        for (r = 0; r < SLM_ARCH_COUNT; r++)
                 if (slm_gguf_str_eq(archs, arch_names[r]))
                         break;
-        if (r == (int)(sizeof(arch_names) / sizeof(arch_names[0])))
+        if (r == SLM_ARCH_COUNT)
                 return slm_error_set(err, -ENOTSUP,
                                      "unsupported architecture '%.*s' (supported: llama, phi3, "
                                      "gemma, qwen2)",

@@ -30,6 +30,7 @@ typedef enum {
         SLM_ARCH_PHI3,
         SLM_ARCH_GEMMA,
         SLM_ARCH_QWEN2,
+        SLM_ARCH_COUNT
 } SlmArch;
 
 typedef struct {
@@ -59,6 +60,7 @@ SlmModel *slm_model_free(SlmModel *m);
 const SlmHParams *slm_model_hparams(const SlmModel *m);
 const SlmTokenizer *slm_model_tokenizer(const SlmModel *m);
 const SlmGguf *slm_model_gguf(const SlmModel *m);
+/* The GGUF name of @arch (general.architecture); every arch below SLM_ARCH_COUNT has one. */
 const char *slm_arch_name(SlmArch arch);
 /* Bytes of weights the model reads per token. */
 uint64_t slm_model_weight_bytes(const SlmModel *m);

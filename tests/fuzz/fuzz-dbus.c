@@ -241,6 +241,12 @@ static GVariant *rand_options(Fuzz *f, const char *const *keys, guint n_keys)
                         v = g_variant_new_uint32(chance(f, 0.8) ? 1 + pick(f, 40) : rand_u32(f));
                 else if (!strcmp(key, "top-k") || !strcmp(key, "context-size"))
                         v = g_variant_new_uint32(rand_u32(f));
+                else if (!strcmp(key, "sha256"))
+                        /* 64 hex digits (of some other file) as often as not */
+                        v = chance(f, 0.5)
+                                ? g_variant_new_string("00112233445566778899aabbccddeef"
+                                                       "f00112233445566778899aabbccddeeff")
+                                : rand_string(f);
                 else if (!strcmp(key, "seed"))
                         v = g_variant_new_uint64(g_rand_int(f->rng));
                 else if (!strcmp(key, "stop") || !strcmp(key, "system-prompt") ||
@@ -269,6 +275,7 @@ static const char *const gen_keys[] = {
         "frequency-penalty", "presence-penalty", "seed",  "stop"
 };
 static const char *const session_keys[] = { "system-prompt", "priority", "context-size" };
+static const char *const import_keys[] = { "sha256" };
 
 /* A body of a random signature, almost never the right one. */
 static GVariant *rand_body(Fuzz *f)
@@ -555,7 +562,7 @@ static void import(Fuzz *f, Client *c)
         if (chance(f, 0.5) && strlen(name) && name[0] != '.' && !strchr(name, '/'))
                 g_ptr_array_add(f->names, g_strdup(name));
         GVariant *opts =
-            chance(f, 0.8) ? g_variant_new("a{sv}", NULL) : rand_options(f, gen_keys, 2);
+            chance(f, 0.8) ? g_variant_new("a{sv}", NULL) : rand_options(f, import_keys, 1);
         send_call(f, c, MANAGER_PATH, MANAGER, "ImportModel",
                   g_variant_new("(hs@a{sv})", handle, name, opts), fds);
 }
