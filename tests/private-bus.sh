@@ -31,9 +31,11 @@ start_bus() {
         done
 }
 
-# start_slmd [SLMD OPTIONS...]: slmd on the bus, its log in $tmp/slmd.log, answering status.
+# start_slmd [SLMD OPTIONS...]: slmd on the bus, its log in $tmp/slmd.log, answering status;
+# its store in $state_dir (default: $tmp/state, removed with the bus).
 start_slmd() {
-        "$build/daemon/slmd" --address "$address" --state-dir "$tmp/state" "$@" 2>"$tmp/slmd.log" &
+        "$build/daemon/slmd" --address "$address" --state-dir "${state_dir:-$tmp/state}" "$@" \
+                2>"$tmp/slmd.log" &
         slmd_pid=$!
         for _ in $(seq 100); do
                 "${slmctl[@]}" status >/dev/null 2>&1 && break

@@ -356,5 +356,21 @@ discover_import() {
 check "discover prints the command that imports each file, and it works" discover_import
 check "  stored with the file's digest" pulled from-discover stories260K-f32.gguf
 
+# ---- the README's main command on a machine without ../shared/ -------------------------------
+quickstart_pulls() {
+        : >"$tmp/hub/requests.log"
+        SLM_QUICKSTART_STORE=$tmp/qs-store run_ok "$here/../quickstart.sh" "$build" \
+                hf:test-org/stories-GGUF:q8_0 && grep -q "^GET /cdn/" "$tmp/hub/requests.log" &&
+                grep -q "slmd stopped cleanly" "$tmp/out"
+}
+check "the quick start pulls a model, chats with it and stops slmd" quickstart_pulls
+quickstart_again() {
+        : >"$tmp/hub/requests.log"
+        SLM_QUICKSTART_STORE=$tmp/qs-store run_ok "$here/../quickstart.sh" "$build" \
+                hf:test-org/stories-GGUF:q8_0 && grep -q "already in the store" "$tmp/out" &&
+                ! grep -q "^GET /cdn/" "$tmp/hub/requests.log"
+}
+check "  a second run finds it in its store and downloads nothing" quickstart_again
+
 echo "1..$n"
 [ "$failed" -eq 0 ]
