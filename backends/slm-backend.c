@@ -171,31 +171,33 @@ int slm_backend_rmsnorm(SlmBackend *b, SlmTensor *x, const float *weight, int64_
         return b->ops->rmsnorm(b, x, weight, n, n_rows, eps, y);
 }
 
-int slm_backend_rope(SlmBackend *b, SlmTensor *x, int64_t n_tokens, int n_head, int head_dim,
-                     int32_t pos0, const SlmRopeParams *p)
+int slm_backend_rope(SlmBackend *b, SlmTensor *x, int64_t row0, int64_t n_tokens, int n_head,
+                     int head_dim, int32_t pos0, const SlmRopeParams *p)
 {
         if (n_head <= 0 || head_dim <= 0 || p->n_rot > head_dim || p->n_rot % 2 || pos0 < 0 ||
-            !fits_rows(x, n_tokens, (int64_t)n_head * head_dim))
+            row0 < 0 || n_tokens < 0 || row0 > INT32_MAX - n_tokens ||
+            !fits_rows(x, row0 + n_tokens, (int64_t)n_head * head_dim))
                 return -EINVAL;
-        return b->ops->rope(b, x, n_tokens, n_head, head_dim, pos0, p);
+        return b->ops->rope(b, x, row0, n_tokens, n_head, head_dim, pos0, p);
 }
 
-int slm_backend_attention(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *v, int64_t n_tokens,
-                          int32_t pos0, const SlmAttnParams *p, SlmTensor *out)
+int slm_backend_attention(SlmBackend *b, SlmTensor *q, int64_t row0, SlmTensor *k, SlmTensor *v,
+                          int64_t n_tokens, int32_t pos0, const SlmAttnParams *p, SlmTensor *out)
 {
         int64_t qd = (int64_t)p->n_head * p->head_dim, kvd = (int64_t)p->n_head_kv * p->head_dim;
         size_t n_kv, kb = tensor_block(k ? k->type : SLM_TYPE_F32);
         size_t vb = tensor_block(v ? v->type : SLM_TYPE_F32);
 
         if (p->n_head <= 0 || p->n_head_kv <= 0 || p->n_head % p->n_head_kv || p->head_dim <= 0 ||
-            pos0 < 0 || n_tokens <= 0 || !fits_rows(q, n_tokens, qd) ||
-            !fits_rows(out, n_tokens, qd) || !rows_total(pos0 + n_tokens, kvd, &n_kv) ||
-            !fits_any(k, 0, n_kv) || !fits_any(v, 0, n_kv))
+            pos0 < 0 || n_tokens <= 0 || row0 < 0 || row0 > INT32_MAX - n_tokens ||
+            !fits_rows(q, row0 + n_tokens, qd) || !fits_rows(out, row0 + n_tokens, qd) ||
+            !rows_total(pos0 + n_tokens, kvd, &n_kv) || !fits_any(k, 0, n_kv) ||
+            !fits_any(v, 0, n_kv))
                 return -EINVAL;
         /* each head's slice of a cache row is read on its own: it must be whole blocks */
         if (kb == 0 || vb == 0 || (size_t)p->head_dim % kb || (size_t)p->head_dim % vb)
                 return -EINVAL;
-        return b->ops->attention(b, q, k, v, n_tokens, pos0, p, out);
+        return b->ops->attention(b, q, row0, k, v, n_tokens, pos0, p, out);
 }
 
 int slm_backend_glu(SlmBackend *b, SlmAct act, SlmTensor *gate, SlmTensor *up, int64_t n,

@@ -118,17 +118,19 @@ typedef struct {
         /* y[t] = x[t] / rms(x[t]) * weight, rows of n. */
         int (*rmsnorm)(SlmBackend *b, SlmTensor *x, const float *weight, int64_t n, int64_t n_rows,
                        float eps, SlmTensor *y);
-        /* Rotate the first n_rot dims of each head of x (n_tokens rows of n_head * head_dim)
-         * for positions pos0, pos0 + 1, ... */
-        int (*rope)(SlmBackend *b, SlmTensor *x, int64_t n_tokens, int n_head, int head_dim,
-                    int32_t pos0, const SlmRopeParams *p);
+        /* Rotate the first n_rot dims of each head of rows row0.. row0 + n_tokens - 1 of x
+         * (rows of n_head * head_dim) for positions pos0, pos0 + 1, ... */
+        int (*rope)(SlmBackend *b, SlmTensor *x, int64_t row0, int64_t n_tokens, int n_head,
+                    int head_dim, int32_t pos0, const SlmRopeParams *p);
         /*
-         * Causal attention of n_tokens queries at positions pos0.. over the
-         * cache rows 0..pos0+t (k, v: one row of n_head_kv * head_dim per
-         * position, in the cache's type); out is (n_tokens, n_head * head_dim).
+         * Causal attention of the n_tokens queries in rows row0.. of q, at
+         * positions pos0.., over the cache rows 0..pos0+t (k, v: one row of
+         * n_head_kv * head_dim per position, in the cache's type), into the
+         * same rows of out; q and out rows are n_head * head_dim. A batch of
+         * several sequences runs this once per sequence, on its own cache.
          */
-        int (*attention)(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *v, int64_t n_tokens,
-                         int32_t pos0, const SlmAttnParams *p, SlmTensor *out);
+        int (*attention)(SlmBackend *b, SlmTensor *q, int64_t row0, SlmTensor *k, SlmTensor *v,
+                         int64_t n_tokens, int32_t pos0, const SlmAttnParams *p, SlmTensor *out);
         /* y = act(gate) * up, n elements. */
         int (*glu)(SlmBackend *b, SlmAct act, SlmTensor *gate, SlmTensor *up, int64_t n,
                    SlmTensor *y);
@@ -191,10 +193,10 @@ int slm_backend_matmul(SlmBackend *b, const SlmMatrix *w, SlmTensor *x, int64_t 
                        SlmTensor *y);
 int slm_backend_rmsnorm(SlmBackend *b, SlmTensor *x, const float *weight, int64_t n, int64_t n_rows,
                         float eps, SlmTensor *y);
-int slm_backend_rope(SlmBackend *b, SlmTensor *x, int64_t n_tokens, int n_head, int head_dim,
-                     int32_t pos0, const SlmRopeParams *p);
-int slm_backend_attention(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *v, int64_t n_tokens,
-                          int32_t pos0, const SlmAttnParams *p, SlmTensor *out);
+int slm_backend_rope(SlmBackend *b, SlmTensor *x, int64_t row0, int64_t n_tokens, int n_head,
+                     int head_dim, int32_t pos0, const SlmRopeParams *p);
+int slm_backend_attention(SlmBackend *b, SlmTensor *q, int64_t row0, SlmTensor *k, SlmTensor *v,
+                          int64_t n_tokens, int32_t pos0, const SlmAttnParams *p, SlmTensor *out);
 int slm_backend_glu(SlmBackend *b, SlmAct act, SlmTensor *gate, SlmTensor *up, int64_t n,
                     SlmTensor *y);
 int slm_backend_add(SlmBackend *b, SlmTensor *x, SlmTensor *y, const float *bias, float scale,

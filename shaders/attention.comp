@@ -30,6 +30,7 @@ layout(push_constant) uniform Push {
         uint head_dim;
         uint n_swa; // attend to the last n_swa positions only; 0: all
         float scale;
+        uint row0;  // the first row of q and o
 } p;
 
 shared float q_sh[MAX_HEAD_DIM];
@@ -46,7 +47,7 @@ void main()
         float m = uintBitsToFloat(0xff800000u), l = 0.0;
 
         for (uint d = lid; d < hd; d += WG) {
-                q_sh[d] = q[t * qd + h * hd + d];
+                q_sh[d] = q[(p.row0 + t) * qd + h * hd + d];
                 o_sh[d] = 0.0;
         }
         barrier();
@@ -81,5 +82,5 @@ void main()
                 barrier();
         }
         for (uint d = lid; d < hd; d += WG)
-                o[t * qd + h * hd + d] = o_sh[d] / l;
+                o[(p.row0 + t) * qd + h * hd + d] = o_sh[d] / l;
 }

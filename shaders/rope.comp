@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Rotary position embedding in place, one invocation per rotated pair.
+// Rotary position embedding in place, one invocation per rotated pair of rows row0...
 // The angle is advanced by repeated multiplication, as the CPU does, so
 // both round alike.
 #version 450
@@ -17,6 +17,7 @@ layout(push_constant) uniform Push {
         uint neox;    // 0: pairs (2i, 2i+1); 1: pairs (i, i + n_pairs)
         float theta_scale;
         float freq_scale;
+        uint row0;    // the first row of x
 } p;
 
 void main()
@@ -30,7 +31,7 @@ void main()
         for (uint k = 0; k < i; k++)
                 theta *= p.theta_scale;
         float th = theta * p.freq_scale, c = cos(th), s = sin(th);
-        uint base = (t * p.n_head + h) * p.head_dim;
+        uint base = ((p.row0 + t) * p.n_head + h) * p.head_dim;
         uint a = base + (p.neox != 0 ? i : 2 * i);
         uint b = base + (p.neox != 0 ? i + p.n_pairs : 2 * i + 1);
         float x0 = x[a], x1 = x[b];

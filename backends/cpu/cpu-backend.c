@@ -432,14 +432,15 @@ static void attention_task(void *data, int ith, int nth)
         }
 }
 
-static int cpu_attention(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *v, int64_t n_tokens,
-                         int32_t pos0, const SlmAttnParams *p, SlmTensor *out)
+static int cpu_attention(SlmBackend *b, SlmTensor *q, int64_t row0, SlmTensor *k, SlmTensor *v,
+                         int64_t n_tokens, int32_t pos0, const SlmAttnParams *p, SlmTensor *out)
 {
         CpuBackend *cpu = (CpuBackend *)b;
         size_t threads = (size_t)slm_pool_threads(cpu->pool);
         size_t n_kv = (size_t)pos0 + (size_t)n_tokens;
         size_t have = cpu->scores_per_thread * sizeof(float) * threads;
-        AttnTask task = { cpu, q->data, k, v, n_tokens, pos0, p, out->data };
+        size_t off = (size_t)row0 * (size_t)p->n_head * (size_t)p->head_dim;
+        AttnTask task = { cpu, q->data + off, k, v, n_tokens, pos0, p, out->data + off };
         int r;
 
         if (n_kv > cpu->scores_per_thread) {
@@ -508,15 +509,15 @@ static int cpu_rmsnorm(SlmBackend *b, SlmTensor *x, const float *weight, int64_t
         return 0;
 }
 
-static int cpu_rope(SlmBackend *b, SlmTensor *x, int64_t n_tokens, int n_head, int head_dim,
-                    int32_t pos0, const SlmRopeParams *p)
+static int cpu_rope(SlmBackend *b, SlmTensor *x, int64_t row0, int64_t n_tokens, int n_head,
+                    int head_dim, int32_t pos0, const SlmRopeParams *p)
 {
         int64_t stride = (int64_t)n_head * head_dim;
 
         (void)b;
         for (int64_t t = 0; t < n_tokens; t++) {
                 int32_t pos = pos0 + (int32_t)t;
-                slm_cpu_rope(x->data + t * stride, 1, n_head, head_dim, &pos, p);
+                slm_cpu_rope(x->data + (row0 + t) * stride, 1, n_head, head_dim, &pos, p);
         }
         return 0;
 }

@@ -240,8 +240,8 @@ static int vk_rmsnorm(SlmBackend *b, SlmTensor *x, const float *weight, int64_t 
                                1);
 }
 
-static int vk_rope(SlmBackend *b, SlmTensor *x, int64_t n_tokens, int n_head, int head_dim,
-                   int32_t pos0, const SlmRopeParams *p)
+static int vk_rope(SlmBackend *b, SlmTensor *x, int64_t row0, int64_t n_tokens, int n_head,
+                   int head_dim, int32_t pos0, const SlmRopeParams *p)
 {
         VkBackend *vk = vk_of(b);
         VkPushRope pc = {
@@ -253,6 +253,7 @@ static int vk_rope(SlmBackend *b, SlmTensor *x, int64_t n_tokens, int n_head, in
                 p->mode == SLM_ROPE_NEOX,
                 powf(p->freq_base, -2.0f / (float)p->n_rot), /* as the CPU computes it */
                 p->freq_scale,
+                (uint32_t)row0,
         };
         uint64_t total = (uint64_t)n_tokens * (uint64_t)n_head * pc.n_pairs;
         VkPipeline pipe;
@@ -268,8 +269,8 @@ static int vk_rope(SlmBackend *b, SlmTensor *x, int64_t n_tokens, int n_head, in
         return slm_vk_dispatch(vk, pipe, bufs, 1, 0x1, 0x1, &pc, sizeof(pc), gx, gy, 1);
 }
 
-static int vk_attention(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *v, int64_t n_tokens,
-                        int32_t pos0, const SlmAttnParams *p, SlmTensor *out)
+static int vk_attention(SlmBackend *b, SlmTensor *q, int64_t row0, SlmTensor *k, SlmTensor *v,
+                        int64_t n_tokens, int32_t pos0, const SlmAttnParams *p, SlmTensor *out)
 {
         VkBackend *vk = vk_of(b);
         VkPushAttention pc = { (uint32_t)pos0,
@@ -277,7 +278,8 @@ static int vk_attention(SlmBackend *b, SlmTensor *q, SlmTensor *k, SlmTensor *v,
                                (uint32_t)p->n_head_kv,
                                (uint32_t)p->head_dim,
                                (uint32_t)(p->n_swa > 0 ? p->n_swa : 0),
-                               p->scale };
+                               p->scale,
+                               (uint32_t)row0 };
         VkPipeline pipe;
         int r;
 

@@ -25,11 +25,13 @@ typedef struct {
 typedef struct {
         uint32_t n_tokens, n_head, head_dim, n_pairs, pos0, neox;
         float theta_scale, freq_scale;
+        uint32_t row0;
 } VkPushRope; /* rope.comp */
 
 typedef struct {
         uint32_t pos0, n_head, n_head_kv, head_dim, n_swa;
         float scale;
+        uint32_t row0;
 } VkPushAttention; /* attention.comp */
 
 typedef struct {
@@ -53,8 +55,8 @@ typedef struct {
 _Static_assert(sizeof(VkPushMatmul) == 24, "matmul.comp push constants");
 _Static_assert(sizeof(VkPushGetRows) == 24, "get_rows.comp push constants");
 _Static_assert(sizeof(VkPushRmsnorm) == 8, "rmsnorm.comp push constants");
-_Static_assert(sizeof(VkPushRope) == 32, "rope.comp push constants");
-_Static_assert(sizeof(VkPushAttention) == 24, "attention.comp push constants");
+_Static_assert(sizeof(VkPushRope) == 36, "rope.comp push constants");
+_Static_assert(sizeof(VkPushAttention) == 28, "attention.comp push constants");
 _Static_assert(sizeof(VkPushGlu) == 8, "glu.comp push constants");
 _Static_assert(sizeof(VkPushAdd) == 20, "add.comp push constants");
 _Static_assert(sizeof(VkPushCopy) == 24, "copy.comp push constants");

@@ -39,6 +39,12 @@ struct SlmModel {
         size_t n_vectors_used, n_vectors_cap;
 };
 
+/* The activations of one forward pass, on the backend: up to cap tokens, logits for out rows. */
+typedef struct {
+        int cap, out;
+        SlmTensor *x, *xb, *q, *k, *v, *att, *tmp, *up, *hb, *qkv, *logits;
+} Scratch;
+
 struct SlmContext {
         SlmModel *m;
         SlmBackend *b;
@@ -48,9 +54,25 @@ struct SlmContext {
         SlmType kv_type;     /* what the cache holds: F32, F16 or Q8_0 */
         SlmTensor **k_cache; /* per layer: (n_ctx, n_head_kv * head_dim) */
         SlmTensor **v_cache;
-        /* scratch for BATCH tokens, on the backend */
-        SlmTensor *x, *xb, *q, *k, *v, *att, *tmp, *up, *hb, *qkv, *logits;
+        Scratch s; /* for BATCH tokens of this context alone */
 };
+
+struct SlmBatch {
+        SlmModel *m;
+        SlmBackend *b;
+        int max_seqs;
+        Scratch s;
+        int32_t *ids;   /* every sequence's tokens, one after the other */
+        int32_t *rows;  /* the rows whose logits are wanted */
+        void *segs;     /* Seg[max_seqs] */
+        float **logits; /* where each wanted row goes */
+};
+
+/* One sequence's rows of a forward pass. */
+typedef struct {
+        SlmContext *c;
+        int row0, n;
+} Seg;
 
 static const char *const arch_names[SLM_ARCH_COUNT] = {
         [SLM_ARCH_LLAMA] = "llama",
@@ -444,13 +466,51 @@ static int kv_cache_first(SlmContext *c, SlmType want, int head_dim, size_t n)
         return -EOPNOTSUPP;
 }
 
+static int scratch_new(const SlmModel *m, SlmBackend *b, int cap, int out, Scratch *s)
+{
+        const SlmHParams *hp = &m->hp;
+        size_t kvd = (size_t)hp->n_head_kv * (size_t)hp->head_dim;
+        size_t qd = (size_t)hp->n_head * (size_t)hp->head_dim, n = (size_t)cap;
+        size_t e = (size_t)hp->n_embd, ff = (size_t)hp->n_ff, V = (size_t)hp->n_vocab;
+        struct {
+                SlmTensor **t;
+                size_t n;
+        } scratch[] = {
+                { &s->x, n * e },
+                { &s->xb, n * (e > qd ? e : qd) },
+                { &s->q, n * qd },
+                { &s->k, n * kvd },
+                { &s->v, n * kvd },
+                { &s->att, n * qd },
+                { &s->tmp, n * e },
+                { &s->up, n * ff },
+                { &s->hb, n * ff },
+                { &s->qkv, n * (qd + 2 * kvd) },
+                { &s->logits, (size_t)out * V },
+        };
+        int r = 0;
+
+        s->cap = cap;
+        s->out = out;
+        for (size_t i = 0; r == 0 && i < sizeof(scratch) / sizeof(scratch[0]); i++)
+                r = slm_tensor_new(b, scratch[i].n, scratch[i].t);
+        return r;
+}
+
+static void scratch_free(SlmBackend *b, Scratch *s)
+{
+        SlmTensor **t[] = { &s->x,   &s->xb, &s->q,  &s->k,   &s->v,     &s->att,
+                            &s->tmp, &s->up, &s->hb, &s->qkv, &s->logits };
+
+        for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+                *t[i] = slm_tensor_free(b, *t[i]);
+}
+
 int slm_context_new(SlmModel *m, SlmBackend *backend, int n_ctx, SlmType kv_type,
                     SlmContext **ret_ctx, SlmError *err)
 {
         const SlmHParams *hp = &m->hp;
-        size_t kvd = (size_t)hp->n_head_kv * (size_t)hp->head_dim;
-        size_t qd = (size_t)hp->n_head * (size_t)hp->head_dim;
-        size_t e = (size_t)hp->n_embd, ff = (size_t)hp->n_ff, V = (size_t)hp->n_vocab, cache;
+        size_t kvd = (size_t)hp->n_head_kv * (size_t)hp->head_dim, cache;
         SlmContext *c;
         int r = 0;
 
@@ -483,19 +543,8 @@ int slm_context_new(SlmModel *m, SlmBackend *backend, int n_ctx, SlmType kv_type
                      (r = slm_tensor_new_typed(backend, c->kv_type, cache, &c->k_cache[il])) < 0) ||
                     (r = slm_tensor_new_typed(backend, c->kv_type, cache, &c->v_cache[il])) < 0)
                         break;
-        struct {
-                SlmTensor **t;
-                size_t n;
-        } scratch[] = {
-                { &c->x, BATCH * e },   { &c->xb, BATCH * (e > qd ? e : qd) },
-                { &c->q, BATCH * qd },  { &c->k, BATCH * kvd },
-                { &c->v, BATCH * kvd }, { &c->att, BATCH * qd },
-                { &c->tmp, BATCH * e }, { &c->up, BATCH * ff },
-                { &c->hb, BATCH * ff }, { &c->qkv, BATCH * (qd + 2 * kvd) },
-                { &c->logits, V },
-        };
-        for (size_t i = 0; r == 0 && i < sizeof(scratch) / sizeof(scratch[0]); i++)
-                r = slm_tensor_new(backend, scratch[i].n, scratch[i].t);
+        if (r == 0)
+                r = scratch_new(m, backend, BATCH, 1, &c->s);
         if (r < 0) {
                 slm_context_free(c);
                 return slm_error_set(err, r, "cannot allocate a context of %d on %s: %s", n_ctx,
@@ -517,10 +566,7 @@ SlmContext *slm_context_free(SlmContext *c)
         }
         free(c->k_cache);
         free(c->v_cache);
-        SlmTensor **scratch[] = { &c->x,   &c->xb, &c->q,  &c->k,   &c->v,     &c->att,
-                                  &c->tmp, &c->up, &c->hb, &c->qkv, &c->logits };
-        for (size_t i = 0; i < sizeof(scratch) / sizeof(scratch[0]); i++)
-                *scratch[i] = slm_tensor_free(c->b, *scratch[i]);
+        scratch_free(c->b, &c->s);
         free(c);
         return NULL;
 }
@@ -570,16 +616,16 @@ void slm_context_truncate(SlmContext *c, int n_past)
 /* ---- the forward pass ---------------------------------------------------------------------- */
 
 /*
- * One layer for @n tokens whose hidden states are in c->x. Every step is
- * a backend op on backend tensors, so a device backend can record the
- * whole pass and run it at once.
+ * One layer for the @n tokens of @segs, whose hidden states are in s->x.
+ * Every step is a backend op on backend tensors, so a device backend can
+ * record the whole pass and run it at once. The matrices run once over
+ * all rows; positions, the KV caches and attention are each sequence's own.
  */
-static int forward_layer(SlmContext *c, int il, int n)
+static int forward_layer(const SlmModel *m, SlmBackend *b, Scratch *s, const Seg *segs, int n_segs,
+                         int n, int il)
 {
-        const SlmModel *m = c->m;
         const SlmHParams *hp = &m->hp;
         const Layer *l = &m->layers[il];
-        SlmBackend *b = c->b;
         int64_t e = hp->n_embd, hd = hp->head_dim, qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
         int64_t ff = hp->n_ff;
         SlmAttnParams ap = { hp->n_head, hp->n_head_kv, (int)hd, 1.0f / sqrtf((float)hd),
@@ -587,44 +633,53 @@ static int forward_layer(SlmContext *c, int il, int n)
         int r;
 
         /* attention */
-        SlmNormInput in = { c->x, l->attn_norm, hp->norm_eps, n };
+        SlmNormInput in = { s->x, l->attn_norm, hp->norm_eps, n };
         if (l->wqkv.data) {
                 size_t row = (size_t)(qd + 2 * kvd);
                 const SlmMatrix *w = &l->wqkv;
-                if ((r = slm_backend_norm_matmul(b, &in, 1, &w, &c->qkv, c->xb)) < 0 ||
-                    (r = slm_backend_copy(b, c->qkv, 0, row, c->q, 0, qd, qd, n)) < 0 ||
-                    (r = slm_backend_copy(b, c->qkv, qd, row, c->k, 0, kvd, kvd, n)) < 0 ||
-                    (r = slm_backend_copy(b, c->qkv, qd + kvd, row, c->v, 0, kvd, kvd, n)) < 0)
+                if ((r = slm_backend_norm_matmul(b, &in, 1, &w, &s->qkv, s->xb)) < 0 ||
+                    (r = slm_backend_copy(b, s->qkv, 0, row, s->q, 0, qd, qd, n)) < 0 ||
+                    (r = slm_backend_copy(b, s->qkv, qd, row, s->k, 0, kvd, kvd, n)) < 0 ||
+                    (r = slm_backend_copy(b, s->qkv, qd + kvd, row, s->v, 0, kvd, kvd, n)) < 0)
                         return r;
         } else {
                 const SlmMatrix *w[3] = { &l->wq, &l->wk, &l->wv };
-                SlmTensor *y[3] = { c->q, c->k, c->v };
-                if ((r = slm_backend_norm_matmul(b, &in, 3, w, y, c->xb)) < 0)
+                SlmTensor *y[3] = { s->q, s->k, s->v };
+                if ((r = slm_backend_norm_matmul(b, &in, 3, w, y, s->xb)) < 0)
                         return r;
-                if (l->bq && ((r = slm_backend_add(b, c->q, NULL, l->bq, 1.0f, qd, n)) < 0 ||
-                              (r = slm_backend_add(b, c->k, NULL, l->bk, 1.0f, kvd, n)) < 0 ||
-                              (r = slm_backend_add(b, c->v, NULL, l->bv, 1.0f, kvd, n)) < 0))
+                if (l->bq && ((r = slm_backend_add(b, s->q, NULL, l->bq, 1.0f, qd, n)) < 0 ||
+                              (r = slm_backend_add(b, s->k, NULL, l->bk, 1.0f, kvd, n)) < 0 ||
+                              (r = slm_backend_add(b, s->v, NULL, l->bv, 1.0f, kvd, n)) < 0))
                         return r;
         }
-        if ((r = slm_backend_rope(b, c->q, n, hp->n_head, (int)hd, c->n_past, &hp->rope)) < 0 ||
-            (r = slm_backend_rope(b, c->k, n, hp->n_head_kv, (int)hd, c->n_past, &hp->rope)) < 0)
-                return r;
+        for (int i = 0; i < n_segs; i++) {
+                const Seg *g = &segs[i];
+                if ((r = slm_backend_rope(b, s->q, g->row0, g->n, hp->n_head, (int)hd, g->c->n_past,
+                                          &hp->rope)) < 0 ||
+                    (r = slm_backend_rope(b, s->k, g->row0, g->n, hp->n_head_kv, (int)hd,
+                                          g->c->n_past, &hp->rope)) < 0)
+                        return r;
+        }
         if (hp->arch == SLM_ARCH_PHI3 || hp->arch == SLM_ARCH_GEMMA) {
                 /* these scale q before the product, as their reference graphs do */
-                r = slm_backend_add(b, c->q, NULL, NULL, ap.scale, qd, n);
+                r = slm_backend_add(b, s->q, NULL, NULL, ap.scale, qd, n);
                 if (r < 0)
                         return r;
                 ap.scale = 1.0f;
         }
-        size_t at = (size_t)c->n_past * (size_t)kvd;
-        if ((r = slm_backend_copy(b, c->k, 0, 0, c->k_cache[il], at, 0, (size_t)(n * kvd), 1)) <
-                0 ||
-            (r = slm_backend_copy(b, c->v, 0, 0, c->v_cache[il], at, 0, (size_t)(n * kvd), 1)) <
-                0 ||
-            (r = slm_backend_attention(b, c->q, c->k_cache[il], c->v_cache[il], n, c->n_past, &ap,
-                                       c->att)) < 0 ||
-            (r = slm_backend_matmul(b, &l->wo, c->att, n, c->tmp)) < 0 ||
-            (r = slm_backend_add(b, c->x, c->tmp, NULL, 1.0f, e, n)) < 0)
+        for (int i = 0; i < n_segs; i++) {
+                const Seg *g = &segs[i];
+                SlmContext *c = g->c;
+                size_t at = (size_t)c->n_past * (size_t)kvd, from = (size_t)g->row0 * (size_t)kvd;
+                size_t len = (size_t)g->n * (size_t)kvd;
+                if ((r = slm_backend_copy(b, s->k, from, 0, c->k_cache[il], at, 0, len, 1)) < 0 ||
+                    (r = slm_backend_copy(b, s->v, from, 0, c->v_cache[il], at, 0, len, 1)) < 0 ||
+                    (r = slm_backend_attention(b, s->q, g->row0, c->k_cache[il], c->v_cache[il],
+                                               g->n, c->n_past, &ap, s->att)) < 0)
+                        return r;
+        }
+        if ((r = slm_backend_matmul(b, &l->wo, s->att, n, s->tmp)) < 0 ||
+            (r = slm_backend_add(b, s->x, s->tmp, NULL, 1.0f, e, n)) < 0)
                 return r;
 
         /* feed-forward */
@@ -638,39 +693,56 @@ static int forward_layer(SlmContext *c, int il, int n)
         in.weight = l->ffn_norm;
         if ((r = slm_backend_norm_matmul_glu(
                  b, &in, hp->arch == SLM_ARCH_GEMMA ? SLM_ACT_GELU : SLM_ACT_SILU, &gate, &up,
-                 c->hb, c->xb, c->up)) < 0 ||
-            (r = slm_backend_matmul(b, &l->w_down, c->hb, n, c->tmp)) < 0 ||
-            (r = slm_backend_add(b, c->x, c->tmp, NULL, 1.0f, e, n)) < 0)
+                 s->hb, s->xb, s->up)) < 0 ||
+            (r = slm_backend_matmul(b, &l->w_down, s->hb, n, s->tmp)) < 0 ||
+            (r = slm_backend_add(b, s->x, s->tmp, NULL, 1.0f, e, n)) < 0)
                 return r;
         return 0;
 }
 
-/* Run @n tokens; leave the last one's logits in c->logits when @want_logits. */
-static int forward(SlmContext *c, const int32_t *ids, int n, bool want_logits)
+/*
+ * Run the @n tokens @ids of @segs (each sequence's rows in turn) and
+ * advance their positions; leave the logits of the @n_out rows @out_rows
+ * in rows 0.. of s->logits.
+ */
+static int forward(const SlmModel *m, SlmBackend *b, Scratch *s, const Seg *segs, int n_segs,
+                   const int32_t *ids, int n, const int32_t *out_rows, int n_out)
 {
-        const SlmModel *m = c->m;
         const SlmHParams *hp = &m->hp;
-        SlmBackend *b = c->b;
         int64_t e = hp->n_embd;
         int r;
 
         r = slm_backend_get_rows(b, &m->tok_embd, ids, n,
-                                 hp->arch == SLM_ARCH_GEMMA ? sqrtf((float)e) : 1.0f, c->x);
+                                 hp->arch == SLM_ARCH_GEMMA ? sqrtf((float)e) : 1.0f, s->x);
         if (r < 0)
                 return r;
         for (int il = 0; il < hp->n_layer; il++) {
-                r = forward_layer(c, il, n);
+                r = forward_layer(m, b, s, segs, n_segs, n, il);
                 if (r < 0)
                         return r;
         }
-        c->n_past += n;
-        if (!want_logits)
+        for (int i = 0; i < n_segs; i++)
+                segs[i].c->n_past += segs[i].n;
+        if (n_out == 0)
                 return 0;
-        /* only the last token's logits are wanted */
-        SlmNormInput in = { c->tmp, m->output_norm, hp->norm_eps, 1 };
+        /* only the wanted rows' logits: gathered, then the output matrix once over them */
+        SlmNormInput in = { s->tmp, m->output_norm, hp->norm_eps, n_out };
         const SlmMatrix *w = &m->output;
-        r = slm_backend_copy(b, c->x, (size_t)((n - 1) * e), 0, c->tmp, 0, 0, (size_t)e, 1);
-        return r < 0 ? r : slm_backend_norm_matmul(b, &in, 1, &w, &c->logits, c->xb);
+        for (int i = 0; i < n_out; i++) {
+                r = slm_backend_copy(b, s->x, (size_t)(out_rows[i] * e), 0, s->tmp, (size_t)(i * e),
+                                     0, (size_t)e, 1);
+                if (r < 0)
+                        return r;
+        }
+        return slm_backend_norm_matmul(b, &in, 1, &w, &s->logits, s->xb);
+}
+
+static bool ids_valid(const SlmModel *m, const int32_t *ids, int n)
+{
+        for (int i = 0; i < n; i++)
+                if (ids[i] < 0 || ids[i] >= m->hp.n_vocab)
+                        return false;
+        return true;
 }
 
 static int eval(SlmContext *c, const int32_t *ids, int n)
@@ -681,12 +753,14 @@ static int eval(SlmContext *c, const int32_t *ids, int n)
                 return -EINVAL;
         if (n > c->n_ctx - c->n_past)
                 return -ENOSPC;
-        for (int i = 0; i < n; i++)
-                if (ids[i] < 0 || ids[i] >= c->m->hp.n_vocab)
-                        return -EINVAL;
+        if (!ids_valid(c->m, ids, n))
+                return -EINVAL;
         for (int done = 0; done < n; done += BATCH) {
                 int nb = n - done < BATCH ? n - done : BATCH;
-                r = forward(c, ids + done, nb, done + nb == n);
+                Seg seg = { c, 0, nb };
+                int32_t last = nb - 1;
+                r = forward(c->m, c->b, &c->s, &seg, 1, ids + done, nb, &last,
+                            done + nb == n ? 1 : 0);
                 if (r < 0)
                         return r;
         }
@@ -699,7 +773,7 @@ int slm_context_eval(SlmContext *c, const int32_t *ids, int n, float *ret_logits
 
         if (r < 0 || !ret_logits)
                 return r;
-        return slm_tensor_read(c->b, c->logits, 0, ret_logits, (size_t)c->m->hp.n_vocab);
+        return slm_tensor_read(c->b, c->s.logits, 0, ret_logits, (size_t)c->m->hp.n_vocab);
 }
 
 int slm_context_eval_greedy(SlmContext *c, const int32_t *ids, int n, int32_t *ret_token)
@@ -708,5 +782,95 @@ int slm_context_eval_greedy(SlmContext *c, const int32_t *ids, int n, int32_t *r
 
         if (r < 0)
                 return r;
-        return slm_backend_argmax(c->b, c->logits, c->m->hp.n_vocab, ret_token);
+        return slm_backend_argmax(c->b, c->s.logits, c->m->hp.n_vocab, ret_token);
+}
+
+/* ---- batches of sequences ------------------------------------------------------------------ */
+
+int slm_batch_new(SlmModel *m, SlmBackend *backend, int max_tokens, int max_seqs,
+                  SlmBatch **ret_batch, SlmError *err)
+{
+        SlmBatch *bt;
+        int r;
+
+        if (max_tokens < 1 || max_tokens > SLM_BATCH_MAX_TOKENS || max_seqs < 1 ||
+            max_seqs > max_tokens)
+                return slm_error_set(err, -EINVAL,
+                                     "a batch takes 1 to %d tokens of at most as many sequences",
+                                     SLM_BATCH_MAX_TOKENS);
+        bt = calloc(1, sizeof(*bt));
+        if (!bt)
+                return slm_error_set(err, -ENOMEM, "out of memory");
+        bt->m = m;
+        bt->b = backend;
+        bt->max_seqs = max_seqs;
+        bt->ids = calloc((size_t)max_tokens, sizeof(int32_t));
+        bt->rows = calloc((size_t)max_seqs, sizeof(int32_t));
+        bt->segs = calloc((size_t)max_seqs, sizeof(Seg));
+        bt->logits = calloc((size_t)max_seqs, sizeof(float *));
+        r = bt->ids && bt->rows && bt->segs && bt->logits ? 0 : -ENOMEM;
+        if (r == 0)
+                r = scratch_new(m, backend, max_tokens, max_seqs, &bt->s);
+        if (r < 0) {
+                slm_batch_free(bt);
+                return slm_error_set(err, r, "cannot allocate a batch of %d tokens on %s: %s",
+                                     max_tokens, slm_backend_name(backend), strerror(-r));
+        }
+        *ret_batch = bt;
+        return 0;
+}
+
+SlmBatch *slm_batch_free(SlmBatch *bt)
+{
+        if (!bt)
+                return NULL;
+        scratch_free(bt->b, &bt->s);
+        free(bt->ids);
+        free(bt->rows);
+        free(bt->segs);
+        free(bt->logits);
+        free(bt);
+        return NULL;
+}
+
+int slm_batch_max_tokens(const SlmBatch *bt)
+{
+        return bt->s.cap;
+}
+
+int slm_batch_max_seqs(const SlmBatch *bt)
+{
+        return bt->max_seqs;
+}
+
+int slm_batch_eval(SlmBatch *bt, const SlmBatchSeq *seqs, int n_seqs)
+{
+        Seg *segs = bt->segs;
+        int n = 0, n_out = 0, r;
+
+        if (n_seqs < 1 || n_seqs > bt->max_seqs)
+                return -EINVAL;
+        for (int i = 0; i < n_seqs; i++) {
+                SlmContext *c = seqs[i].ctx;
+                if (!c || c->m != bt->m || c->b != bt->b || seqs[i].n < 1 ||
+                    seqs[i].n > bt->s.cap - n || !ids_valid(bt->m, seqs[i].ids, seqs[i].n))
+                        return -EINVAL;
+                if (seqs[i].n > c->n_ctx - c->n_past)
+                        return -ENOSPC;
+                for (int j = 0; j < i; j++)
+                        if (seqs[j].ctx == c)
+                                return -EINVAL; /* one part per sequence: its positions run on */
+                memcpy(bt->ids + n, seqs[i].ids, (size_t)seqs[i].n * sizeof(int32_t));
+                segs[i] = (Seg){ c, n, seqs[i].n };
+                n += seqs[i].n;
+                if (seqs[i].logits) {
+                        bt->rows[n_out] = n - 1;
+                        bt->logits[n_out++] = seqs[i].logits;
+                }
+        }
+        r = forward(bt->m, bt->b, &bt->s, segs, n_seqs, bt->ids, n, bt->rows, n_out);
+        size_t V = (size_t)bt->m->hp.n_vocab;
+        for (int i = 0; r == 0 && i < n_out; i++)
+                r = slm_tensor_read(bt->b, bt->s.logits, (size_t)i * V, bt->logits[i], V);
+        return r;
 }

@@ -109,6 +109,39 @@ int slm_context_eval(SlmContext *ctx, const int32_t *ids, int n, float *ret_logi
 /* The same, then the most likely next token, chosen on the backend (greedy decoding). */
 int slm_context_eval_greedy(SlmContext *ctx, const int32_t *ids, int n, int32_t *ret_token);
 
+/*
+ * A batch: tokens of several sequences (contexts of one model on one
+ * backend) run in one forward pass. Every weight matrix is read once for
+ * all of them, so a step of decode tokens of many sequences costs little
+ * more than one; positions, KV caches and attention stay each sequence's
+ * own, and the results are those of evaluating each sequence alone.
+ * Decode tokens and prompt chunks mix freely.
+ */
+#define SLM_BATCH_MAX_TOKENS 512
+
+typedef struct SlmBatch SlmBatch;
+
+typedef struct {
+        SlmContext *ctx;    /* its tokens go at its next positions */
+        const int32_t *ids; /* n >= 1 of them */
+        int n;
+        float *logits; /* NULL, or n_vocab floats for the logits after its last token */
+} SlmBatchSeq;
+
+/* Room for @max_tokens tokens of up to @max_seqs sequences per pass. */
+int slm_batch_new(SlmModel *m, SlmBackend *backend, int max_tokens, int max_seqs,
+                  SlmBatch **ret_batch, SlmError *err);
+SlmBatch *slm_batch_free(SlmBatch *batch);
+int slm_batch_max_tokens(const SlmBatch *batch);
+int slm_batch_max_seqs(const SlmBatch *batch);
+/*
+ * Run @seqs (each context at most once, of the batch's model and
+ * backend, tokens in all at most slm_batch_max_tokens). -EINVAL for a bad
+ * part, -ENOSPC when a sequence's tokens do not fit in its context; then
+ * nothing ran.
+ */
+int slm_batch_eval(SlmBatch *batch, const SlmBatchSeq *seqs, int n_seqs);
+
 #ifdef __cplusplus
 }
 #endif

@@ -160,7 +160,8 @@ TEST(CpuOps, AttentionGqaMqaAndWindow)
                         auto v = randn((size_t)n_kv * sh.n_head_kv * hd, 5);
                         std::vector<float> out(q.size());
                         SlmTensor tq = f32(q), tk = f32(k), tv = f32(v), tout = f32(out);
-                        ASSERT_EQ(slm_backend_attention(b, &tq, &tk, &tv, n, pos0, &p, &tout), 0);
+                        ASSERT_EQ(slm_backend_attention(b, &tq, 0, &tk, &tv, n, pos0, &p, &tout),
+                                  0);
                         auto want = naive_attention(q, k, v, n, pos0, p);
                         for (size_t i = 0; i < out.size(); i++)
                                 ASSERT_NEAR(out[i], want[i], 1e-5)
@@ -199,7 +200,7 @@ TEST(CpuOps, AttentionOverF16AndQ8_0Cache)
                                     slm_backend_copy(b, &tv, j * kvd, 0, cv, j * kvd, 0, kvd, 1),
                                     0);
                         }
-                        ASSERT_EQ(slm_backend_attention(b, &tq, ck, cv, n, pos0, &p, &tout), 0);
+                        ASSERT_EQ(slm_backend_attention(b, &tq, 0, ck, cv, n, pos0, &p, &tout), 0);
                         SlmType qt = type == SLM_TYPE_F16 ? SLM_TYPE_F16 : SLM_TYPE_Q8_0;
                         auto want = naive_attention(round_trip(qt, q, hd), round_trip(type, k, kvd),
                                                     round_trip(type, v, kvd), n, pos0, p);
@@ -220,8 +221,9 @@ TEST(CpuOps, AttentionOverF16AndQ8_0Cache)
                                           -EINVAL);
                                 EXPECT_EQ(slm_backend_copy(b, &tk, 0, 0, ck, 0, 0, 48, 1), -EINVAL);
                                 SlmAttnParams odd = { 8, 8, 16, 0.25f, 0 };
-                                EXPECT_EQ(slm_backend_attention(b, &tq, ck, cv, 1, 0, &odd, &tout),
-                                          -EINVAL);
+                                EXPECT_EQ(
+                                    slm_backend_attention(b, &tq, 0, ck, cv, 1, 0, &odd, &tout),
+                                    -EINVAL);
                                 SlmTensor *bad = nullptr;
                                 EXPECT_EQ(slm_tensor_new_typed(b, type, 40, &bad), -EINVAL);
                         }
@@ -240,7 +242,7 @@ TEST(CpuOps, AttentionOverF16AndQ8_0Cache)
         std::vector<float> x(64 * 4), out(64);
         SlmTensor tx = f32(x), tout = f32(out), bogus = { x.size(), x.data(), SLM_TYPE_Q4_0 };
         SlmAttnParams p = { 1, 1, 64, 0.125f, 0 };
-        EXPECT_EQ(slm_backend_attention(b, &tx, &bogus, &bogus, 1, 0, &p, &tout), -EINVAL);
+        EXPECT_EQ(slm_backend_attention(b, &tx, 0, &bogus, &bogus, 1, 0, &p, &tout), -EINVAL);
         EXPECT_EQ(slm_backend_copy(b, &tx, 0, 0, &bogus, 0, 0, 64, 1), -EINVAL);
         slm_backend_free(b);
 }

@@ -78,6 +78,57 @@ class Reference : public ::testing::TestWithParam<RefRun>
 {
 };
 
+// SLM_TEST_BATCHED=1: every evaluation of the reference sequence runs in a batch beside another
+// sequence of its own prompt (a chunk of it, then one token a step), as slmd batches its clients.
+// The reference's logits must come out the same.
+struct Evaluator {
+        SlmModel *model;
+        SlmBackend *backend;
+        SlmContext *other = nullptr;
+        SlmBatch *batch = nullptr;
+        int step = 0;
+
+        Evaluator(SlmModel *m, SlmBackend *b, SlmType kv) : model(m), backend(b)
+        {
+                const char *e = getenv("SLM_TEST_BATCHED");
+                SlmError err = {};
+                if (!e || strcmp(e, "1") != 0)
+                        return;
+                EXPECT_EQ(slm_batch_new(m, b, 96, 2, &batch, &err), 0) << err.msg;
+                EXPECT_EQ(slm_context_new(m, b, 128, kv, &other, &err), 0) << err.msg;
+        }
+        ~Evaluator()
+        {
+                release();
+        }
+        void release() // before the backend goes
+        {
+                batch = slm_batch_free(batch);
+                other = slm_context_free(other);
+        }
+        int eval(SlmContext *ctx, const int32_t *ids, int n, float *logits)
+        {
+                if (!batch)
+                        return slm_context_eval(ctx, ids, n, logits);
+                int32_t mine[3] = { 1 + step % 7, 2 + step % 5, 3 };
+                int k = step++ == 0 ? 3 : 1;
+                if (slm_context_n_past(other) + k > 128)
+                        slm_context_truncate(other, 0);
+                for (int done = 0; done < n; done += 64) {
+                        int nb = std::min(64, n - done);
+                        SlmBatchSeq seqs[2] = {
+                                { other, mine, k, nullptr },
+                                { ctx, ids + done, nb, done + nb == n ? logits : nullptr },
+                        };
+                        int r = slm_batch_eval(batch, seqs, 2);
+                        if (r < 0)
+                                return r;
+                        k = 1;
+                }
+                return 0;
+        }
+};
+
 TEST_P(Reference, Matches)
 {
         const RefRun &run = GetParam();
@@ -127,8 +178,8 @@ TEST_P(Reference, Matches)
         double max_err = 0.0;
 
         std::vector<float> logits(n_vocab);
-        ASSERT_EQ(slm_context_eval(ctx, prompt_ids.data(), (int)prompt_ids.size(), logits.data()),
-                  0);
+        Evaluator ev(model, backend, kv_type());
+        ASSERT_EQ(ev.eval(ctx, prompt_ids.data(), (int)prompt_ids.size(), logits.data()), 0);
         size_t matched = 0;
         bool diverged = false;
         for (size_t step = 0; step < gen.size(); step++) {
@@ -149,7 +200,7 @@ TEST_P(Reference, Matches)
                 // teacher forcing: keep feeding the reference tokens so later steps stay comparable
                 int32_t id = gen[step];
                 if (step + 1 < gen.size()) {
-                        ASSERT_EQ(slm_context_eval(ctx, &id, 1, logits.data()), 0);
+                        ASSERT_EQ(ev.eval(ctx, &id, 1, logits.data()), 0);
                 }
         }
         size_t stable = gen.size();
@@ -180,6 +231,7 @@ TEST_P(Reference, Matches)
                         EXPECT_GT(slm_backend_cpu_packed_bytes(backend), 0u) << run.model;
                 }
 
+        ev.release();
         slm_context_free(ctx);
         slm_backend_free(backend);
         slm_model_free(model);
@@ -370,4 +422,113 @@ TEST(Context, AnonymousWeightCopyGivesSameLogits)
                 slm_context_free(ctx);
         }
         EXPECT_EQ(logits[0], logits[1]);
+}
+
+// Sequences evaluated together in batches give the logits each gives alone, on every architecture
+// and weight type: three prompts of different lengths, the third joining two steps late with its
+// whole prompt beside the others' decode tokens, then greedy decoding of all three at once.
+TEST(Batch, SameLogitsAsEachSequenceAlone)
+{
+        // on Vulkan (lavapipe in CI: slow) one file per architecture, quantized as often as not
+        bool vulkan = strcmp(slmtest::backend_name(), "vulkan") == 0;
+        std::vector<std::string> files = { "stories260K-f32.gguf", "stories260K-q8_0.gguf" };
+        for (const char *arch : { "llama-gqa", "phi3", "gemma", "qwen2" })
+                for (const char *type : { "f32", "q4_0", "q4_k_m", "q5_k_m", "q6_k", "q8_0" })
+                        if (!vulkan || strcmp(type, strcmp(arch, "phi3") && strcmp(arch, "qwen2")
+                                                        ? "q4_0"
+                                                        : "f32") == 0)
+                                files.push_back(std::string("tiny-") + arch + "-" + type + ".gguf");
+        const std::vector<std::vector<int32_t>> prompts = {
+                { 1, 9, 40, 77, 3 }, { 1, 300, 12, 8, 8, 91, 5, 61, 2, 250, 17 }, { 1 }
+        };
+        const int steps = 6, late = 2;
+        for (const auto &file : files) {
+                Loaded l(file, 2);
+                ASSERT_NE(l.model, nullptr) << file;
+                int V = slm_model_hparams(l.model)->n_vocab;
+                auto greedy = [&](const std::vector<float> &x) {
+                        return (int32_t)(std::max_element(x.begin(), x.end()) - x.begin());
+                };
+
+                // alone: the prompt, then `steps` greedy tokens, the logits of each step
+                std::vector<std::vector<std::vector<float>>> alone(prompts.size());
+                for (size_t i = 0; i < prompts.size(); i++) {
+                        SlmContext *c = nullptr;
+                        ASSERT_EQ(slm_context_new(l.model, l.backend, 64, kv_type(), &c, &l.err),
+                                  0);
+                        std::vector<float> x(V);
+                        ASSERT_EQ(slm_context_eval(c, prompts[i].data(), (int)prompts[i].size(),
+                                                   x.data()),
+                                  0);
+                        for (int s = 0; s < steps; s++) {
+                                alone[i].push_back(x);
+                                int32_t id = greedy(x);
+                                ASSERT_EQ(slm_context_eval(c, &id, 1, x.data()), 0);
+                        }
+                        slm_context_free(c);
+                }
+
+                // together
+                SlmBatch *batch = nullptr;
+                ASSERT_EQ(slm_batch_new(l.model, l.backend, 32, 4, &batch, &l.err), 0);
+                std::vector<SlmContext *> ctx(prompts.size());
+                for (auto &c : ctx)
+                        ASSERT_EQ(slm_context_new(l.model, l.backend, 64, kv_type(), &c, &l.err),
+                                  0);
+                std::vector<std::vector<float>> x(prompts.size(), std::vector<float>(V));
+                std::vector<int> done(prompts.size(), -1); // steps each has taken
+                std::vector<int32_t> next(prompts.size());
+                for (int round = 0; round <= steps + late; round++) {
+                        std::vector<SlmBatchSeq> seqs;
+                        for (size_t i = 0; i < prompts.size(); i++) {
+                                bool joins = round == (i == 2 ? late : 0);
+                                if (joins)
+                                        seqs.push_back({ ctx[i], prompts[i].data(),
+                                                         (int)prompts[i].size(), x[i].data() });
+                                else if (done[i] >= 0 && done[i] < steps)
+                                        seqs.push_back({ ctx[i], &next[i], 1, x[i].data() });
+                        }
+                        ASSERT_EQ(slm_batch_eval(batch, seqs.data(), (int)seqs.size()), 0) << file;
+                        for (size_t i = 0; i < prompts.size(); i++) {
+                                bool ran = false;
+                                for (const auto &q : seqs)
+                                        ran = ran || q.ctx == ctx[i];
+                                if (!ran)
+                                        continue;
+                                int s = ++done[i];
+                                if (s < steps) {
+                                        // the same as alone, to the last bit: every row's
+                                        // products are the same whatever rows run beside it
+                                        ASSERT_EQ(x[i], alone[i][s])
+                                            << file << " sequence " << i << " step " << s;
+                                        next[i] = greedy(x[i]);
+                                }
+                        }
+                }
+                for (size_t i = 0; i < prompts.size(); i++) {
+                        EXPECT_EQ(done[i], steps) << file;
+                        EXPECT_EQ(slm_context_n_past(ctx[i]), (int)prompts[i].size() + steps);
+                }
+
+                // refused, and nothing ran: a context twice, too many tokens, no room left
+                std::vector<int32_t> many(40, 5);
+                int past = slm_context_n_past(ctx[0]);
+                SlmBatchSeq twice[2] = { { ctx[0], many.data(), 1, nullptr },
+                                         { ctx[0], many.data(), 1, nullptr } };
+                EXPECT_EQ(slm_batch_eval(batch, twice, 2), -EINVAL);
+                SlmBatchSeq big = { ctx[0], many.data(), 33, nullptr };
+                EXPECT_EQ(slm_batch_eval(batch, &big, 1), -EINVAL);
+                SlmBatchSeq full = { ctx[0], many.data(), 64 - past + 1 > 32 ? 32 : 64 - past + 1,
+                                     nullptr };
+                if (64 - past + 1 <= 32) {
+                        EXPECT_EQ(slm_batch_eval(batch, &full, 1), -ENOSPC);
+                }
+                int32_t bad = V;
+                SlmBatchSeq oob = { ctx[1], &bad, 1, nullptr };
+                EXPECT_EQ(slm_batch_eval(batch, &oob, 1), -EINVAL);
+                EXPECT_EQ(slm_context_n_past(ctx[0]), past);
+                for (auto &c : ctx)
+                        slm_context_free(c);
+                slm_batch_free(batch);
+        }
 }

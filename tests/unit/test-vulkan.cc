@@ -7,6 +7,8 @@
 // (SLM_VULKAN_VALIDATE=1: not one validation message allowed).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cerrno>
 #include <cmath>
 #include <map>
@@ -266,17 +268,24 @@ TEST_F(Vulkan, RmsNormRopeGluAddCopy)
         });
         EXPECT_LT(slmtest::nmse(g.data(), c.data(), c.size()), 1e-12);
 
-        // both orderings, partial rotation, linear scaling, far positions
+        // both orderings, partial rotation, linear scaling, far positions, the rows of one
+        // sequence of a batch (from row 2 on)
         for (SlmRopeMode mode : { SLM_ROPE_NORM, SLM_ROPE_NEOX })
-                for (int n_rot : { 64, 32 }) {
-                        SlmRopeParams p = { n_rot, 10000.0f, 0.25f, mode };
-                        auto q = randn(5 * 3 * 64, 43);
-                        auto [rc, rg] = both({ q }, 0, [&](SlmBackend *b, auto &t) {
-                                return slm_backend_rope(b, t[0], 5, 3, 64, 1000, &p);
-                        });
-                        EXPECT_LT(slmtest::nmse(rg.data(), rc.data(), rc.size()), 1e-10)
-                            << mode << " " << n_rot;
-                }
+                for (int n_rot : { 64, 32 })
+                        for (int row0 : { 0, 2 }) {
+                                SlmRopeParams p = { n_rot, 10000.0f, 0.25f, mode };
+                                auto q = randn(5 * 3 * 64, 43);
+                                auto [rc, rg] = both({ q }, 0, [&](SlmBackend *b, auto &t) {
+                                        return slm_backend_rope(b, t[0], row0, 5 - row0, 3, 64,
+                                                                1000, &p);
+                                });
+                                EXPECT_LT(slmtest::nmse(rg.data(), rc.data(), rc.size()), 1e-10)
+                                    << mode << " " << n_rot << " from row " << row0;
+                                if (row0) { // the rows before it are not touched
+                                        EXPECT_TRUE(std::equal(q.begin(), q.begin() + row0 * 192,
+                                                               rg.begin()));
+                                }
+                        }
 
         for (SlmAct act : { SLM_ACT_SILU, SLM_ACT_GELU }) {
                 auto gate = randn(1000, 44, 3.0f), up = randn(1000, 45);
@@ -318,19 +327,25 @@ TEST_F(Vulkan, AttentionGqaMqaWindowAndLongContext)
                 { 4, 2, 64, 5, 20, 6 },     { 4, 2, 64, 0, 600, 3 }, // several 256-key chunks
                 { 2, 1, 128, 300, 700, 2 },
         };
-        for (const auto &s : shapes) {
-                SlmAttnParams p = { s.n_head, s.n_head_kv, s.head_dim, 0.125f, s.n_swa };
-                int n_kv = s.pos0 + s.n;
-                auto q = randn((size_t)(s.n * s.n_head * s.head_dim), 51);
-                auto k = randn((size_t)(n_kv * s.n_head_kv * s.head_dim), 52);
-                auto v = randn((size_t)(n_kv * s.n_head_kv * s.head_dim), 53);
-                std::vector<float> out(q.size());
-                auto [c, g] = both({ q, k, v, out }, 3, [&](SlmBackend *b, auto &t) {
-                        return slm_backend_attention(b, t[0], t[1], t[2], s.n, s.pos0, &p, t[3]);
-                });
-                EXPECT_LT(slmtest::nmse(g.data(), c.data(), c.size()), 1e-10)
-                    << s.n_head << "/" << s.n_head_kv << " pos0 " << s.pos0;
-        }
+        // and each at row 3 of q and out, as one sequence of a batch
+        for (const auto &s : shapes)
+                for (int row0 : { 0, 3 }) {
+                        SlmAttnParams p = { s.n_head, s.n_head_kv, s.head_dim, 0.125f, s.n_swa };
+                        int n_kv = s.pos0 + s.n;
+                        auto q = randn((size_t)((row0 + s.n) * s.n_head * s.head_dim), 51);
+                        auto k = randn((size_t)(n_kv * s.n_head_kv * s.head_dim), 52);
+                        auto v = randn((size_t)(n_kv * s.n_head_kv * s.head_dim), 53);
+                        std::vector<float> out(q.size());
+                        auto [c, g] = both({ q, k, v, out }, 3, [&](SlmBackend *b, auto &t) {
+                                return slm_backend_attention(b, t[0], row0, t[1], t[2], s.n, s.pos0,
+                                                             &p, t[3]);
+                        });
+                        EXPECT_LT(slmtest::nmse(g.data(), c.data(), c.size()), 1e-10)
+                            << s.n_head << "/" << s.n_head_kv << " pos0 " << s.pos0 << " row "
+                            << row0;
+                        EXPECT_TRUE(std::all_of(g.begin(), g.begin() + row0 * s.n_head * s.head_dim,
+                                                [](float x) { return x == 0.0f; }));
+                }
 }
 
 // A half-precision KV cache on the device: rows copied in one at a time (odd head sizes put
@@ -363,7 +378,7 @@ TEST_F(Vulkan, AttentionOverF16Cache)
                         ASSERT_EQ(slm_backend_copy(vk, tk, j * kvd, 0, ck, j * kvd, 0, kvd, 1), 0);
                         ASSERT_EQ(slm_backend_copy(vk, tv, j * kvd, 0, cv, j * kvd, 0, kvd, 1), 0);
                 }
-                ASSERT_EQ(slm_backend_attention(vk, tq, ck, cv, s.n, s.pos0, &p, out), 0);
+                ASSERT_EQ(slm_backend_attention(vk, tq, 0, ck, cv, s.n, s.pos0, &p, out), 0);
                 auto got = get(vk, out, q.size());
                 for (SlmTensor *t : { tq, tk, tv, out, ck, cv })
                         slm_tensor_free(vk, t);
@@ -372,7 +387,7 @@ TEST_F(Vulkan, AttentionOverF16Cache)
                 auto on_cpu = [&](const std::vector<float> &kk, const std::vector<float> &vv) {
                         SlmTensor *a = put(cpu, q), *b = put(cpu, kk), *c = put(cpu, vv);
                         SlmTensor *o = put(cpu, std::vector<float>(q.size()));
-                        EXPECT_EQ(slm_backend_attention(cpu, a, b, c, s.n, s.pos0, &p, o), 0);
+                        EXPECT_EQ(slm_backend_attention(cpu, a, 0, b, c, s.n, s.pos0, &p, o), 0);
                         auto r = get(cpu, o, q.size());
                         for (SlmTensor *t : { a, b, c, o })
                                 slm_tensor_free(cpu, t);
