@@ -8,6 +8,7 @@
 #include "chat.h"
 #include "model.h"
 #include "slmd-error.h"
+#include "slmd-scheduler.h"
 
 #define DEFAULT_CTX   2048
 #define PREFILL_CHUNK 64 /* prompt tokens per step */
@@ -63,35 +64,19 @@ struct SlmdWorker {
         SlmModel *model;
         char *model_name;
         guint model_gen;
-        float *logits; /* for requests that finish in one step (suggest, replies) */
-        GQueue active[SLMD_PRIORITY_SYSTEM + 1];
+        float *logits;   /* for requests that finish in one step (suggest, replies) */
+        SlmBatch *batch; /* the resident model's: the text requests of a step */
+        SlmdScheduler sched;
         GPtrArray *seqs; /* every sequence with a context, or whose cache was dropped */
-        gint64 next_step[SLMD_PRIORITY_SYSTEM + 1]; /* pacing: when a class may step again */
         int max_threads, threads;
-        int step_batch;       /* prompt tokens per step, from the budget */
-        gboolean preempt;     /* else a request runs to its end once started */
-        SlmdRequest *running; /* started and not finished (without preemption) */
+        int step_batch;   /* tokens per step, from the budget */
+        gboolean preempt; /* under lock: the scheduler's from the next step on */
         SlmdModelFunc model_changed;
         GSourceFunc request_done;
         gpointer user_data;
 };
 
 /* ---- requests and sequences ---------------------------------------------------------------- */
-
-/* Requests that evaluate the model, as opposed to control requests, which take no time. */
-static gboolean is_work(SlmdRequestKind kind)
-{
-        switch (kind) {
-        case SLMD_REQ_APPEND:
-        case SLMD_REQ_GENERATE:
-        case SLMD_REQ_CHAT:
-        case SLMD_REQ_SUGGEST:
-        case SLMD_REQ_REPLIES:
-                return TRUE;
-        default:
-                return FALSE;
-        }
-}
 
 SlmdRequest *slmd_request_new(SlmdRequestKind kind, SlmdSeq *seq)
 {
@@ -105,7 +90,7 @@ SlmdRequest *slmd_request_new(SlmdRequestKind kind, SlmdSeq *seq)
          * session's state) run in the system class: under steady normal work a background
          * session's would otherwise wait, and a closed session's cache stay, for as long.
          */
-        r->priority = seq && is_work(kind) ? seq->priority : SLMD_PRIORITY_SYSTEM;
+        r->priority = seq && slmd_request_kind_is_work(kind) ? seq->priority : SLMD_PRIORITY_SYSTEM;
         r->max_tokens = 256;
         slm_sampler_params_default(&r->sampling);
         return r;
@@ -195,14 +180,20 @@ static void seq_truncate(SlmdSeq *s, guint n)
         g_atomic_int_set(&s->used, (gint)s->history->len);
 }
 
-static int seq_eval(SlmdSeq *s, const int32_t *ids, size_t n, float *logits)
+/* After @n tokens @ids were evaluated on @s (r: how that went): its history follows. */
+static void seq_evaluated(SlmdSeq *s, const int32_t *ids, size_t n, int r)
 {
-        int r = slm_context_eval(s->ctx, ids, (int)n, logits);
-
         s->last_used = g_get_monotonic_time();
         if (r == 0)
                 g_array_append_vals(s->history, ids, (guint)n);
         g_atomic_int_set(&s->used, (gint)s->history->len);
+}
+
+static int seq_eval(SlmdSeq *s, const int32_t *ids, size_t n, float *logits)
+{
+        int r = slm_context_eval(s->ctx, ids, (int)n, logits);
+
+        seq_evaluated(s, ids, n, r);
         return r;
 }
 
@@ -300,21 +291,17 @@ static gboolean fail(SlmdRequest *req, SlmdError code, const char *fmt, ...)
 static void end_accepted_generations(SlmdWorker *w, const char *reason)
 {
         for (int p = 0; p <= SLMD_PRIORITY_SYSTEM; p++)
-                for (GList *l = w->active[p].head; l; l = l->next) {
+                for (GList *l = w->sched.active[p].head; l; l = l->next) {
                         SlmdRequest *r = l->data;
                         if (r->seq && r->progress && r->progress->accepted && !r->reason)
                                 r->reason = reason; /* finished on its next step */
                 }
 }
 
-/* Whether a queued request works on @s. */
+/* Whether a queued request works on @s (the requests of a step stay queued while it runs). */
 static gboolean seq_in_use(SlmdWorker *w, SlmdSeq *s)
 {
-        for (int p = 0; p <= SLMD_PRIORITY_SYSTEM; p++)
-                for (GList *l = w->active[p].head; l; l = l->next)
-                        if (((SlmdRequest *)l->data)->seq == s)
-                                return TRUE;
-        return FALSE;
+        return slmd_scheduler_uses(&w->sched, s);
 }
 
 /*
@@ -394,6 +381,7 @@ static void unload(SlmdWorker *w)
         end_accepted_generations(w, "unloaded");
         /* idle sessions keep their tokens for when the model is back */
         drop_idle_caches(w);
+        w->batch = slm_batch_free(w->batch);
         /* device copies are keyed by address, which the next model may reuse */
         slm_backend_release_weights(w->backend);
         w->model = slm_model_free(w->model);
@@ -418,6 +406,14 @@ static int load(SlmdWorker *w, const char *name, const char *path, GError **erro
                 return r;
         }
         unload(w);
+        r = slm_batch_new(m, w->backend, PREFILL_CHUNK, SLMD_STEP_MAX_SEQS, &w->batch, &err);
+        if (r < 0) {
+                g_set_error(error, SLMD_ERROR, SLMD_ERROR_FAILED, "cannot load %s: %s", name,
+                            err.msg);
+                slm_model_free(m);
+                post_model(w);
+                return r;
+        }
         w->model = m;
         w->model_name = g_strdup(name);
         w->logits = g_new(float, slm_model_hparams(m)->n_vocab);
@@ -667,14 +663,37 @@ static gboolean finish_text(SlmdWorker *w, SlmdRequest *req, const char *reason)
         return TRUE;
 }
 
-/* One step: a chunk of the prompt, or one generated token. Returns TRUE when done. */
-static gboolean step_text(SlmdWorker *w, SlmdRequest *req)
+/* What a text request evaluates in a step. */
+typedef struct {
+        int32_t token; /* a generated one */
+        const int32_t *ids;
+        size_t n; /* 0: nothing this step */
+        float *logits;
+        gboolean prompt; /* a chunk of its prompt */
+} Part;
+
+/* Whether @req has its prompt still (or yet) to evaluate. */
+static gboolean in_prompt(const SlmdRequest *req)
+{
+        return !req->progress || req->progress->n_done < req->progress->n_prompt;
+}
+
+/*
+ * What @req evaluates next, at most @room tokens (room >= 1): a chunk of
+ * its prompt, or the token it samples now, which also goes out to its
+ * client. TRUE when the request is done instead.
+ */
+static gboolean text_prepare(SlmdWorker *w, SlmdRequest *req, size_t room, Part *part)
 {
         SlmdSeq *s = req->seq;
         Progress *p = req->progress;
 
-        if (!p)
-                return start_prompt(w, req);
+        part->n = 0;
+        if (!p) {
+                if (start_prompt(w, req))
+                        return TRUE;
+                p = req->progress; /* accepted: its first chunk goes in this step */
+        }
         if (req->reason) /* ended from outside: the model went away */
                 return TRUE;
         if (g_atomic_int_get(&req->cancelled))
@@ -682,20 +701,10 @@ static gboolean step_text(SlmdWorker *w, SlmdRequest *req)
                                                     : finish_text(w, req, "cancelled");
 
         if (p->n_done < p->n_prompt) {
-                size_t n = MIN(p->n_prompt - p->n_done, (size_t)w->step_batch);
+                size_t n = MIN(p->n_prompt - p->n_done, room);
                 gboolean last = p->n_done + n == p->n_prompt;
-                int r = seq_eval(s, p->prompt + p->n_done, n, last ? p->logits : NULL);
-                if (r < 0)
-                        return fail(req, SLMD_ERROR_FAILED, "evaluation failed: %s",
-                                    g_strerror(-r));
-                p->n_done += n;
-                if (!last)
-                        return FALSE;
-                gint64 now = g_get_monotonic_time();
-                req->prompt_ms = (double)(now - p->t_start) / 1000.0;
-                p->t_decode = now;
-                if (p->sampler)
-                        return FALSE; /* the first token in the next step */
+                *part = (Part){ 0, p->prompt + p->n_done, n, last ? p->logits : NULL, TRUE };
+                return FALSE;
         }
         if (!p->sampler) {
                 /* Append: the prompt was all there was to do */
@@ -736,10 +745,71 @@ static gboolean step_text(SlmdWorker *w, SlmdRequest *req)
                 g_array_append_val(s->unevaluated, id);
                 return finish_text(w, req, "context");
         }
-        int r = seq_eval(s, &id, 1, p->logits);
+        *part = (Part){ id, NULL, 1, p->logits, FALSE };
+        part->ids = &part->token;
+        return FALSE;
+}
+
+/* After the step evaluated @part (r: how it went). TRUE when the request is done. */
+static gboolean text_complete(SlmdRequest *req, const Part *part, int r)
+{
+        Progress *p = req->progress;
+
+        seq_evaluated(req->seq, part->ids, part->n, r);
         if (r < 0)
                 return fail(req, SLMD_ERROR_FAILED, "evaluation failed: %s", g_strerror(-r));
-        return FALSE;
+        if (!part->prompt)
+                return FALSE;
+        p->n_done += part->n;
+        if (p->n_done < p->n_prompt)
+                return FALSE;
+        gint64 now = g_get_monotonic_time();
+        req->prompt_ms = (double)(now - p->t_start) / 1000.0;
+        p->t_decode = now;
+        if (p->sampler)
+                return FALSE; /* the first token in the next step */
+        req->reason = "done"; /* Append: the prompt was all there was to do */
+        return TRUE;
+}
+
+/*
+ * One step of @n text requests (highest class first) in one forward pass
+ * of at most w->step_batch tokens: one token of every generation first,
+ * then prompt chunks, by class, in what is left. A request that gets no
+ * room waits for the next step. done[i]: whether reqs[i] finished.
+ */
+static void step_texts(SlmdWorker *w, SlmdRequest **reqs, guint n, gboolean *done)
+{
+        Part parts[SLMD_STEP_MAX_SEQS];
+        SlmBatchSeq seqs[SLMD_STEP_MAX_SEQS];
+        guint idx[SLMD_STEP_MAX_SEQS], k = 0;
+        size_t left = (size_t)MAX(w->step_batch, 1);
+
+        for (guint i = 0; i < n; i++)
+                done[i] = FALSE;
+        /* generations in the first pass, prompts in the second */
+        for (int pass = 0; pass < 2; pass++)
+                for (guint i = 0; i < n; i++) {
+                        SlmdRequest *req = reqs[i];
+                        if (in_prompt(req) != (pass == 1))
+                                continue;
+                        /* without room it waits, unless it is ending: that takes none */
+                        if (left == 0 && !g_atomic_int_get(&req->cancelled) && !req->reason)
+                                continue;
+                        done[i] = text_prepare(w, req, MAX(left, 1), &parts[i]);
+                        if (done[i] || parts[i].n == 0)
+                                continue;
+                        g_assert(parts[i].n <= left); /* room for it was there */
+                        left -= parts[i].n;
+                        seqs[k] = (SlmBatchSeq){ req->seq->ctx, parts[i].ids, (int)parts[i].n,
+                                                 parts[i].logits };
+                        idx[k++] = i;
+                }
+        if (k == 0)
+                return;
+        int r = slm_batch_eval(w->batch, seqs, (int)k);
+        for (guint j = 0; j < k; j++)
+                done[idx[j]] = text_complete(reqs[idx[j]], &parts[idx[j]], r);
 }
 
 /* ---- suggestions and smart replies --------------------------------------------------------- */
@@ -951,8 +1021,11 @@ static gboolean step(SlmdWorker *w, SlmdRequest *req)
         switch (req->kind) {
         case SLMD_REQ_APPEND:
         case SLMD_REQ_GENERATE:
-        case SLMD_REQ_CHAT:
-                return step_text(w, req);
+        case SLMD_REQ_CHAT: {
+                gboolean done;
+                step_texts(w, &req, 1, &done);
+                return done;
+        }
         case SLMD_REQ_SUGGEST:
                 return step_suggest(w, req);
         case SLMD_REQ_REPLIES:
@@ -991,38 +1064,6 @@ static gboolean step(SlmdWorker *w, SlmdRequest *req)
         return TRUE;
 }
 
-/* Work the budget lets run now; control requests and cancellations always may. */
-static gboolean may_run(SlmdWorker *w, SlmdRequest *req, gboolean class_open)
-{
-        return !is_work(req->kind) || class_open || g_atomic_int_get(&req->cancelled);
-}
-
-/* The pace of class @p now, tokens/s (0: none); under the lock. */
-static double class_pace(SlmdWorker *w, int p)
-{
-        return p == SLMD_PRIORITY_NORMAL       ? w->budget.pace_tps
-               : p == SLMD_PRIORITY_BACKGROUND ? w->budget.background_pace_tps
-                                               : 0.0;
-}
-
-/* The next request of class @p to step, under the lock; @wake: when paced work may go. */
-static SlmdRequest *pick(SlmdWorker *w, int p, gint64 *wake)
-{
-        gboolean open = p == SLMD_PRIORITY_NORMAL ? w->budget.normal_allowed
-                        : p == SLMD_PRIORITY_BACKGROUND
-                            ? w->budget.background_allowed && w->budget.normal_allowed
-                            : TRUE;
-
-        if (open && class_pace(w, p) > 0 && g_get_monotonic_time() < w->next_step[p]) {
-                open = FALSE;
-                *wake = MIN(*wake, w->next_step[p]);
-        }
-        for (GList *l = w->active[p].head; l; l = l->next)
-                if (may_run(w, l->data, open))
-                        return l->data;
-        return NULL;
-}
-
 static gpointer worker_main(gpointer data)
 {
         SlmdWorker *w = data;
@@ -1038,20 +1079,20 @@ static gpointer worker_main(gpointer data)
 
         g_main_context_push_thread_default(own);
         for (;;) {
-                SlmdRequest *req = NULL;
-                int p;
+                SlmdStep st = { .n = 0 };
+                gboolean have = FALSE, done[SLMD_STEP_MAX_SEQS];
+                double pace[SLMD_PRIORITY_SYSTEM + 1];
 
                 g_mutex_lock(&w->lock);
                 for (;;) {
                         SlmdRequest *in;
                         gint64 wake = G_MAXINT64;
                         while ((in = g_queue_pop_head(&w->incoming)))
-                                g_queue_push_tail(&w->active[in->priority], in);
-                        if (!w->preempt && w->running)
-                                req = w->running; /* no preemption: it runs to its end */
-                        for (p = SLMD_PRIORITY_SYSTEM; p >= 0 && !req; p--)
-                                req = pick(w, p, &wake);
-                        if (req || w->stopping)
+                                slmd_scheduler_add(&w->sched, in);
+                        w->sched.preempt = w->preempt;
+                        have = slmd_scheduler_next(&w->sched, &w->budget, g_get_monotonic_time(),
+                                                   &st, &wake);
+                        if (have || w->stopping)
                                 break;
                         if (trim && g_get_monotonic_time() >= last_trim + G_USEC_PER_SEC) {
                                 /*
@@ -1078,31 +1119,35 @@ static gpointer worker_main(gpointer data)
                                 g_cond_wait(&w->cond, &w->lock);
                 }
                 int threads = MIN(w->budget.threads, w->max_threads);
-                double pace = req ? class_pace(w, req->priority) : 0.0;
+                pace[SLMD_PRIORITY_BACKGROUND] = w->budget.background_pace_tps;
+                pace[SLMD_PRIORITY_NORMAL] = w->budget.pace_tps;
+                pace[SLMD_PRIORITY_INTERACTIVE] = pace[SLMD_PRIORITY_SYSTEM] = 0.0;
                 w->step_batch = CLAMP(w->budget.max_batch, 1, PREFILL_CHUNK);
                 g_mutex_unlock(&w->lock);
-                if (!req)
+                if (!have)
                         break;
                 if (threads >= 1 && threads != w->threads &&
                     slm_backend_set_threads(w->backend, threads) == 0)
                         w->threads = threads;
 
-                GQueue *q = &w->active[req->priority];
-                g_queue_remove(q, req);
-                gboolean done = step(w, req);
-                w->running = done ? NULL : req;
+                if (st.batch && w->batch) {
+                        step_texts(w, st.reqs, st.n, done);
+                } else {
+                        /* alone; a batch before any model is loaded: its first loads it */
+                        done[0] = step(w, st.reqs[0]);
+                        for (guint i = 1; i < st.n; i++)
+                                done[i] = FALSE;
+                }
                 __atomic_store_n(&w->last_active, g_get_monotonic_time(), __ATOMIC_RELAXED);
-                if (pace > 0)
-                        w->next_step[req->priority] =
-                            g_get_monotonic_time() + (gint64)(G_USEC_PER_SEC / pace);
-                if (done) {
+                slmd_scheduler_finish(&w->sched, &st, done, pace, g_get_monotonic_time());
+                for (guint i = 0; i < st.n; i++) {
+                        if (!done[i])
+                                continue;
                         trim = TRUE;
                         /* counted down before the event, which looks at slmd_worker_busy() */
                         g_atomic_int_dec_and_test(&w->pending);
-                        post(w, req, SLMD_EVENT_DONE, NULL, 0);
-                        slmd_request_unref(req);
-                } else {
-                        g_queue_push_tail(q, req); /* round-robin within the class */
+                        post(w, st.reqs[i], SLMD_EVENT_DONE, NULL, 0);
+                        slmd_request_unref(st.reqs[i]);
                 }
         }
         g_main_context_pop_thread_default(own);
@@ -1142,6 +1187,7 @@ SlmdWorker *slmd_worker_new(const char *backend, int n_threads, SlmType kv_type,
         w->max_threads = w->threads = n_threads;
         w->kv_type = kv_type;
         w->preempt = TRUE;
+        slmd_scheduler_init(&w->sched);
         w->step_batch = PREFILL_CHUNK;
         w->budget = (SlmBudget){ .threads = n_threads,
                                  .max_batch = 64,
@@ -1172,10 +1218,11 @@ void slmd_worker_free(SlmdWorker *w)
         while (g_main_context_iteration(w->main_ctx, FALSE))
                 ;
         for (int p = 0; p <= SLMD_PRIORITY_SYSTEM; p++)
-                while ((r = g_queue_pop_head(&w->active[p])))
+                while ((r = g_queue_pop_head(&w->sched.active[p])))
                         slmd_request_unref(r);
         while ((r = g_queue_pop_head(&w->incoming)))
                 slmd_request_unref(r);
+        slm_batch_free(w->batch);
         slm_model_free(w->model);
         slm_backend_free(w->backend);
         g_ptr_array_unref(w->seqs);

@@ -169,6 +169,63 @@ out:
         return r;
 }
 
+/*
+ * "tgNxS": S sequences generating N tokens each, one token per sequence per step, all in one
+ * batch; tokens/s counts every sequence's (the aggregate a server gets from S clients).
+ */
+static int run_batch_test(SlmModel *m, SlmBackend *b, int n_ctx, SlmType kv_type, int seqs,
+                          int tg, int reps, Result *res)
+{
+        int n_vocab = slm_model_hparams(m)->n_vocab, r;
+        SlmContext **ctx = calloc((size_t)seqs, sizeof(*ctx));
+        SlmBatchSeq *parts = calloc((size_t)seqs, sizeof(*parts));
+        int32_t *ids = calloc((size_t)seqs, sizeof(int32_t));
+        float *logits = malloc((size_t)seqs * (size_t)n_vocab * sizeof(float));
+        double *v = calloc((size_t)reps, sizeof(double));
+        SlmBatch *batch = NULL;
+        SlmError err = { { 0 } };
+
+        r = ctx && parts && ids && logits && v ? slm_batch_new(m, b, seqs, seqs, &batch, &err)
+                                               : -ENOMEM;
+        for (int i = 0; i < seqs && r == 0; i++)
+                r = slm_context_new(m, b, n_ctx, kv_type, &ctx[i], &err);
+        for (int k = 0; k < reps && r == 0; k++) {
+                double t0 = 0;
+                for (int step = 0; step <= tg && r == 0; step++) {
+                        if (step == 1)
+                                t0 = now(); /* after every sequence's first token */
+                        for (int i = 0; i < seqs; i++) {
+                                if (step == 0)
+                                        slm_context_truncate(ctx[i], 0);
+                                ids[i] = 3 + (int32_t)((i * 7919 + step * 31) % (n_vocab - 3));
+                                parts[i] = (SlmBatchSeq){ ctx[i], &ids[i], 1,
+                                                          logits + (size_t)i * (size_t)n_vocab };
+                        }
+                        r = slm_batch_eval(batch, parts, seqs);
+                }
+                v[k] = (double)tg * seqs / (now() - t0);
+        }
+        if (r == 0) {
+                qsort(v, (size_t)reps, sizeof(double), cmp_double);
+                res->median = v[reps / 2];
+                res->min = v[0];
+                res->max = v[reps - 1];
+                snprintf(res->name, sizeof(res->name), "tg%dx%d", tg, seqs);
+        } else {
+                fprintf(stderr, "slm-bench: a batch of %d sequences: %s\n", seqs,
+                        err.msg[0] ? err.msg : strerror(-r));
+        }
+        for (int i = 0; ctx && i < seqs; i++)
+                slm_context_free(ctx[i]);
+        slm_batch_free(batch);
+        free(ctx);
+        free(parts);
+        free(ids);
+        free(logits);
+        free(v);
+        return r;
+}
+
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -179,16 +236,18 @@ int main(int argc, char **argv)
                 { "reps", required_argument, NULL, 'r' },
                 { "backend", required_argument, NULL, 'b' },
                 { "kv-type", required_argument, NULL, 'k' },
+                { "seqs", required_argument, NULL, 's' },
                 { "json", no_argument, NULL, 'j' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
         const char *path = NULL, *backend_name = "cpu";
-        int pp = 128, tg = 64, threads = 2, reps = 3, c;
+        int pp = 128, tg = 64, threads = 2, reps = 3, c, n_seqs = 0;
+        int seqs[8];
         SlmType kv_type = SLM_KV_TYPE_DEFAULT;
         bool json = false;
 
-        while ((c = getopt_long(argc, argv, "m:p:n:t:r:b:k:jh", opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "m:p:n:t:r:b:k:s:jh", opts, NULL)) != -1) {
                 switch (c) {
                 case 'm':
                         path = optarg;
@@ -214,13 +273,28 @@ int main(int argc, char **argv)
                                 return 2;
                         }
                         break;
+                case 's': {
+                        char *save_s = NULL;
+                        n_seqs = 0;
+                        for (char *t = strtok_r(optarg, ",", &save_s); t && n_seqs < 8;
+                             t = strtok_r(NULL, ",", &save_s)) {
+                                seqs[n_seqs] = atoi(t);
+                                if (seqs[n_seqs] < 1 || seqs[n_seqs] > 64) {
+                                        fprintf(stderr, "slm-bench: --seqs takes 1..64\n");
+                                        return 2;
+                                }
+                                n_seqs++;
+                        }
+                        break;
+                }
                 case 'j':
                         json = true;
                         break;
                 default:
                         fprintf(c == 'h' ? stdout : stderr,
                                 "Usage: slm-bench -m MODEL [-p 128] [-n 64] [-t 2] [-r 3] "
-                                "[--backend cpu,vulkan] [--kv-type f16|q8_0|f32] [--json]\n");
+                                "[--backend cpu,vulkan] [--kv-type f16|q8_0|f32] [--seqs 2,4,8] "
+                                "[--json]\n");
                         return c == 'h' ? 0 : 2;
                 }
         }
@@ -231,7 +305,7 @@ int main(int argc, char **argv)
 
         SlmError err = { { 0 } };
         SlmModel *m = NULL;
-        Result res[2 * MAX_BACKENDS];
+        Result res[10 * MAX_BACKENDS];
         char devices[MAX_BACKENDS][400];
         const char *kv_names[MAX_BACKENDS];
         Memory mems[MAX_BACKENDS];
@@ -252,7 +326,7 @@ int main(int argc, char **argv)
                 int n_ctx = (pp > tg + 1 ? pp : tg + 1) + 1;
                 int r = slm_backend_new(name, threads, &b);
 
-                n_want += (pp ? 1 : 0) + (tg ? 1 : 0);
+                n_want += (pp ? 1 : 0) + (tg ? 1 + n_seqs : 0);
                 if (r < 0) {
                         fprintf(stderr, "slm-bench: backend '%s': %s\n", name,
                                 r == -ENODEV ? "no usable device" : strerror(-r));
@@ -275,6 +349,10 @@ int main(int argc, char **argv)
                         res[n_res++].backend = bname;
                 if (tg && run_test(ctx, hp->n_vocab, 0, tg, reps, &res[n_res]) == 0)
                         res[n_res++].backend = bname;
+                for (int i = 0; tg && i < n_seqs; i++)
+                        if (run_batch_test(m, b, n_ctx, kv_type, seqs[i], tg, reps, &res[n_res]) ==
+                            0)
+                                res[n_res++].backend = bname;
                 /* while the backend still holds what it made of the weights */
                 mems[n_backends - 1] = resident();
                 packed[n_backends - 1] =
@@ -287,7 +365,7 @@ int main(int argc, char **argv)
         double mem = memory_bandwidth(threads);
 
         for (int i = 0; i < n_res; i++) {
-                bool decode = res[i].name[0] == 't';
+                bool decode = res[i].name[0] == 't' && !strchr(res[i].name, 'x'); /* one stream */
                 if (json) {
                         printf("{\"model\":\"%s\",\"arch\":\"%s\",\"test\":\"%s\","
                                "\"tokens_per_s\":%.2f,\"min\":%.2f,\"max\":%.2f,\"threads\":%d,"
