@@ -72,8 +72,8 @@ static gboolean in_step(const SlmdStep *step, const SlmdSeq *seq)
         return FALSE;
 }
 
-gboolean slmd_scheduler_next(SlmdScheduler *s, const SlmBudget *budget, gint64 now,
-                             SlmdStep *step, gint64 *wake)
+gboolean slmd_scheduler_next(SlmdScheduler *s, const SlmBudget *budget, gint64 now, SlmdStep *step,
+                             gint64 *wake)
 {
         gboolean open[SLMD_PRIORITY_SYSTEM + 1];
         SlmdRequest *first = NULL;

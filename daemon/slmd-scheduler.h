@@ -48,8 +48,8 @@ void slmd_scheduler_add(SlmdScheduler *s, SlmdRequest *req);
  * The next step under @budget at @now (monotonic µs); FALSE when nothing
  * may run now, with *wake lowered to when paced work may.
  */
-gboolean slmd_scheduler_next(SlmdScheduler *s, const SlmBudget *budget, gint64 now,
-                             SlmdStep *step, gint64 *wake);
+gboolean slmd_scheduler_next(SlmdScheduler *s, const SlmBudget *budget, gint64 now, SlmdStep *step,
+                             gint64 *wake);
 /*
  * After @step: requests done[i] leave their queues, the others go to the
  * back of theirs (round-robin within a class); @pace (tokens/s per class,

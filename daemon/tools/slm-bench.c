@@ -173,8 +173,8 @@ out:
  * "tgNxS": S sequences generating N tokens each, one token per sequence per step, all in one
  * batch; tokens/s counts every sequence's (the aggregate a server gets from S clients).
  */
-static int run_batch_test(SlmModel *m, SlmBackend *b, int n_ctx, SlmType kv_type, int seqs,
-                          int tg, int reps, Result *res)
+static int run_batch_test(SlmModel *m, SlmBackend *b, int n_ctx, SlmType kv_type, int seqs, int tg,
+                          int reps, Result *res)
 {
         int n_vocab = slm_model_hparams(m)->n_vocab, r;
         SlmContext **ctx = calloc((size_t)seqs, sizeof(*ctx));

@@ -83,7 +83,8 @@ int main(int argc, char **argv)
 
         pthread_barrier_init(&ready, NULL, (unsigned)n + 1);
         for (int i = 0; i < n; i++) {
-                s[i] = (Stream){ .address = argv[1], .tokens = tokens, .index = i, .ready = &ready };
+                s[i] =
+                    (Stream){ .address = argv[1], .tokens = tokens, .index = i, .ready = &ready };
                 pthread_create(&t[i], NULL, stream, &s[i]);
         }
         pthread_barrier_wait(&ready);
@@ -94,8 +95,10 @@ int main(int argc, char **argv)
                 if (!s[i].ok)
                         return 1;
                 total += s[i].fin.tokens;
-                slowest = s[i].fin.tokens_per_second < slowest ? s[i].fin.tokens_per_second : slowest;
-                fastest = s[i].fin.tokens_per_second > fastest ? s[i].fin.tokens_per_second : fastest;
+                slowest =
+                    s[i].fin.tokens_per_second < slowest ? s[i].fin.tokens_per_second : slowest;
+                fastest =
+                    s[i].fin.tokens_per_second > fastest ? s[i].fin.tokens_per_second : fastest;
                 t_end = s[i].t_end > t_end ? s[i].t_end : t_end;
         }
         printf("%2d streams  per stream %6.1f .. %6.1f tok/s  all together %7.1f tok/s  (%.0f "

@@ -303,6 +303,53 @@ TEST_F(Daemon, ThreeClientsStreamAtOnceFromOneResidentModel)
         EXPECT_EQ(stop(), 0) << log();
 }
 
+// Streams that run together in batches give what each gives alone: different prompts, greedy and
+// seeded sampling, one of them joining while the others are halfway through.
+TEST_F(Daemon, BatchedStreamsGiveWhatEachGivesAlone)
+{
+        start(shared(kStory));
+        const char *prompts[4] = { "Once upon a time", "The little dog", "Lily and Ben went to",
+                                   "One day, a big" };
+        std::chrono::steady_clock::time_point end[4];
+        auto run = [&](int i, Stream *out, SlmFinish *fin) {
+                SlmClient *c = client();
+                SlmSession *sess = nullptr;
+                SlmClientError err;
+                ASSERT_EQ(slm_client_create_session(c, nullptr, &sess, &err), 0) << err.message;
+                SlmGenerateOptions o = greedy(400);
+                if (i == 1) { // seeded sampling: the same draws whatever runs beside it
+                        o.temperature = 0.8;
+                        o.has_seed = true;
+                        o.seed = 7;
+                }
+                EXPECT_EQ(slm_session_generate(sess, prompts[i], &o, collect, out, fin, &err), 0)
+                    << err.message;
+                end[i] = std::chrono::steady_clock::now();
+                slm_session_free(sess);
+                slm_client_free(c);
+        };
+        Stream alone[4], together[4];
+        SlmFinish fa[4] = {}, ft[4] = {};
+        for (int i = 0; i < 4; i++)
+                run(i, &alone[i], &fa[i]);
+        std::thread t[4];
+        for (int i = 0; i < 3; i++)
+                t[i] = std::thread(run, i, &together[i], &ft[i]);
+        while (together[0].tokens < 30 && !ft[0].reason[0])
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        t[3] = std::thread(run, 3, &together[3], &ft[3]); // joins the running batch
+        for (auto &th : t)
+                th.join();
+        for (int i = 0; i < 4; i++) {
+                EXPECT_EQ(together[i].text, alone[i].text) << prompts[i];
+                EXPECT_EQ(ft[i].tokens, fa[i].tokens) << prompts[i];
+                EXPECT_STREQ(ft[i].reason, fa[i].reason) << prompts[i];
+        }
+        // the late one streamed while the first was still streaming
+        EXPECT_LT(together[3].first, end[0]);
+        EXPECT_EQ(stop(), 0) << log();
+}
+
 TEST_F(Daemon, KeyboardSuggestionWhileAnotherClientStreams)
 {
         start(shared(kStory));
