@@ -26,6 +26,8 @@ struct SlmdSeq {
         GArray *unevaluated; /* int32_t: generated but not yet in the cache */
         gint used, size;     /* mirrors for the main thread */
         char *tokens_model;  /* after its cache was dropped: the model its tokens are for */
+        float *logits;       /* after the first logits_len tokens of history, kept for the */
+        guint logits_len;    /* next keystroke (0: none); the rows before stay as they were */
         gint64 last_used;    /* monotonic µs: the least recently used cache goes first */
 };
 
@@ -154,6 +156,7 @@ static void seq_free(SlmdWorker *w, SlmdSeq *s)
 {
         g_ptr_array_remove_fast(w->seqs, s);
         g_free(s->tokens_model);
+        g_free(s->logits);
         slm_context_free(s->ctx);
         g_array_unref(s->history);
         g_array_unref(s->unevaluated);
@@ -173,6 +176,8 @@ guint slmd_seq_context_size(SlmdSeq *s)
 
 static void seq_truncate(SlmdSeq *s, guint n)
 {
+        if (n < s->logits_len)
+                s->logits_len = 0;
         if (n < s->history->len) {
                 slm_context_truncate(s->ctx, (int)n);
                 g_array_set_size(s->history, n);
@@ -312,6 +317,7 @@ static void drop_cache(SlmdWorker *w, SlmdSeq *s)
 {
         if (!s->ctx)
                 return;
+        s->logits_len = 0;
         g_array_prepend_vals(s->unevaluated, s->history->data, s->history->len);
         g_array_set_size(s->history, 0);
         s->ctx = slm_context_free(s->ctx);
@@ -492,6 +498,8 @@ static gboolean ensure_ctx(SlmdWorker *w, SlmdRequest *req)
         if (s->ctx && s->model_gen == w->model_gen)
                 return TRUE;
         s->ctx = slm_context_free(s->ctx);
+        s->logits_len = 0;
+        g_clear_pointer(&s->logits, g_free);
         if (!s->tokens_model || g_strcmp0(s->tokens_model, w->model_name) != 0) {
                 /* a new model: the tokens mean nothing to it */
                 g_array_set_size(s->history, 0);
@@ -832,10 +840,25 @@ static int sync_context(SlmdWorker *w, SlmdSeq *s, GArray *toks, guint room)
         while (common < toks->len && common < s->history->len &&
                t[common] == g_array_index(s->history, int32_t, common))
                 common++;
-        if (common == toks->len)
+        size_t bytes = sizeof(float) * (size_t)slm_model_hparams(w->model)->n_vocab;
+        if (common == toks->len) {
+                seq_truncate(s, common);
+                if (s->logits_len == common) {
+                        /* nothing new since the last keystroke: its logits still hold */
+                        memcpy(w->logits, s->logits, bytes);
+                        return 0;
+                }
                 common--; /* the last token again, for its logits */
+        }
         seq_truncate(s, common);
-        return seq_eval(s, t + common, toks->len - common, w->logits);
+        int r = seq_eval(s, t + common, toks->len - common, w->logits);
+        if (r == 0) {
+                if (!s->logits)
+                        s->logits = g_malloc(bytes);
+                memcpy(s->logits, w->logits, bytes);
+                s->logits_len = toks->len;
+        }
+        return r;
 }
 
 static gboolean is_word_byte(unsigned char c)
@@ -958,17 +981,154 @@ static void propose(SlmdWorker *w, SlmdRequest *req, guint max_tokens,
         }
 }
 
+/* Whether @a holds @word, in any case: a keyboard shows "please" or "Please", not both. */
+static gboolean contains_word(GPtrArray *a, const char *word)
+{
+        for (guint i = 0; i < a->len; i++)
+                if (g_ascii_strcasecmp(a->pdata[i], word) == 0)
+                        return TRUE;
+        return FALSE;
+}
+
+/*
+ * The word being typed at the end of @text: *ret_partial (its bytes, maybe
+ * none) and *ret_space (whether spaces come before it, or end the text);
+ * the length of what the model reads, the text before both.
+ */
+static size_t split_word(const char *text, const char **ret_partial, gboolean *ret_space)
+{
+        size_t end = strlen(text), start = end, ctx;
+
+        while (start > 0 && is_word_byte((unsigned char)text[start - 1]))
+                start--;
+        ctx = start;
+        while (ctx > 0 && g_ascii_isspace(text[ctx - 1]))
+                ctx--;
+        *ret_partial = text + start;
+        *ret_space = ctx < start;
+        return ctx;
+}
+
+/* What a suggested word must begin with, and whether a piece keeps to it. */
+typedef struct {
+        char *want;        /* " gi" (a space, then the typed letters), "gi" at the text's start */
+        gboolean at_start; /* the model reads nothing but BOS: leading spaces do not count */
+} Prefix;
+
+/* Whether @sofar followed by @piece still agrees with the prefix (letters in either case). */
+static gboolean prefix_allows(const Prefix *px, const char *sofar, size_t n_sofar,
+                              const char *piece, size_t len)
+{
+        size_t want = strlen(px->want), at = 0;
+        char buf[256];
+
+        if (n_sofar + len > sizeof(buf))
+                return n_sofar >= want; /* past the prefix already */
+        memcpy(buf, sofar, n_sofar);
+        memcpy(buf + n_sofar, piece, len);
+        size_t n = n_sofar + len;
+        if (px->at_start)
+                while (at < n && buf[at] == ' ')
+                        at++;
+        size_t m = MIN(n - at, want);
+        return g_ascii_strncasecmp(buf + at, px->want, m) == 0;
+}
+
+static gboolean prefix_covered(const Prefix *px, const GString *sofar)
+{
+        size_t at = 0;
+
+        if (px->at_start)
+                while (at < sofar->len && sofar->str[at] == ' ')
+                        at++;
+        return sofar->len - at >= strlen(px->want);
+}
+
+/* The @k likeliest tokens of w->logits whose piece agrees with @px, most likely first. */
+static GArray *top_matching(SlmdWorker *w, guint k, const Prefix *px, const GString *sofar)
+{
+        const SlmTokenizer *tk = slm_model_tokenizer(w->model);
+        int n_vocab = slm_model_hparams(w->model)->n_vocab;
+        GArray *best = g_array_new(FALSE, FALSE, sizeof(int32_t));
+
+        for (int32_t i = 0; i < n_vocab; i++) {
+                size_t len;
+                guint pos = best->len;
+                if (pos == k && w->logits[g_array_index(best, int32_t, k - 1)] >= w->logits[i])
+                        continue;
+                const char *piece = slm_tokenizer_piece(tk, i, FALSE, &len);
+                if (!piece || len == 0 || slm_tokenizer_is_eog(tk, i) ||
+                    !prefix_allows(px, sofar->str, sofar->len, piece, len))
+                        continue;
+                while (pos > 0 && w->logits[g_array_index(best, int32_t, pos - 1)] < w->logits[i])
+                        pos--;
+                if (pos < k) {
+                        g_array_insert_val(best, pos, i);
+                        if (best->len > k)
+                                g_array_set_size(best, k);
+                }
+        }
+        return best;
+}
+
+/*
+ * A word from the context's end: @first, then the likeliest token that
+ * agrees with @px while the prefix is not yet covered, then greedy tokens
+ * while they continue the word; at most WORD_TOKENS. The context is put
+ * back as it was. The word without its leading spaces, or NULL.
+ */
+static char *complete_word(SlmdWorker *w, SlmdSeq *s, int32_t first, const Prefix *px)
+{
+        const SlmTokenizer *tk = slm_model_tokenizer(w->model);
+        guint base = s->history->len;
+        GString *text = g_string_new(NULL);
+        int32_t id = first;
+        size_t len;
+
+        for (guint i = 0; i < WORD_TOKENS; i++) {
+                const char *piece = slm_tokenizer_piece(tk, id, FALSE, &len);
+                if (i > 0 && prefix_covered(px, text) &&
+                    (slm_tokenizer_is_eog(tk, id) || !word_continues(piece, len, text)))
+                        break;
+                g_string_append_len(text, piece, (gssize)len);
+                if (i + 1 == WORD_TOKENS || seq_eval(s, &id, 1, w->logits) < 0)
+                        break;
+                if (prefix_covered(px, text)) {
+                        id = slm_argmax(w->logits, slm_model_hparams(w->model)->n_vocab);
+                } else {
+                        g_autoptr(GArray) next = top_matching(w, 1, px, text);
+                        if (next->len == 0)
+                                break;
+                        id = g_array_index(next, int32_t, 0);
+                }
+        }
+        seq_truncate(s, base);
+        if (!prefix_covered(px, text)) {
+                g_string_free(text, TRUE);
+                return NULL; /* the typed letters were not all reached */
+        }
+        char *word = g_string_free(text, FALSE), *w0 = first_word(word);
+        memmove(word, w0, strlen(w0) + 1);
+        return word;
+}
+
 static gboolean step_suggest(SlmdWorker *w, SlmdRequest *req)
 {
         SlmdSeq *s = req->seq;
         const SlmTokenizer *tk;
         g_autoptr(GArray) toks = NULL;
+        g_autofree char *context = NULL;
+        g_autoptr(GString) none = g_string_new(NULL);
+        const char *partial;
+        gboolean space;
+        Prefix px;
         int r;
 
         if (!ensure_ctx(w, req))
                 return TRUE;
         tk = slm_model_tokenizer(w->model);
-        toks = encode(w, req->text, SLM_TOKENIZE_ADD_SPECIAL);
+        context = g_strndup(req->text, split_word(req->text, &partial, &space));
+        toks = encode(w, context, SLM_TOKENIZE_ADD_SPECIAL);
         if (toks->len == 0)
                 return fail(req, SLMD_ERROR_INVALID_ARGUMENT,
                             "the text is empty and the model has no BOS token");
@@ -981,7 +1141,20 @@ static gboolean step_suggest(SlmdWorker *w, SlmdRequest *req)
                 return fail(req, r == -ENOSPC ? SLMD_ERROR_CONTEXT_OVERFLOW : SLMD_ERROR_FAILED,
                             "cannot evaluate the text: %s", g_strerror(-r));
 
-        propose(w, req, WORD_TOKENS, word_continues, first_word, TRUE);
+        /* the word at the cursor, which the candidates replace: "gi" -> "girl", "" -> next */
+        px.at_start = *context == 0;
+        px.want = g_strdup_printf("%s%s", space && !px.at_start ? " " : "", partial);
+        g_autoptr(GArray) cands = top_matching(w, req->n * 4, &px, none);
+        req->results = g_ptr_array_new_with_free_func(g_free);
+        for (guint i = 0; i < cands->len && req->results->len < req->n; i++) {
+                char *word = complete_word(w, s, g_array_index(cands, int32_t, i), &px);
+                if (word && *word && g_utf8_validate(word, -1, NULL) &&
+                    !contains_word(req->results, word))
+                        g_ptr_array_add(req->results, word);
+                else
+                        g_free(word);
+        }
+        g_free(px.want);
         req->reason = "done";
         return TRUE;
 }

@@ -4,6 +4,8 @@
 // to it.
 #include <gtest/gtest.h>
 
+#include <strings.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -350,6 +352,66 @@ TEST_F(Daemon, BatchedStreamsGiveWhatEachGivesAlone)
         EXPECT_EQ(stop(), 0) << log();
 }
 
+// Suggest offers whole words for the word at the cursor: the next word after a space or
+// punctuation, completions of half a word (in either case), the same wherever the text was cut.
+TEST_F(Daemon, SuggestCompletesTheWordBeingTyped)
+{
+        start(shared(kStory));
+        SlmClient *kb = client();
+        SlmSessionOptions so = { nullptr, "interactive", 0 };
+        SlmSession *ks = nullptr;
+        SlmClientError err;
+        ASSERT_EQ(slm_client_create_session(kb, &so, &ks, &err), 0) << err.message;
+        auto suggest = [&](const char *text) {
+                char **words = nullptr;
+                std::vector<std::string> v;
+                EXPECT_EQ(slm_session_suggest(ks, text, 3, &words, &err), 0) << err.message;
+                for (size_t i = 0; words && words[i]; i++)
+                        v.push_back(words[i]);
+                slm_strv_free(words);
+                return v;
+        };
+        auto has = [](const std::vector<std::string> &v, const char *w) {
+                return std::find(v.begin(), v.end(), w) != v.end();
+        };
+        auto starts_with = [](const std::vector<std::string> &v, const char *p) {
+                for (const auto &w : v)
+                        if (strncasecmp(w.c_str(), p, strlen(p)) != 0)
+                                return false;
+                return !v.empty();
+        };
+        // a trailing space is not read as a token of its own: the next word, as without it
+        auto next = suggest("Once upon a time, there was a little ");
+        EXPECT_TRUE(has(next, "girl")) << testing::PrintToString(next);
+        EXPECT_EQ(suggest("Once upon a time, there was a little,").size(), 3u);
+        // half a word: only words that begin with it
+        auto gi = suggest("Once upon a time, there was a little gi");
+        EXPECT_EQ(gi.at(0), "girl") << testing::PrintToString(gi);
+        EXPECT_TRUE(starts_with(gi, "gi")) << testing::PrintToString(gi);
+        auto li = suggest("Once upon a time, there was a little girl named Li");
+        EXPECT_EQ(li.at(0), "Lily") << testing::PrintToString(li);
+        EXPECT_TRUE(starts_with(li, "li"));
+        auto lower = suggest("Once upon a time, there was a little girl named li");
+        EXPECT_TRUE(has(lower, "Lily")) << testing::PrintToString(lower);
+        // typed letter by letter: the same context each time, every candidate still fits
+        for (const char *t : { "She liked to p", "She liked to pl", "She liked to pla" }) {
+                std::string text = std::string("Once upon a time, there was a little girl. ") + t;
+                auto v = suggest(text.c_str());
+                EXPECT_TRUE(starts_with(v, strrchr(t, ' ') + 1)) << t;
+        }
+        // no word at all, and at the very start of a text
+        EXPECT_FALSE(suggest("").empty());
+        EXPECT_TRUE(starts_with(suggest("On"), "on"));
+        // candidates are distinct in any case
+        auto v = suggest("Once upon a time, there was a little girl. She liked to pl");
+        for (size_t i = 0; i < v.size(); i++)
+                for (size_t j = i + 1; j < v.size(); j++)
+                        EXPECT_NE(strcasecmp(v[i].c_str(), v[j].c_str()), 0);
+        slm_session_free(ks);
+        slm_client_free(kb);
+        EXPECT_EQ(stop(), 0) << log();
+}
+
 TEST_F(Daemon, KeyboardSuggestionWhileAnotherClientStreams)
 {
         start(shared(kStory));
@@ -361,7 +423,7 @@ TEST_F(Daemon, KeyboardSuggestionWhileAnotherClientStreams)
         char **words = nullptr;
         SlmClientError err;
         ASSERT_EQ(slm_client_create_session(kb, &so, &ks, &err), 0) << err.message;
-        ASSERT_EQ(slm_session_suggest(ks, "Once upon a", 3, &words, &err), 0) << err.message;
+        ASSERT_EQ(slm_session_suggest(ks, "Once upon a ", 3, &words, &err), 0) << err.message;
         bool writer_done_then = writer.finished;
         EXPECT_FALSE(writer_done_then) << "the suggestion waited for the whole generation";
         ASSERT_NE(words[0], nullptr);
@@ -1347,7 +1409,7 @@ TEST_F(Budget, HeatPausesBackgroundAndKeepsTheKeyboardAnswered)
         SlmSession *ks = session(kb, "interactive");
         char **words = nullptr;
         SlmClientError err;
-        ASSERT_EQ(slm_session_suggest(ks, "Once upon a", 3, &words, &err), 0) << err.message;
+        ASSERT_EQ(slm_session_suggest(ks, "Once upon a ", 3, &words, &err), 0) << err.message;
         ASSERT_NE(words[0], nullptr);
         EXPECT_STREQ(words[0], "time");
         slm_strv_free(words);
