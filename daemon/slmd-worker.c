@@ -1132,10 +1132,16 @@ static gboolean step_suggest(SlmdWorker *w, SlmdRequest *req)
         if (toks->len == 0)
                 return fail(req, SLMD_ERROR_INVALID_ARGUMENT,
                             "the text is empty and the model has no BOS token");
-        /* a long text: keep its end, which is what the next word depends on */
-        guint keep = (guint)slm_context_n_ctx(s->ctx) / 2;
-        if (toks->len > keep)
-                g_array_remove_range(toks, slm_tokenizer_add_bos(tk) ? 1 : 0, toks->len - keep);
+        /*
+         * A long text: keep its end, which is what the next word depends on, at most half the
+         * context. Its front is cut a quarter of that at a time, so the cut stays where it was
+         * while the user types on and the cached context is reused.
+         */
+        guint keep = (guint)slm_context_n_ctx(s->ctx) / 2, step = MAX(keep / 4, 1);
+        if (toks->len > keep) {
+                guint drop = (toks->len - keep + step - 1) / step * step;
+                g_array_remove_range(toks, slm_tokenizer_add_bos(tk) ? 1 : 0, drop);
+        }
         r = sync_context(w, s, toks, WORD_TOKENS);
         if (r < 0)
                 return fail(req, r == -ENOSPC ? SLMD_ERROR_CONTEXT_OVERFLOW : SLMD_ERROR_FAILED,
