@@ -243,6 +243,18 @@ int slm_backend_argmax(SlmBackend *b, SlmTensor *x, int64_t n, int32_t *ret)
         return b->ops->argmax(b, x, n, ret);
 }
 
+int slm_backend_copy_prefix(SlmBackend *b, SlmTensor *src, SlmTensor *dst, size_t n)
+{
+        size_t block = tensor_block(src ? src->type : SLM_TYPE_F32);
+
+        if (!src || !dst || src->type != dst->type || !fits_any(src, 0, n) ||
+            !fits_any(dst, 0, n) || block == 0 || n % block)
+                return -EINVAL;
+        if (n == 0)
+                return 0;
+        return b->ops->copy_prefix(b, src, dst, n);
+}
+
 /* ---- fused ops ----------------------------------------------------------------------------- */
 
 static bool fused_ok(const SlmNormInput *in, int n_w, const SlmMatrix *const *w,

@@ -143,6 +143,8 @@ typedef struct {
                     SlmTensor *dst, size_t dst_off, size_t dst_stride, size_t n, size_t n_rows);
         /* The index of the largest of the first n elements (the first one on ties). */
         int (*argmax)(SlmBackend *b, SlmTensor *x, int64_t n, int32_t *ret);
+        /* dst's first n elements = src's, both of one type (a KV cache's rows into another's). */
+        int (*copy_prefix)(SlmBackend *b, SlmTensor *src, SlmTensor *dst, size_t n);
 
         /*
          * Fused ops, each what the plain ops in its comment give, bit for
@@ -204,6 +206,8 @@ int slm_backend_add(SlmBackend *b, SlmTensor *x, SlmTensor *y, const float *bias
 int slm_backend_copy(SlmBackend *b, SlmTensor *src, size_t src_off, size_t src_stride,
                      SlmTensor *dst, size_t dst_off, size_t dst_stride, size_t n, size_t n_rows);
 int slm_backend_argmax(SlmBackend *b, SlmTensor *x, int64_t n, int32_t *ret);
+/* -EINVAL unless src and dst are of one type, hold n elements and n is whole blocks. */
+int slm_backend_copy_prefix(SlmBackend *b, SlmTensor *src, SlmTensor *dst, size_t n);
 
 /*
  * The fused ops, on every backend: where one has no fused op, the plain

@@ -1044,8 +1044,9 @@ static gboolean prefix_covered(const Prefix *px, const GString *sofar)
         return sofar->len - at >= strlen(px->want);
 }
 
-/* The @k likeliest tokens of w->logits whose piece agrees with @px, most likely first. */
-static GArray *top_matching(SlmdWorker *w, guint k, const Prefix *px, const GString *sofar)
+/* The @k likeliest tokens of @logits whose piece agrees with @px, most likely first. */
+static GArray *top_matching(SlmdWorker *w, const float *logits, guint k, const Prefix *px,
+                            const GString *sofar)
 {
         const SlmTokenizer *tk = slm_model_tokenizer(w->model);
         int n_vocab = slm_model_hparams(w->model)->n_vocab;
@@ -1054,13 +1055,13 @@ static GArray *top_matching(SlmdWorker *w, guint k, const Prefix *px, const GStr
         for (int32_t i = 0; i < n_vocab; i++) {
                 size_t len;
                 guint pos = best->len;
-                if (pos == k && w->logits[g_array_index(best, int32_t, k - 1)] >= w->logits[i])
+                if (pos == k && logits[g_array_index(best, int32_t, k - 1)] >= logits[i])
                         continue;
                 const char *piece = slm_tokenizer_piece(tk, i, FALSE, &len);
                 if (!piece || len == 0 || slm_tokenizer_is_eog(tk, i) ||
                     !prefix_allows(px, sofar->str, sofar->len, piece, len))
                         continue;
-                while (pos > 0 && w->logits[g_array_index(best, int32_t, pos - 1)] < w->logits[i])
+                while (pos > 0 && logits[g_array_index(best, int32_t, pos - 1)] < logits[i])
                         pos--;
                 if (pos < k) {
                         g_array_insert_val(best, pos, i);
@@ -1071,45 +1072,95 @@ static GArray *top_matching(SlmdWorker *w, guint k, const Prefix *px, const GStr
         return best;
 }
 
+/* One candidate word being generated on a fork of the session's context. */
+typedef struct {
+        SlmContext *ctx;
+        GString *text;
+        int32_t id; /* the token it takes next */
+        float *logits;
+        gboolean done;
+} Candidate;
+
 /*
- * A word from the context's end: @first, then the likeliest token that
- * agrees with @px while the prefix is not yet covered, then greedy tokens
- * while they continue the word; at most WORD_TOKENS. The context is put
- * back as it was. The word without its leading spaces, or NULL.
+ * The words of @first[0..n) from the end of @s's context, all in one batch
+ * per token, each on a fork of the context: its first token, then the
+ * likeliest token that agrees with @px while the typed letters are not
+ * all covered, then greedy tokens while they continue the word; at most
+ * WORD_TOKENS. words[i]: the word without leading spaces, or NULL (the
+ * letters were not reached). The session's context is left as it was.
  */
-static char *complete_word(SlmdWorker *w, SlmdSeq *s, int32_t first, const Prefix *px)
+static int complete_words(SlmdWorker *w, SlmdSeq *s, const int32_t *first, guint n,
+                          const Prefix *px, char **words)
 {
         const SlmTokenizer *tk = slm_model_tokenizer(w->model);
-        guint base = s->history->len;
-        GString *text = g_string_new(NULL);
-        int32_t id = first;
-        size_t len;
+        int n_vocab = slm_model_hparams(w->model)->n_vocab;
+        int base = (int)s->history->len, r = 0;
+        Candidate c[SLMD_STEP_MAX_SEQS] = { { 0 } };
+        SlmBatchSeq parts[SLMD_STEP_MAX_SEQS];
+        SlmError err = { { 0 } };
 
-        for (guint i = 0; i < WORD_TOKENS; i++) {
-                const char *piece = slm_tokenizer_piece(tk, id, FALSE, &len);
-                if (i > 0 && prefix_covered(px, text) &&
-                    (slm_tokenizer_is_eog(tk, id) || !word_continues(piece, len, text)))
+        for (guint i = 0; i < n && r == 0; i++) {
+                c[i].text = g_string_new(NULL);
+                c[i].id = first[i];
+                c[i].logits = g_new(float, n_vocab);
+                r = slm_context_new(w->model, w->backend, base + WORD_TOKENS, w->kv_type, &c[i].ctx,
+                                    &err);
+                if (r == 0)
+                        r = slm_context_fork(c[i].ctx, s->ctx, base);
+        }
+        for (guint step = 0; step < WORD_TOKENS && r == 0; step++) {
+                guint k = 0;
+                for (guint i = 0; i < n; i++) {
+                        size_t len;
+                        if (c[i].done)
+                                continue;
+                        const char *piece = slm_tokenizer_piece(tk, c[i].id, FALSE, &len);
+                        if (step > 0 && prefix_covered(px, c[i].text) &&
+                            (slm_tokenizer_is_eog(tk, c[i].id) ||
+                             !word_continues(piece, len, c[i].text))) {
+                                c[i].done = TRUE;
+                                continue;
+                        }
+                        g_string_append_len(c[i].text, piece, (gssize)len);
+                        if (step + 1 == WORD_TOKENS) {
+                                c[i].done = TRUE;
+                                continue;
+                        }
+                        parts[k++] = (SlmBatchSeq){ c[i].ctx, &c[i].id, 1, c[i].logits };
+                }
+                if (k == 0)
                         break;
-                g_string_append_len(text, piece, (gssize)len);
-                if (i + 1 == WORD_TOKENS || seq_eval(s, &id, 1, w->logits) < 0)
+                if ((r = slm_batch_eval(w->batch, parts, (int)k)) < 0)
                         break;
-                if (prefix_covered(px, text)) {
-                        id = slm_argmax(w->logits, slm_model_hparams(w->model)->n_vocab);
-                } else {
-                        g_autoptr(GArray) next = top_matching(w, 1, px, text);
-                        if (next->len == 0)
-                                break;
-                        id = g_array_index(next, int32_t, 0);
+                for (guint i = 0; i < n; i++) {
+                        if (c[i].done)
+                                continue;
+                        if (prefix_covered(px, c[i].text)) {
+                                c[i].id = slm_argmax(c[i].logits, n_vocab);
+                        } else {
+                                g_autoptr(GArray) next =
+                                    top_matching(w, c[i].logits, 1, px, c[i].text);
+                                if (next->len == 0)
+                                        c[i].done = TRUE;
+                                else
+                                        c[i].id = g_array_index(next, int32_t, 0);
+                        }
                 }
         }
-        seq_truncate(s, base);
-        if (!prefix_covered(px, text)) {
-                g_string_free(text, TRUE);
-                return NULL; /* the typed letters were not all reached */
+        for (guint i = 0; i < n; i++) {
+                words[i] = NULL;
+                if (r == 0 && prefix_covered(px, c[i].text)) {
+                        char *word = g_string_free(g_steal_pointer(&c[i].text), FALSE);
+                        char *w0 = first_word(word);
+                        memmove(word, w0, strlen(w0) + 1);
+                        words[i] = word;
+                }
+                if (c[i].text)
+                        g_string_free(c[i].text, TRUE);
+                g_free(c[i].logits);
+                slm_context_free(c[i].ctx);
         }
-        char *word = g_string_free(text, FALSE), *w0 = first_word(word);
-        memmove(word, w0, strlen(w0) + 1);
-        return word;
+        return r;
 }
 
 static gboolean step_suggest(SlmdWorker *w, SlmdRequest *req)
@@ -1150,17 +1201,26 @@ static gboolean step_suggest(SlmdWorker *w, SlmdRequest *req)
         /* the word at the cursor, which the candidates replace: "gi" -> "girl", "" -> next */
         px.at_start = *context == 0;
         px.want = g_strdup_printf("%s%s", space && !px.at_start ? " " : "", partial);
-        g_autoptr(GArray) cands = top_matching(w, req->n * 4, &px, none);
+        g_autoptr(GArray) cands = top_matching(w, w->logits, req->n * 4, &px, none);
         req->results = g_ptr_array_new_with_free_func(g_free);
-        for (guint i = 0; i < cands->len && req->results->len < req->n; i++) {
-                char *word = complete_word(w, s, g_array_index(cands, int32_t, i), &px);
-                if (word && *word && g_utf8_validate(word, -1, NULL) &&
-                    !contains_word(req->results, word))
-                        g_ptr_array_add(req->results, word);
-                else
-                        g_free(word);
+        /* the likeliest first tokens, n at a time in one batch, until n words are found */
+        for (guint at = 0; at < cands->len && req->results->len < req->n && r == 0;) {
+                char *words[SLMD_STEP_MAX_SEQS];
+                guint k = MIN(cands->len - at, req->n);
+                r = complete_words(w, s, (const int32_t *)cands->data + at, k, &px, words);
+                for (guint i = 0; i < k; i++) {
+                        if (r == 0 && words[i] && *words[i] && req->results->len < req->n &&
+                            g_utf8_validate(words[i], -1, NULL) &&
+                            !contains_word(req->results, words[i]))
+                                g_ptr_array_add(req->results, g_steal_pointer(&words[i]));
+                        g_free(words[i]);
+                }
+                at += k;
         }
         g_free(px.want);
+        if (r < 0)
+                return fail(req, SLMD_ERROR_FAILED, "cannot complete the words: %s",
+                            g_strerror(-r));
         req->reason = "done";
         return TRUE;
 }

@@ -565,6 +565,13 @@ static int cpu_copy(SlmBackend *b, SlmTensor *src, size_t src_off, size_t src_st
         return 0;
 }
 
+static int cpu_copy_prefix(SlmBackend *b, SlmTensor *src, SlmTensor *dst, size_t n)
+{
+        (void)b;
+        memcpy(dst->data, src->data, type_bytes(src->type, n));
+        return 0;
+}
+
 static int cpu_argmax(SlmBackend *b, SlmTensor *x, int64_t n, int32_t *ret)
 {
         int64_t best = 0;
@@ -709,6 +716,7 @@ static const SlmBackendOps cpu_ops = {
         .add = cpu_add,
         .copy = cpu_copy,
         .argmax = cpu_argmax,
+        .copy_prefix = cpu_copy_prefix,
         .norm_matmul = cpu_norm_matmul,
         .norm_matmul_glu = cpu_norm_matmul_glu,
 };

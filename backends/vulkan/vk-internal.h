@@ -106,6 +106,9 @@ void slm_vk_device_close(VkBackend *vk);
 int slm_vk_buf_new(VkBackend *vk, VkDeviceSize size, bool host_visible, VkBuf *ret);
 void slm_vk_buf_free(VkBackend *vk, VkBuf *b);
 int slm_vk_upload(VkBackend *vk, VkBuf *dst, VkDeviceSize off, const void *src, size_t n);
+/* n bytes from one buffer to another in a submission of their own, waited for. */
+int slm_vk_copy_now(VkBackend *vk, VkBuf *src, VkDeviceSize src_off, VkBuf *dst,
+                    VkDeviceSize dst_off, VkDeviceSize n);
 int slm_vk_download(VkBackend *vk, VkBuf *src, VkDeviceSize off, void *dst, size_t n);
 /* The device copy of a weight of n_rows rows of row_bytes, uploaded on first use. */
 int slm_vk_weight(VkBackend *vk, const void *host, size_t row_bytes, int64_t n_rows,

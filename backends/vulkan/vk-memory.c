@@ -108,7 +108,7 @@ static void sync_map(VkBackend *vk, VkBuf *b, bool to_device)
 }
 
 /* One copy between buffers in its own submission, waited for. */
-static int copy_now(VkBackend *vk, VkBuf *src, VkDeviceSize src_off, VkBuf *dst,
+int slm_vk_copy_now(VkBackend *vk, VkBuf *src, VkDeviceSize src_off, VkBuf *dst,
                     VkDeviceSize dst_off, VkDeviceSize n)
 {
         VkCommandBufferAllocateInfo cai = {
@@ -160,7 +160,7 @@ int slm_vk_upload(VkBackend *vk, VkBuf *dst, VkDeviceSize off, const void *src, 
                 size_t piece = n - done < STAGING_SIZE ? n - done : STAGING_SIZE;
                 memcpy(vk->staging.map, (const uint8_t *)src + done, piece);
                 sync_map(vk, &vk->staging, true);
-                r = copy_now(vk, &vk->staging, 0, dst, off + done, (piece + 3) & ~(size_t)3);
+                r = slm_vk_copy_now(vk, &vk->staging, 0, dst, off + done, (piece + 3) & ~(size_t)3);
         }
         return r;
 }
@@ -177,7 +177,7 @@ int slm_vk_download(VkBackend *vk, VkBuf *src, VkDeviceSize off, void *dst, size
         r = staging(vk);
         for (size_t done = 0; r == 0 && done < n; done += STAGING_SIZE) {
                 size_t piece = n - done < STAGING_SIZE ? n - done : STAGING_SIZE;
-                r = copy_now(vk, src, off + done, &vk->staging, 0, piece);
+                r = slm_vk_copy_now(vk, src, off + done, &vk->staging, 0, piece);
                 if (r == 0) {
                         sync_map(vk, &vk->staging, false);
                         memcpy((uint8_t *)dst + done, vk->staging.map, piece);

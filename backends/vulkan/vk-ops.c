@@ -108,6 +108,19 @@ static int vk_write(SlmBackend *b, SlmTensor *t, size_t off, const float *src, s
                      : slm_vk_upload(vk, buf_of(t), off * sizeof(float), src, n * sizeof(float));
 }
 
+static int vk_copy_prefix(SlmBackend *b, SlmTensor *src, SlmTensor *dst, size_t n)
+{
+        VkBackend *vk = vk_of(b);
+        uint64_t bytes = 0;
+        int r = slm_vk_flush(vk); /* recorded work may still write it */
+
+        if (r < 0)
+                return r;
+        if (slm_type_row_bytes(src->type, n, &bytes) < 0)
+                return -EINVAL;
+        return slm_vk_copy_now(vk, buf_of(src), 0, buf_of(dst), 0, bytes);
+}
+
 static int vk_read(SlmBackend *b, SlmTensor *t, size_t off, float *dst, size_t n)
 {
         VkBackend *vk = vk_of(b);
@@ -447,6 +460,7 @@ static const SlmBackendOps vk_ops = {
         .glu = vk_glu,
         .add = vk_add,
         .copy = vk_copy,
+        .copy_prefix = vk_copy_prefix,
         .argmax = vk_argmax,
 };
 

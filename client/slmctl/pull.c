@@ -122,10 +122,15 @@ static size_t on_small_body(char *data, size_t size, size_t count, void *user)
         return n;
 }
 
+/* Whether @url is on the hub itself (not merely a host whose name begins like it). */
+static const char *endpoint(const char *env, const char *def, char *buf, size_t n);
+
 static bool hub_url(const char *url)
 {
-        const char *ep = g_getenv("HF_ENDPOINT");
-        return g_str_has_prefix(url, ep && *ep ? ep : DEFAULT_HUB);
+        char hub[1024];
+        size_t n = strlen(endpoint("HF_ENDPOINT", DEFAULT_HUB, hub, sizeof(hub)));
+
+        return strncmp(url, hub, n) == 0 && (url[n] == '/' || url[n] == 0);
 }
 
 /* A handle with what every request here needs; @headers collects the list to free. */

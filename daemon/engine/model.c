@@ -613,6 +613,24 @@ void slm_context_truncate(SlmContext *c, int n_past)
                 c->n_past = n_past;
 }
 
+int slm_context_fork(SlmContext *dst, const SlmContext *src, int n)
+{
+        size_t kvd = (size_t)src->m->hp.n_head_kv * (size_t)src->m->hp.head_dim;
+        int r = 0;
+
+        if (dst == src || dst->m != src->m || dst->b != src->b || dst->kv_type != src->kv_type)
+                return -EINVAL;
+        if (n < 0 || n > src->n_past || n > dst->n_ctx)
+                return -ENOSPC;
+        for (int il = 0; r == 0 && il < src->n_layer; il++)
+                if ((r = slm_backend_copy_prefix(src->b, src->k_cache[il], dst->k_cache[il],
+                                                 (size_t)n * kvd)) == 0)
+                        r = slm_backend_copy_prefix(src->b, src->v_cache[il], dst->v_cache[il],
+                                                    (size_t)n * kvd);
+        dst->n_past = r == 0 ? n : 0;
+        return r;
+}
+
 /* ---- the forward pass ---------------------------------------------------------------------- */
 
 /*

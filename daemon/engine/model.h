@@ -99,6 +99,14 @@ SlmType slm_context_kv_type(const SlmContext *ctx);
 int slm_context_n_past(const SlmContext *ctx);
 /* Forget positions from @n_past on (keeping the prefix before it). */
 void slm_context_truncate(SlmContext *ctx, int n_past);
+/*
+ * Make @dst hold the first @n positions of @src (contexts of one model,
+ * backend and cache type): their KV rows are copied, not evaluated again,
+ * so a candidate continuation can run beside its parent in a batch.
+ * -EINVAL for contexts that do not match, -ENOSPC when @n exceeds what
+ * @src holds or @dst can.
+ */
+int slm_context_fork(SlmContext *dst, const SlmContext *src, int n);
 
 /*
  * Run @n tokens at the next positions, in batches; store the logits of

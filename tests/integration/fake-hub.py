@@ -4,7 +4,8 @@
 
 Serves the files of MODELS_DIR the way the real services answer:
   GET  /api/models/test-org/stories-GGUF          the hub's model API (siblings)
-  HEAD /test-org/stories-GGUF/resolve/main/FILE   302 to /cdn/SHA256 with X-Linked-Etag/-Size
+  HEAD /test-org/stories-GGUF/resolve/main/FILE   302 to localhost's /cdn/SHA256 with
+                                                  X-Linked-Etag/-Size
   GET  /v2/library/stories/manifests/TAG          an Ollama manifest (TAG: latest, tied)
   GET  /v2/library/stories/blobs/sha256:HEX       307 to /cdn/HEX
   GET  /files/NAME                                the file, with Content-Length
@@ -13,7 +14,8 @@ Serves the files of MODELS_DIR the way the real services answer:
 server misbehave: "slow" (16 KiB every 20 ms), "corrupt" (one byte changed), "drop" (the
 connection closes at half the file), "close" (it closes after the headers), "ignore-range"
 (always the whole file). Every request is
-logged to STATE_DIR/requests.log as "METHOD PATH RANGE".
+logged to STATE_DIR/requests.log as "METHOD PATH RANGE AUTH" (AUTH: whether an
+Authorization header came).
 """
 import hashlib
 import http.server
@@ -56,7 +58,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log(self):
         with open(os.path.join(state_dir, "requests.log"), "a") as fh:
-            fh.write(f"{self.command} {self.path} {self.headers.get('Range', '-')}\n")
+            auth = "auth" if self.headers.get("Authorization") else "-"
+            fh.write(f"{self.command} {self.path} {self.headers.get('Range', '-')} {auth}\n")
 
     def reply(self, code, body=b"", headers=()):
         self.send_response(code)
@@ -137,7 +140,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return
             sha = BY_NAME[f]
             size = os.path.getsize(os.path.join(models_dir, f))
-            self.reply(302, headers=[("Location", f"/cdn/{sha}?signature=x"),
+            # to another host, as the hub's CDN is: "localhost" is not "127.0.0.1" to curl
+            port = self.server.server_address[1]
+            self.reply(302, headers=[("Location", f"http://localhost:{port}/cdn/{sha}?signature=x"),
                                      ("X-Linked-Etag", f'"{sha}"'), ("X-Linked-Size", str(size)),
                                      ("ETag", '"0123abcd"')])
         elif path.startswith("/cdn/") and path[5:] in SHA:

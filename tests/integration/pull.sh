@@ -105,6 +105,27 @@ check "pull of a plain http:// URL" \
         run_ok "${slmctl[@]}" pull "$web/files/llama-2-tiny-random.gguf"
 check "  stored under the URL's file name" pulled llama-2-tiny-random llama-2-tiny-random.gguf
 
+# ---- HF_TOKEN goes to the hub only, not to the host its redirect leads to ---------------------
+token_to_hub_only() {
+        : >"$tmp/hub/requests.log"
+        HF_TOKEN=secret run_ok "${slmctl[@]}" pull hf:test-org/stories-GGUF/stories260K-f32.gguf \
+                --name with-token &&
+                grep -q "^HEAD /test-org/stories-GGUF/resolve/main/stories260K-f32.gguf - auth" \
+                        "$tmp/hub/requests.log" &&
+                grep -q "^GET /cdn/.* - -$" "$tmp/hub/requests.log" &&
+                ! grep -q "^GET /cdn/.* auth$" "$tmp/hub/requests.log" &&
+                pulled with-token stories260K-f32.gguf
+}
+check "HF_TOKEN is sent to the hub and not to the host a redirect leads to" token_to_hub_only
+token_not_to_urls() {
+        : >"$tmp/hub/requests.log"
+        HF_TOKEN=secret run_ok "${slmctl[@]}" pull \
+                "http://localhost:$port/files/stories260K-q8_0.gguf" --name token-url &&
+                grep -q "^GET /files/" "$tmp/hub/requests.log" &&
+                ! grep -q " auth$" "$tmp/hub/requests.log"
+}
+check "  nor to a URL on another host" token_not_to_urls
+
 # ---- --json: one object per line -------------------------------------------------------------
 json_lines() {
         "${slmctl[@]}" --json pull ollama:stories:tied >"$tmp/json.out" &&
@@ -171,7 +192,7 @@ wait_part() {
         return 1
 }
 resumed_from_middle() { # a Range request for the rest was sent for PATH
-        grep "^GET $1" "$tmp/hub/requests.log" | grep -qE 'bytes=[1-9][0-9]*-$'
+        grep "^GET $1" "$tmp/hub/requests.log" | grep -qE 'bytes=[1-9][0-9]*- '
 }
 set_mode slow
 : >"$tmp/hub/requests.log"

@@ -532,3 +532,45 @@ TEST(Batch, SameLogitsAsEachSequenceAlone)
                 slm_batch_free(batch);
         }
 }
+
+// A context forked from another holds its prefix without evaluating it: what follows gives the
+// logits the parent gives, whole or from part of its prefix; mismatched contexts are refused.
+TEST(Batch, ForkedContextContinuesAsItsParent)
+{
+        for (const char *file : { "stories260K-f32.gguf", "tiny-llama-gqa-q4_0.gguf",
+                                  "tiny-gemma-f32.gguf", "tiny-qwen2-q6_k.gguf" }) {
+                Loaded l(file, 2);
+                ASSERT_NE(l.model, nullptr) << file;
+                int V = slm_model_hparams(l.model)->n_vocab;
+                std::vector<int32_t> prompt = { 1, 300 % V, 12, 8, 8, 91, 5, 61, 2, 250 % V, 17 };
+                SlmContext *a = nullptr, *b = nullptr, *c = nullptr;
+                ASSERT_EQ(slm_context_new(l.model, l.backend, 64, kv_type(), &a, &l.err), 0);
+                ASSERT_EQ(slm_context_new(l.model, l.backend, 32, kv_type(), &b, &l.err), 0);
+                ASSERT_EQ(slm_context_eval(a, prompt.data(), (int)prompt.size(), nullptr), 0);
+                std::vector<float> la(V), lb(V), lc(V);
+                int32_t next = 42;
+                ASSERT_EQ(slm_context_fork(b, a, (int)prompt.size()), 0);
+                EXPECT_EQ(slm_context_n_past(b), (int)prompt.size());
+                ASSERT_EQ(slm_context_eval(b, &next, 1, lb.data()), 0);
+                ASSERT_EQ(slm_context_eval(a, &next, 1, la.data()), 0);
+                EXPECT_EQ(la, lb) << file;
+                // part of the prefix, the rest evaluated on the fork
+                ASSERT_EQ(slm_context_fork(b, a, 5), 0);
+                ASSERT_EQ(slm_context_eval(b, prompt.data() + 5, (int)prompt.size() - 5, nullptr),
+                          0);
+                ASSERT_EQ(slm_context_eval(b, &next, 1, lc.data()), 0);
+                EXPECT_EQ(la, lc) << file;
+                // more than the parent holds or the fork can hold; itself
+                EXPECT_EQ(slm_context_fork(b, a, 13), -ENOSPC);
+                EXPECT_EQ(slm_context_fork(a, a, 3), -EINVAL);
+                ASSERT_EQ(slm_context_eval(a, std::vector<int32_t>(30, 5).data(), 30, nullptr), 0);
+                EXPECT_EQ(slm_context_fork(b, a, 40), -ENOSPC);
+                ASSERT_EQ(slm_context_new(l.model, l.backend, 64,
+                                          kv_type() == SLM_TYPE_F32 ? SLM_TYPE_F16 : SLM_TYPE_F32,
+                                          &c, &l.err),
+                          0);
+                EXPECT_EQ(slm_context_fork(c, a, 3), -EINVAL);
+                for (SlmContext *x : { a, b, c })
+                        slm_context_free(x);
+        }
+}
