@@ -867,21 +867,27 @@ static gboolean is_word_byte(unsigned char c)
 }
 
 /* Candidate token ids, most likely first: the top @k of w->logits. */
+/* Put @id into @best, the at most @k ids of the highest @logits so far, highest first. */
+static void keep_top(GArray *best, guint k, const float *logits, int32_t id)
+{
+        guint pos = best->len;
+
+        while (pos > 0 && logits[g_array_index(best, int32_t, pos - 1)] < logits[id])
+                pos--;
+        if (pos < k) {
+                g_array_insert_val(best, pos, id);
+                if (best->len > k)
+                        g_array_set_size(best, k);
+        }
+}
+
 static GArray *top_tokens(SlmdWorker *w, guint k)
 {
         int n_vocab = slm_model_hparams(w->model)->n_vocab;
         GArray *best = g_array_new(FALSE, FALSE, sizeof(int32_t));
 
-        for (int32_t i = 0; i < n_vocab; i++) {
-                guint pos = best->len;
-                while (pos > 0 && w->logits[g_array_index(best, int32_t, pos - 1)] < w->logits[i])
-                        pos--;
-                if (pos < k) {
-                        g_array_insert_val(best, pos, i);
-                        if (best->len > k)
-                                g_array_set_size(best, k);
-                }
-        }
+        for (int32_t i = 0; i < n_vocab; i++)
+                keep_top(best, k, w->logits, i);
         return best;
 }
 
@@ -1054,20 +1060,14 @@ static GArray *top_matching(SlmdWorker *w, const float *logits, guint k, const P
 
         for (int32_t i = 0; i < n_vocab; i++) {
                 size_t len;
-                guint pos = best->len;
-                if (pos == k && logits[g_array_index(best, int32_t, k - 1)] >= logits[i])
+                /* the piece is looked at only when the token would make the top k */
+                if (best->len == k && logits[g_array_index(best, int32_t, k - 1)] >= logits[i])
                         continue;
                 const char *piece = slm_tokenizer_piece(tk, i, FALSE, &len);
                 if (!piece || len == 0 || slm_tokenizer_is_eog(tk, i) ||
                     !prefix_allows(px, sofar->str, sofar->len, piece, len))
                         continue;
-                while (pos > 0 && logits[g_array_index(best, int32_t, pos - 1)] < logits[i])
-                        pos--;
-                if (pos < k) {
-                        g_array_insert_val(best, pos, i);
-                        if (best->len > k)
-                                g_array_set_size(best, k);
-                }
+                keep_top(best, k, logits, i);
         }
         return best;
 }
