@@ -115,39 +115,86 @@ static int strip(Render *r, SlmValue s, SlmValue chars, bool left, bool right, S
         return make_str(r, s.s + b, e - b, ret);
 }
 
+/* Simple case mapping for ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic. */
+static uint32_t case_map(uint32_t c, bool up)
+{
+        if (c < 0x80) {
+                if (up && c >= 'a' && c <= 'z')
+                        return c - 32;
+                if (!up && c >= 'A' && c <= 'Z')
+                        return c + 32;
+                return c;
+        }
+        if (up) {
+                if ((c >= 0xE0 && c <= 0xFE && c != 0xF7) ||
+                    (c >= 0x3B1 && c <= 0x3C9 && c != 0x3C2) || (c >= 0x430 && c <= 0x44F))
+                        return c - 32;
+                if (c == 0xFF)
+                        return 0x178;
+                if (c == 0x3C2)
+                        return 0x3A3;
+                if (c >= 0x450 && c <= 0x45F)
+                        return c - 80;
+                if (c >= 0x100 && c <= 0x177 && c != 0x131 && c != 0x138 && c != 0x149)
+                        return (c >= 0x139 && c <= 0x148) ? (c % 2 == 0 ? c - 1 : c)
+                                                          : (c % 2 == 1 ? c - 1 : c);
+                if (c >= 0x179 && c <= 0x17E)
+                        return c % 2 == 0 ? c - 1 : c;
+                return c;
+        }
+        if ((c >= 0xC0 && c <= 0xDE && c != 0xD7) || (c >= 0x391 && c <= 0x3A9 && c != 0x3A2) ||
+            (c >= 0x410 && c <= 0x42F))
+                return c + 32;
+        if (c == 0x178)
+                return 0xFF;
+        if (c >= 0x400 && c <= 0x40F)
+                return c + 80;
+        if (c >= 0x100 && c <= 0x177 && c != 0x130 && c != 0x138 && c != 0x149)
+                return (c >= 0x139 && c <= 0x148) ? (c % 2 == 1 ? c + 1 : c)
+                                                  : (c % 2 == 0 ? c + 1 : c);
+        if (c >= 0x179 && c <= 0x17E)
+                return c % 2 == 1 ? c + 1 : c;
+        return c;
+}
+
+static bool is_cased(uint32_t c)
+{
+        return case_map(c, true) != c || case_map(c, false) != c;
+}
+
+/*
+ * @mode: 0 lower, 1 upper, 2 capitalize, 3 the title filter (words begin after
+ * whitespace, "-" and opening brackets), 4 str.title() (after any uncased character)
+ */
 static int change_case(Render *r, SlmValue s, int mode, SlmValue *ret)
 {
-        char *o = slm_arena_strndup(slm_jinja_arena(r), s.s, s.len);
+        SlmBuf b = { .limit = slm_jinja_max_output(r) };
         bool word_start = true;
+        int e;
 
-        if (!o)
-                return slm_jinja_oom(r);
-        for (size_t i = 0; i < s.len; i++) {
-                char c = o[i];
-                bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-                bool up;
-                switch (mode) {
-                case 0:
-                        up = false;
-                        break;
-                case 1:
-                        up = true;
-                        break;
-                case 2: /* capitalize */
-                        up = i == 0;
-                        break;
-                default: /* title */
-                        up = word_start;
-                        break;
+        for (size_t i = 0; i < s.len;) {
+                uint32_t c;
+                size_t k = slm_utf8_decode(s.s + i, s.len - i, &c);
+                bool up = mode == 1 || (mode == 2 && i == 0) || (mode >= 3 && word_start);
+                if (c == SLM_UNICODE_INVALID) {
+                        slm_buf_put(&b, s.s + i, k);
+                } else if (up && c == 0xDF) {
+                        /* no capital sharp s: upper() makes "SS", title() "Ss" */
+                        slm_buf_puts(&b, mode == 1 || mode == 3 ? "SS" : "Ss");
+                } else {
+                        char o[4];
+                        slm_buf_put(&b, o, slm_utf8_encode(case_map(c, up), o));
                 }
-                if (up && c >= 'a' && c <= 'z')
-                        o[i] = (char)(c - 32);
-                else if (!up && c >= 'A' && c <= 'Z')
-                        o[i] = (char)(c + 32);
-                word_start = !alpha && !(((uint8_t)c) >= 0x80);
+                if (mode == 3)
+                        word_start = c == ' ' || (c >= '\t' && c <= '\r') || c == '-' || c == '(' ||
+                                     c == '{' || c == '[' || c == '<';
+                else
+                        word_start = c == SLM_UNICODE_INVALID || !(is_cased(c) || c == 0xDF);
+                i += k;
         }
-        *ret = slm_value_str_static(o, s.len);
-        return 0;
+        e = slm_jinja_buf_value(r, &b, ret);
+        slm_buf_free(&b);
+        return e;
 }
 
 static int replace(Render *r, SlmValue s, SlmValue old, SlmValue new, int64_t count, SlmValue *ret)
@@ -428,7 +475,7 @@ int slm_jinja_call_method(Render *r, SlmValue method, SlmValue *args, size_t n, 
                                    name[0] == 'l'   ? 0
                                    : name[0] == 'u' ? 1
                                    : name[0] == 'c' ? 2
-                                                    : 3,
+                                                    : 4,
                                    ret);
         if (!strcmp(name, "find") || !strcmp(name, "count")) {
                 if (!a0 || (e = need_str(r, *a0, name)) < 0)

@@ -1350,8 +1350,12 @@ static int parse_body(Parser *p, NodeList *body, const char *const *ends, const 
                 Node *n;
                 switch (t->type) {
                 case T_EOF:
-                        if (ends)
-                                return fail_at(p, t->line, "missing '{%% %s %%}'", ends[0]);
+                        if (ends) {
+                                size_t last = 0;
+                                while (ends[last + 1])
+                                        last++;
+                                return fail_at(p, t->line, "missing '{%% %s %%}'", ends[last]);
+                        }
                         return 0;
                 case T_TEXT:
                         next(p);

@@ -655,7 +655,13 @@ static int json_value(JsonIn *in, SlmValue *ret, int depth)
                         return json_fail(in, "expected ',' or '}'");
                 }
         }
+        case 'N':
+                return json_word(in, "NaN", slm_value_float(NAN), ret);
+        case 'I':
+                return json_word(in, "Infinity", slm_value_float(INFINITY), ret);
         default:
+                if (in->end - in->p > 1 && in->p[0] == '-' && in->p[1] == 'I')
+                        return json_word(in, "-Infinity", slm_value_float(-INFINITY), ret);
                 return json_number(in, ret);
         }
 }

@@ -142,7 +142,8 @@ void slm_buf_free(SlmBuf *b);
 
 /*
  * Parse JSON text into values in @a: objects keep their key order (a repeated
- * key keeps its last value, as Python does), integers that fit stay integers.
+ * key keeps its last value, as Python does), integers that fit stay integers,
+ * NaN and Infinity read as Python reads them.
  * Nesting is bounded. -EINVAL with the place in @err for bad text, -ENOMEM.
  */
 int slm_json_parse(SlmArena *a, const char *text, size_t len, SlmValue *ret, SlmError *err);
