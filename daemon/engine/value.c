@@ -74,6 +74,31 @@ char *slm_arena_strndup(SlmArena *a, const char *s, size_t len)
 
 /* ---- values ---- */
 
+SlmValue slm_value_undefined(void)
+{
+        return (SlmValue){ .type = SLM_VALUE_UNDEFINED };
+}
+SlmValue slm_value_none(void)
+{
+        return (SlmValue){ .type = SLM_VALUE_NONE };
+}
+SlmValue slm_value_bool(bool b)
+{
+        return (SlmValue){ .type = SLM_VALUE_BOOL, .b = b };
+}
+SlmValue slm_value_int(int64_t i)
+{
+        return (SlmValue){ .type = SLM_VALUE_INT, .i = i };
+}
+SlmValue slm_value_float(double f)
+{
+        return (SlmValue){ .type = SLM_VALUE_FLOAT, .f = f };
+}
+SlmValue slm_value_str_static(const char *s, size_t len)
+{
+        return (SlmValue){ .type = SLM_VALUE_STRING, .len = (uint32_t)len, .s = s };
+}
+
 SlmValue slm_value_str(SlmArena *a, const char *s, size_t len)
 {
         char *p = len <= UINT32_MAX ? slm_arena_strndup(a, s, len) : NULL;

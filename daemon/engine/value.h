@@ -85,31 +85,13 @@ struct SlmDict {
         size_t n_index;  /* a power of two, or 0 */
 };
 
-static inline SlmValue slm_value_undefined(void)
-{
-        return (SlmValue){ .type = SLM_VALUE_UNDEFINED };
-}
-static inline SlmValue slm_value_none(void)
-{
-        return (SlmValue){ .type = SLM_VALUE_NONE };
-}
-static inline SlmValue slm_value_bool(bool b)
-{
-        return (SlmValue){ .type = SLM_VALUE_BOOL, .b = b };
-}
-static inline SlmValue slm_value_int(int64_t i)
-{
-        return (SlmValue){ .type = SLM_VALUE_INT, .i = i };
-}
-static inline SlmValue slm_value_float(double f)
-{
-        return (SlmValue){ .type = SLM_VALUE_FLOAT, .f = f };
-}
+SlmValue slm_value_undefined(void);
+SlmValue slm_value_none(void);
+SlmValue slm_value_bool(bool b);
+SlmValue slm_value_int(int64_t i);
+SlmValue slm_value_float(double f);
 /* A string borrowed from @s, which must be NUL-terminated at @len and outlive the value. */
-static inline SlmValue slm_value_str_static(const char *s, size_t len)
-{
-        return (SlmValue){ .type = SLM_VALUE_STRING, .len = (uint32_t)len, .s = s };
-}
+SlmValue slm_value_str_static(const char *s, size_t len);
 
 /* Copies into the arena; the value's type is UNDEFINED when out of memory. */
 SlmValue slm_value_str(SlmArena *a, const char *s, size_t len);
