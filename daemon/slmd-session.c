@@ -9,11 +9,13 @@
 #include <pwd.h>
 
 #include "slmd-daemon.h"
+#include "value.h"
 #include "slmd-error.h"
 
 #define MAX_SUGGESTIONS 16
 #define MAX_REPLIES     8
-#define MAX_MESSAGES    1024 /* in one Chat */
+#define MAX_MESSAGES    1024       /* in one Chat */
+#define MAX_JSON_BYTES  (1u << 20) /* tools, a message's tool calls */
 #define MAX_STOPS       16
 #define MAX_STOP_BYTES  1024 /* each: the stop matcher holds back this much text */
 
@@ -150,6 +152,28 @@ static gboolean parse_generate_options(SlmdRequest *req, GVariant *options, GErr
                         ok = g_variant_is_of_type(v, G_VARIANT_TYPE_UINT64);
                         if (ok)
                                 req->sampling.seed = g_variant_get_uint64(v);
+                } else if (strcmp(key, "tools") == 0 && req->kind == SLMD_REQ_CHAT) {
+                        /* a JSON array of function definitions, for the model's template */
+                        SlmArena a;
+                        SlmValue tools;
+                        SlmError err = { { 0 } };
+                        const char *json = g_variant_is_of_type(v, G_VARIANT_TYPE_STRING)
+                                               ? g_variant_get_string(v, NULL)
+                                               : NULL;
+                        slm_arena_init(&a, MAX_JSON_BYTES * 8);
+                        ok = json && strlen(json) <= MAX_JSON_BYTES &&
+                             slm_json_parse(&a, json, strlen(json), &tools, &err) == 0 &&
+                             tools.type == SLM_VALUE_LIST;
+                        slm_arena_clear(&a);
+                        if (!ok && json && err.msg[0]) {
+                                g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                                            "option 'tools': %s", err.msg);
+                                return FALSE;
+                        }
+                        if (ok) {
+                                g_free(req->tools);
+                                req->tools = g_strdup(json);
+                        }
                 } else if (strcmp(key, "stop") == 0) {
                         ok = g_variant_is_of_type(v, G_VARIANT_TYPE_STRING_ARRAY) &&
                              g_variant_n_children(v) <= MAX_STOPS;
@@ -392,6 +416,107 @@ static gboolean handle_chat(SlmdDBusSession *skel, GDBusMethodInvocation *inv, G
         return start_generation(s, inv, req, options);
 }
 
+/* A JSON text of at most MAX_JSON_BYTES whose value is a list. */
+static gboolean json_list(const char *json, const char *what, guint i, GError **error)
+{
+        SlmError err = { { 0 } };
+        SlmArena a;
+        SlmValue v;
+        int r;
+
+        if (strlen(json) > MAX_JSON_BYTES) {
+                g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                            "message %u: %s is longer than %u bytes", i, what, MAX_JSON_BYTES);
+                return FALSE;
+        }
+        slm_arena_init(&a, MAX_JSON_BYTES * 8);
+        r = slm_json_parse(&a, json, strlen(json), &v, &err);
+        slm_arena_clear(&a);
+        if (r < 0 || v.type != SLM_VALUE_LIST) {
+                g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                            "message %u: %s is not a JSON array%s%s", i, what, r < 0 ? ": " : "",
+                            r < 0 ? err.msg : "");
+                return FALSE;
+        }
+        return TRUE;
+}
+
+static gboolean handle_chat_messages(SlmdDBusSession *skel, GDBusMethodInvocation *inv,
+                                     GVariant *messages, GVariant *options, gpointer user_data)
+{
+        SlmdSession *s = user_data;
+        g_autoptr(SlmdRequest) req = NULL;
+        g_autoptr(GError) error = NULL;
+        gsize n = g_variant_n_children(messages), total = 0;
+
+        if (!check_caller(s, inv) || !check_idle(s, inv))
+                return TRUE;
+        if (n == 0 || n > MAX_MESSAGES) {
+                g_dbus_method_invocation_return_error(inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                                                      "1 to %u messages", MAX_MESSAGES);
+                return TRUE;
+        }
+        req = slmd_request_new(SLMD_REQ_CHAT, s->seq);
+        req->conversation = TRUE;
+        req->roles = g_new0(char *, n + 1);
+        req->contents = g_new0(char *, n + 1);
+        req->tool_calls = g_new0(char *, n + 1);
+        req->tool_call_ids = g_new0(char *, n + 1);
+        for (gsize i = 0; i < n; i++) {
+                g_autoptr(GVariant) msg = g_variant_get_child_value(messages, i);
+                GVariantIter iter;
+                const char *key;
+                GVariant *v;
+                g_variant_iter_init(&iter, msg);
+                while (g_variant_iter_next(&iter, "{&sv}", &key, &v)) {
+                        g_autoptr(GVariant) owned = v;
+                        char **slot = !strcmp(key, "role")           ? &req->roles[i]
+                                      : !strcmp(key, "content")      ? &req->contents[i]
+                                      : !strcmp(key, "tool-calls")   ? &req->tool_calls[i]
+                                      : !strcmp(key, "tool-call-id") ? &req->tool_call_ids[i]
+                                                                     : NULL;
+                        if (!slot) {
+                                g_dbus_method_invocation_return_error(
+                                    inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                                    "message %zu: unknown key '%s': use role, content, tool-calls "
+                                    "and tool-call-id",
+                                    i + 1, key);
+                                return TRUE;
+                        }
+                        if (!g_variant_is_of_type(v, G_VARIANT_TYPE_STRING) || *slot) {
+                                g_dbus_method_invocation_return_error(
+                                    inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                                    "message %zu: '%s' must be one string", i + 1, key);
+                                return TRUE;
+                        }
+                        *slot = g_variant_dup_string(v, NULL);
+                        total += strlen(*slot);
+                }
+                if (!req->roles[i] || !*req->roles[i] || strlen(req->roles[i]) > 64) {
+                        g_dbus_method_invocation_return_error(
+                            inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                            "message %zu: a role of 1 to 64 bytes is required", i + 1);
+                        return TRUE;
+                }
+                if (!req->contents[i])
+                        req->contents[i] = g_strdup("");
+                if (!req->tool_call_ids[i])
+                        req->tool_call_ids[i] = g_strdup("");
+                if (!req->tool_calls[i])
+                        req->tool_calls[i] = g_strdup("");
+                else if (!json_list(req->tool_calls[i], "tool-calls", (guint)i + 1, &error)) {
+                        g_dbus_method_invocation_return_gerror(inv, error);
+                        return TRUE;
+                }
+        }
+        if (total > s->d->config.max_prompt_bytes) {
+                g_dbus_method_invocation_return_error(inv, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                                                      "the messages are too long");
+                return TRUE;
+        }
+        return start_generation(s, inv, req, options);
+}
+
 /* Suggest and SmartReplies: a text and a count in, a list of strings out. */
 static gboolean run_list(SlmdSession *s, GDBusMethodInvocation *inv, SlmdRequestKind kind,
                          const char *text, const char *what, guint n, guint max)
@@ -567,6 +692,7 @@ SlmdSession *slmd_session_new(SlmdDaemon *d, const char *owner, guint uid, GVari
         g_signal_connect(s->skel, "handle-append", G_CALLBACK(handle_append), s);
         g_signal_connect(s->skel, "handle-generate", G_CALLBACK(handle_generate), s);
         g_signal_connect(s->skel, "handle-chat", G_CALLBACK(handle_chat), s);
+        g_signal_connect(s->skel, "handle-chat-messages", G_CALLBACK(handle_chat_messages), s);
         g_signal_connect(s->skel, "handle-suggest", G_CALLBACK(handle_suggest), s);
         g_signal_connect(s->skel, "handle-smart-replies", G_CALLBACK(handle_smart_replies), s);
         g_signal_connect(s->skel, "handle-cancel", G_CALLBACK(handle_cancel), s);

@@ -68,6 +68,7 @@ struct SlmdWorker {
         guint model_gen;
         float *logits;   /* for requests that finish in one step (suggest, replies) */
         SlmBatch *batch; /* the resident model's: the text requests of a step */
+        SlmChat *chat;   /* the resident model's way of writing a conversation */
         SlmdScheduler sched;
         GPtrArray *seqs; /* every sequence with a context, or whose cache was dropped */
         int max_threads, threads;
@@ -123,6 +124,9 @@ void slmd_request_unref(SlmdRequest *r)
         g_free(r->model_name);
         g_strfreev(r->roles);
         g_strfreev(r->contents);
+        g_strfreev(r->tool_calls);
+        g_strfreev(r->tool_call_ids);
+        g_free(r->tools);
         g_strfreev(r->stops);
         g_clear_error(&r->error);
         if (r->results)
@@ -388,6 +392,7 @@ static void unload(SlmdWorker *w)
         /* idle sessions keep their tokens for when the model is back */
         drop_idle_caches(w);
         w->batch = slm_batch_free(w->batch);
+        w->chat = slm_chat_free(w->chat);
         /* device copies are keyed by address, which the next model may reuse */
         slm_backend_release_weights(w->backend);
         w->model = slm_model_free(w->model);
@@ -420,6 +425,18 @@ static int load(SlmdWorker *w, const char *name, const char *path, GError **erro
                 post_model(w);
                 return r;
         }
+        r = slm_chat_new(slm_model_gguf(m), slm_model_tokenizer(m), &w->chat);
+        if (r < 0) {
+                g_set_error(error, SLMD_ERROR, SLMD_ERROR_FAILED, "cannot load %s: out of memory",
+                            name);
+                w->batch = slm_batch_free(w->batch);
+                slm_model_free(m);
+                post_model(w);
+                return r;
+        }
+        if (slm_chat_template_error(w->chat))
+                g_warning("%s: its chat template is not used, the built-in %s format is: %s", name,
+                          slm_chat_name(w->chat), slm_chat_template_error(w->chat));
         w->model = m;
         w->model_name = g_strdup(name);
         w->logits = g_new(float, slm_model_hparams(m)->n_vocab);
@@ -575,12 +592,139 @@ static GArray *prompt_tokens(SlmdWorker *w, SlmdRequest *req, const char *text, 
         return out;
 }
 
-static SlmChatTemplate chat_template(SlmdWorker *w)
+/* ---- append, generate, chat ---------------------------------------------------------------- */
+
+/* The request's messages as the template sees them: role, content, tool_calls, tool_call_id. */
+static int chat_values(SlmdRequest *req, SlmArena *a, gboolean add_system, const char *system,
+                       SlmChatInput *in, SlmError *err)
 {
-        return slm_chat_template_detect(slm_model_gguf(w->model), slm_model_tokenizer(w->model));
+        SlmValue msgs = slm_value_new_list(a);
+        guint n = g_strv_length(req->roles);
+
+        if (msgs.type != SLM_VALUE_LIST)
+                return -ENOMEM;
+        for (guint i = 0; i <= n; i++) {
+                gboolean sys = i == 0;
+                const char *role = sys ? "system" : req->roles[i - 1];
+                const char *content = sys ? system : req->contents[i - 1];
+                SlmValue d = slm_value_new_dict(a), v;
+                int r = 0;
+                if (sys && !add_system)
+                        continue;
+                if (d.type != SLM_VALUE_DICT)
+                        return -ENOMEM;
+                if (slm_dict_set(a, d.dict, slm_value_str_static("role", 4),
+                                 slm_value_str_static(role, strlen(role))) < 0 ||
+                    slm_dict_set(a, d.dict, slm_value_str_static("content", 7),
+                                 slm_value_str_static(content, strlen(content))) < 0)
+                        return -ENOMEM;
+                if (!sys && req->tool_calls && *req->tool_calls[i - 1]) {
+                        const char *j = req->tool_calls[i - 1];
+                        if ((r = slm_json_parse(a, j, strlen(j), &v, err)) < 0)
+                                return r;
+                        if (slm_dict_set(a, d.dict, slm_value_str_static("tool_calls", 10), v) < 0)
+                                return -ENOMEM;
+                }
+                if (!sys && req->tool_call_ids && *req->tool_call_ids[i - 1]) {
+                        const char *id = req->tool_call_ids[i - 1];
+                        if (slm_dict_set(a, d.dict, slm_value_str_static("tool_call_id", 12),
+                                         slm_value_str_static(id, strlen(id))) < 0)
+                                return -ENOMEM;
+                }
+                if (slm_list_append(a, msgs.list, d) < 0)
+                        return -ENOMEM;
+        }
+        *in = (SlmChatInput){ .messages = msgs, .add_generation_prompt = true };
+        if (req->tools) {
+                int r = slm_json_parse(a, req->tools, strlen(req->tools), &in->tools, err);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
-/* ---- append, generate, chat ---------------------------------------------------------------- */
+/*
+ * The tokens of a conversation written by the model's template. A context
+ * starts with one BOS (where the vocabulary wants it) whether the template
+ * writes it or not; a continuation (@fresh FALSE) starts with none.
+ */
+static int template_tokens(SlmdWorker *w, const SlmChatInput *in, gboolean fresh, GArray **ret,
+                           SlmError *err)
+{
+        const SlmTokenizer *tk = slm_model_tokenizer(w->model);
+        g_autofree char *text = NULL;
+        size_t len;
+        int r = slm_chat_render(w->chat, in, &text, &len, err);
+
+        if (r < 0)
+                return r;
+        GArray *toks = encode(w, text, SLM_TOKENIZE_PARSE_SPECIAL);
+        int32_t bos = slm_tokenizer_bos(tk);
+        gboolean starts_bos = toks->len > 0 && g_array_index(toks, int32_t, 0) == bos;
+        if (fresh && slm_tokenizer_add_bos(tk) && bos >= 0 && !starts_bos)
+                g_array_prepend_val(toks, bos);
+        else if (!fresh && starts_bos)
+                g_array_remove_index(toks, 0);
+        *ret = toks;
+        return 0;
+}
+
+/*
+ * A chat's tokens through the model's template: the whole conversation for
+ * ChatMessages, which keeps the part of the context it shares with what the
+ * session holds; the new turns, after the session's context, for Chat. One
+ * BOS at the start of a context whether the template writes it or not.
+ * NULL when the request failed.
+ */
+static GArray *chat_tokens(SlmdWorker *w, SlmdRequest *req)
+{
+        SlmdSeq *s = req->seq;
+        gboolean fresh = req->conversation || (s->history->len == 0 && s->unevaluated->len == 0);
+        gboolean has_system = FALSE;
+        SlmError err = { { 0 } };
+        GArray *toks = NULL;
+        SlmChatInput in;
+        SlmArena a;
+        int r;
+
+        for (char **role = req->roles; *role; role++)
+                has_system |= strcmp(*role, "system") == 0;
+        slm_arena_init(&a, 64u << 20);
+        r = chat_values(req, &a, fresh && !has_system && s->system_prompt && *s->system_prompt,
+                        s->system_prompt, &in, &err);
+        if (r == 0)
+                r = template_tokens(w, &in, fresh, &toks, &err);
+        slm_arena_clear(&a);
+        if (r == -ENOMEM) {
+                fail(req, SLMD_ERROR_FAILED, "out of memory");
+                return NULL;
+        }
+        if (r == -ECANCELED) {
+                fail(req, SLMD_ERROR_INVALID_ARGUMENT,
+                     "the model's chat template refuses the conversation: %s", err.msg);
+                return NULL;
+        }
+        if (r < 0) {
+                fail(req, SLMD_ERROR_INVALID_ARGUMENT, "cannot write the conversation: %s",
+                     err.msg);
+                return NULL;
+        }
+        if (req->conversation) {
+                guint common = 0;
+                while (common < toks->len && common < s->history->len &&
+                       g_array_index(toks, int32_t, common) ==
+                           g_array_index(s->history, int32_t, common))
+                        common++;
+                g_array_set_size(s->unevaluated, 0);
+                if (s->ctx)
+                        seq_truncate(s, common);
+                g_array_remove_range(toks, 0, common);
+        } else {
+                g_array_prepend_vals(toks, s->unevaluated->data, s->unevaluated->len);
+                g_array_set_size(s->unevaluated, 0);
+        }
+        return toks;
+}
 
 static gboolean start_prompt(SlmdWorker *w, SlmdRequest *req)
 {
@@ -596,7 +740,12 @@ static gboolean start_prompt(SlmdWorker *w, SlmdRequest *req)
         p->t_start = g_get_monotonic_time();
         if (!ensure_ctx(w, req))
                 return TRUE;
-        if (req->kind == SLMD_REQ_CHAT) {
+        if (req->kind == SLMD_REQ_CHAT &&
+            (req->conversation || req->tools || slm_chat_has_template(w->chat))) {
+                toks = chat_tokens(w, req);
+                if (!toks)
+                        return TRUE;
+        } else if (req->kind == SLMD_REQ_CHAT) {
                 guint n = g_strv_length(req->roles);
                 g_autofree SlmChatMessage *msgs = g_new0(SlmChatMessage, n ? n : 1);
                 for (guint i = 0; i < n; i++)
@@ -609,7 +758,8 @@ static gboolean start_prompt(SlmdWorker *w, SlmdRequest *req)
                 text = chat;
                 flags = SLM_TOKENIZE_PARSE_SPECIAL; /* the template's markers */
         }
-        toks = prompt_tokens(w, req, text, flags);
+        if (!toks)
+                toks = prompt_tokens(w, req, text, flags);
         if (toks->len == 0 && req->kind == SLMD_REQ_APPEND) {
                 /* nothing new to add: done, the context as it was */
                 req->reason = "done";
@@ -1229,15 +1379,34 @@ static gboolean step_replies(SlmdWorker *w, SlmdRequest *req)
 {
         SlmdSeq *s = req->seq;
         g_autoptr(GArray) toks = NULL;
-        g_autofree char *prompt = NULL;
-        SlmChatMessage msg = { "user", req->text };
+        SlmError err = { { 0 } };
+        SlmArena a;
         int r;
 
         if (!ensure_ctx(w, req))
                 return TRUE;
-        if (slm_chat_format(chat_template(w), &msg, 1, &prompt) < 0)
-                return fail(req, SLMD_ERROR_FAILED, "out of memory");
-        toks = encode(w, prompt, SLM_TOKENIZE_ADD_SPECIAL | SLM_TOKENIZE_PARSE_SPECIAL);
+        /* the message as the user's turn of a new conversation */
+        slm_arena_init(&a, 0);
+        SlmValue msgs = slm_value_new_list(&a), msg = slm_value_new_dict(&a);
+        r = msgs.type == SLM_VALUE_LIST && msg.type == SLM_VALUE_DICT &&
+                    slm_dict_set(&a, msg.dict, slm_value_str_static("role", 4),
+                                 slm_value_str_static("user", 4)) == 0 &&
+                    slm_dict_set(&a, msg.dict, slm_value_str_static("content", 7),
+                                 slm_value_str_static(req->text, strlen(req->text))) == 0 &&
+                    slm_list_append(&a, msgs.list, msg) == 0
+                ? 0
+                : -ENOMEM;
+        SlmChatInput in = { .messages = msgs, .add_generation_prompt = true };
+        if (r == 0)
+                r = template_tokens(w, &in, TRUE, &toks, &err);
+        slm_arena_clear(&a);
+        if (r == -ECANCELED)
+                return fail(req, SLMD_ERROR_INVALID_ARGUMENT,
+                            "the model's chat template refuses the message: %s", err.msg);
+        if (r < 0)
+                return fail(req, r == -ENOMEM ? SLMD_ERROR_FAILED : SLMD_ERROR_INVALID_ARGUMENT,
+                            "cannot write the message: %s",
+                            r == -ENOMEM ? "out of memory" : err.msg);
         if (toks->len == 0)
                 return fail(req, SLMD_ERROR_INVALID_ARGUMENT,
                             "the message is empty and the model has no BOS token");

@@ -59,6 +59,10 @@ struct SlmdRequest {
         char *text;               /* prompt, appended text, suggest text, message, or model path */
         char *model_name;         /* LOAD */
         char **roles, **contents; /* CHAT, NULL-terminated */
+        char **tool_calls;        /* CHAT: each message's JSON array, "" for none */
+        char **tool_call_ids;     /* CHAT: "" for none */
+        char *tools;              /* CHAT: a JSON array of function definitions, or NULL */
+        gboolean conversation;    /* CHAT: the messages are the whole conversation (ChatMessages) */
         SlmSamplerParams sampling;
         guint max_tokens;
         char **stops;

@@ -121,6 +121,8 @@ static int check_options_utf8(const SlmGenerateOptions *o, SlmClientError *err)
         for (const char *const *p = o && o->stop ? o->stop : NULL; p && *p; p++)
                 if (check_utf8(*p, err) < 0)
                         return SLM_STATUS_INVALID_ARGUMENT;
+        if (o && o->tools && check_utf8(o->tools, err) < 0)
+                return SLM_STATUS_INVALID_ARGUMENT;
         return 0;
 }
 
@@ -723,6 +725,8 @@ static void append_generate_options(DBusMessageIter *it, const SlmGenerateOption
                         append_dict_entry(&dict, "seed", DBUS_TYPE_UINT64, &o->seed);
                 if (o->stop)
                         append_dict_strv(&dict, "stop", o->stop);
+                if (o->tools)
+                        append_dict_entry(&dict, "tools", DBUS_TYPE_STRING, &o->tools);
         }
         dbus_message_iter_close_container(it, &dict);
 }
@@ -859,6 +863,47 @@ int slm_session_chat(SlmSession *s, const SlmChatTurn *turns, size_t n,
                 dbus_message_iter_append_basic(&st, DBUS_TYPE_STRING, &turns[i].role);
                 dbus_message_iter_append_basic(&st, DBUS_TYPE_STRING, &turns[i].content);
                 dbus_message_iter_close_container(&arr, &st);
+        }
+        dbus_message_iter_close_container(&it, &arr);
+        append_generate_options(&it, opts);
+        if (call_void(s->c, msg, err) < 0)
+                return err ? err->status : SLM_STATUS_FAILED;
+        return stream(s, on_token, user_data, ret_finish, err);
+}
+
+int slm_session_chat_messages(SlmSession *s, const SlmMessage *msgs, size_t n,
+                              const SlmGenerateOptions *opts, SlmTokenFunc on_token,
+                              void *user_data, SlmFinish *ret_finish, SlmClientError *err)
+{
+        DBusMessage *msg;
+        DBusMessageIter it, arr, dict;
+
+        for (size_t i = 0; i < n; i++) {
+                const char *fields[] = { msgs[i].role, msgs[i].content, msgs[i].tool_calls,
+                                         msgs[i].tool_call_id };
+                for (size_t k = 0; k < 4; k++)
+                        if (fields[k] && check_utf8(fields[k], err) < 0)
+                                return SLM_STATUS_INVALID_ARGUMENT;
+        }
+        if (check_options_utf8(opts, err) < 0)
+                return SLM_STATUS_INVALID_ARGUMENT;
+        msg = new_call(s->path, SESSION_IFACE, "ChatMessages");
+        s->cancel = 0;
+        dbus_message_iter_init_append(msg, &it);
+        dbus_message_iter_open_container(&it, DBUS_TYPE_ARRAY, "a{sv}", &arr);
+        for (size_t i = 0; i < n; i++) {
+                dbus_message_iter_open_container(&arr, DBUS_TYPE_ARRAY, "{sv}", &dict);
+                if (msgs[i].role)
+                        append_dict_entry(&dict, "role", DBUS_TYPE_STRING, &msgs[i].role);
+                if (msgs[i].content)
+                        append_dict_entry(&dict, "content", DBUS_TYPE_STRING, &msgs[i].content);
+                if (msgs[i].tool_calls)
+                        append_dict_entry(&dict, "tool-calls", DBUS_TYPE_STRING,
+                                          &msgs[i].tool_calls);
+                if (msgs[i].tool_call_id)
+                        append_dict_entry(&dict, "tool-call-id", DBUS_TYPE_STRING,
+                                          &msgs[i].tool_call_id);
+                dbus_message_iter_close_container(&arr, &dict);
         }
         dbus_message_iter_close_container(&it, &arr);
         append_generate_options(&it, opts);

@@ -144,6 +144,7 @@ typedef struct {
         bool has_seed;
         uint64_t seed;
         const char *const *stop; /* NULL-terminated, or NULL */
+        const char *tools;       /* chats: a JSON array of function definitions, or NULL */
 } SlmGenerateOptions;
 
 /* Defaults everywhere. */
@@ -174,6 +175,23 @@ typedef struct {
 int slm_session_chat(SlmSession *s, const SlmChatTurn *turns, size_t n,
                      const SlmGenerateOptions *opts, SlmTokenFunc on_token, void *user_data,
                      SlmFinish *ret_finish, SlmClientError *err);
+
+/* A turn of a whole conversation, as ChatMessages takes it. */
+typedef struct {
+        const char *role;         /* system, user, assistant, tool, ... */
+        const char *content;      /* NULL: none */
+        const char *tool_calls;   /* a JSON array of the assistant's calls, or NULL */
+        const char *tool_call_id; /* a tool's answer: the call it answers, or NULL */
+} SlmMessage;
+
+/*
+ * Generate the assistant's next turn of the whole conversation @msgs, written
+ * by the model's own chat template; the session's context is reused as far
+ * as it agrees with the conversation.
+ */
+int slm_session_chat_messages(SlmSession *s, const SlmMessage *msgs, size_t n,
+                              const SlmGenerateOptions *opts, SlmTokenFunc on_token,
+                              void *user_data, SlmFinish *ret_finish, SlmClientError *err);
 
 int slm_session_append(SlmSession *s, const char *text, SlmClientError *err);
 int slm_session_reset(SlmSession *s, SlmClientError *err);

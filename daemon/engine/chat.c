@@ -2,8 +2,12 @@
 #include "chat.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "jinja.h"
 
 static bool meta_contains(const SlmGguf *g, const char *needle)
 {
@@ -39,59 +43,35 @@ const char *slm_chat_template_name(SlmChatTemplate t)
         return names[t];
 }
 
-typedef struct {
-        char *s;
-        size_t n, cap;
-        bool oom;
-} Buf;
-
-static void put(Buf *b, const char *s)
-{
-        size_t len = strlen(s);
-
-        if (b->oom)
-                return;
-        if (b->n + len + 1 > b->cap) {
-                size_t cap = (b->n + len + 1) * 2;
-                char *p = realloc(b->s, cap);
-                if (!p) {
-                        b->oom = true;
-                        return;
-                }
-                b->s = p;
-                b->cap = cap;
-        }
-        memcpy(b->s + b->n, s, len + 1);
-        b->n += len;
-}
-
 int slm_chat_format(SlmChatTemplate t, const SlmChatMessage *msgs, size_t n, char **ret_text)
 {
-        Buf b = { 0 };
+        SlmBuf b = { 0 };
         const char *system = NULL;
 
-        put(&b, "");
+        slm_buf_puts(&b, "");
         for (size_t i = 0; i < n; i++) {
                 const char *role = msgs[i].role, *c = msgs[i].content;
                 bool sys = strcmp(role, "system") == 0, user = strcmp(role, "user") == 0;
                 bool asst = strcmp(role, "assistant") == 0;
 
                 if (!sys && !user && !asst) {
-                        free(b.s);
+                        slm_buf_free(&b);
                         return -EINVAL;
                 }
                 switch (t) {
                 case SLM_CHAT_CHATML:
-                        put(&b, "<|im_start|>");
-                        put(&b, role);
-                        put(&b, "\n");
-                        put(&b, c);
-                        put(&b, "<|im_end|>\n");
+                        slm_buf_puts(&b, "<|im_start|>");
+                        slm_buf_puts(&b, role);
+                        slm_buf_puts(&b, "\n");
+                        slm_buf_puts(&b, c);
+                        slm_buf_puts(&b, "<|im_end|>\n");
                         break;
                 case SLM_CHAT_PHI3:
-                        put(&b, sys ? "<|system|>\n" : user ? "<|user|>\n" : "<|assistant|>\n");
-                        put(&b, c);
-                        put(&b, "<|end|>\n");
+                        slm_buf_puts(&b, sys    ? "<|system|>\n"
+                                         : user ? "<|user|>\n"
+                                                : "<|assistant|>\n");
+                        slm_buf_puts(&b, c);
+                        slm_buf_puts(&b, "<|end|>\n");
                         break;
                 case SLM_CHAT_GEMMA:
                         /* no system turn: it is folded into the next user turn */
@@ -99,14 +79,14 @@ int slm_chat_format(SlmChatTemplate t, const SlmChatMessage *msgs, size_t n, cha
                                 system = c;
                                 break;
                         }
-                        put(&b, user ? "<start_of_turn>user\n" : "<start_of_turn>model\n");
+                        slm_buf_puts(&b, user ? "<start_of_turn>user\n" : "<start_of_turn>model\n");
                         if (user && system) {
-                                put(&b, system);
-                                put(&b, "\n\n");
+                                slm_buf_puts(&b, system);
+                                slm_buf_puts(&b, "\n\n");
                                 system = NULL;
                         }
-                        put(&b, c);
-                        put(&b, "<end_of_turn>\n");
+                        slm_buf_puts(&b, c);
+                        slm_buf_puts(&b, "<end_of_turn>\n");
                         break;
                 case SLM_CHAT_LLAMA2:
                         if (sys) {
@@ -114,50 +94,211 @@ int slm_chat_format(SlmChatTemplate t, const SlmChatMessage *msgs, size_t n, cha
                                 break;
                         }
                         if (user) {
-                                put(&b, b.n ? "<s>[INST] " : "[INST] ");
+                                slm_buf_puts(&b, b.n ? "<s>[INST] " : "[INST] ");
                                 if (system) {
-                                        put(&b, "<<SYS>>\n");
-                                        put(&b, system);
-                                        put(&b, "\n<</SYS>>\n\n");
+                                        slm_buf_puts(&b, "<<SYS>>\n");
+                                        slm_buf_puts(&b, system);
+                                        slm_buf_puts(&b, "\n<</SYS>>\n\n");
                                         system = NULL;
                                 }
-                                put(&b, c);
-                                put(&b, " [/INST]");
+                                slm_buf_puts(&b, c);
+                                slm_buf_puts(&b, " [/INST]");
                         } else {
-                                put(&b, " ");
-                                put(&b, c);
-                                put(&b, " </s>");
+                                slm_buf_puts(&b, " ");
+                                slm_buf_puts(&b, c);
+                                slm_buf_puts(&b, " </s>");
                         }
                         break;
                 case SLM_CHAT_PLAIN:
                 default:
-                        put(&b, sys ? "System: " : user ? "User: " : "Assistant: ");
-                        put(&b, c);
-                        put(&b, "\n");
+                        slm_buf_puts(&b, sys ? "System: " : user ? "User: " : "Assistant: ");
+                        slm_buf_puts(&b, c);
+                        slm_buf_puts(&b, "\n");
                         break;
                 }
         }
         switch (t) {
         case SLM_CHAT_CHATML:
-                put(&b, "<|im_start|>assistant\n");
+                slm_buf_puts(&b, "<|im_start|>assistant\n");
                 break;
         case SLM_CHAT_PHI3:
-                put(&b, "<|assistant|>\n");
+                slm_buf_puts(&b, "<|assistant|>\n");
                 break;
         case SLM_CHAT_GEMMA:
-                put(&b, "<start_of_turn>model\n");
+                slm_buf_puts(&b, "<start_of_turn>model\n");
                 break;
         case SLM_CHAT_LLAMA2:
                 break; /* the answer follows [/INST] */
         case SLM_CHAT_PLAIN:
         default:
-                put(&b, "Assistant:");
+                slm_buf_puts(&b, "Assistant:");
                 break;
         }
-        if (b.oom) {
-                free(b.s);
+        if (b.failed) {
+                slm_buf_free(&b);
                 return -ENOMEM;
         }
         *ret_text = b.s;
         return 0;
+}
+
+/* ---- the model's own template ---- */
+
+struct SlmChat {
+        SlmJinja *jinja; /* NULL: the built-in format */
+        SlmChatTemplate builtin;
+        char *bos, *eos; /* the control tokens' text, for the template */
+        char error[256]; /* why the file's template is not used */
+};
+
+static char *piece(const SlmTokenizer *tk, int32_t id)
+{
+        size_t len = 0;
+        const char *p = id >= 0 ? slm_tokenizer_piece(tk, id, true, &len) : NULL;
+        char *s = malloc(len + 1);
+
+        if (s) {
+                if (len)
+                        memcpy(s, p, len);
+                s[len] = 0;
+        }
+        return s;
+}
+
+int slm_chat_new(const SlmGguf *g, const SlmTokenizer *tk, SlmChat **ret)
+{
+        SlmChat *c = calloc(1, sizeof(*c));
+        SlmGgufStr src;
+        SlmError err;
+
+        if (!c)
+                return -ENOMEM;
+        c->builtin = slm_chat_template_detect(g, tk);
+        c->bos = piece(tk, slm_tokenizer_bos(tk));
+        c->eos = piece(tk, slm_tokenizer_eos(tk));
+        if (!c->bos || !c->eos) {
+                slm_chat_free(c);
+                return -ENOMEM;
+        }
+        if (slm_gguf_get_str(g, "tokenizer.chat_template", &src) == 0 && src.len > 0) {
+                int r = slm_jinja_parse(src.ptr, src.len, &c->jinja, &err);
+                if (r == -ENOMEM) {
+                        slm_chat_free(c);
+                        return r;
+                }
+                if (r < 0)
+                        snprintf(c->error, sizeof(c->error), "%s", err.msg);
+        }
+        *ret = c;
+        return 0;
+}
+
+SlmChat *slm_chat_free(SlmChat *c)
+{
+        if (c) {
+                slm_jinja_free(c->jinja);
+                free(c->bos);
+                free(c->eos);
+                free(c);
+        }
+        return NULL;
+}
+
+const char *slm_chat_name(const SlmChat *c)
+{
+        return c->jinja ? "jinja" : slm_chat_template_name(c->builtin);
+}
+
+const char *slm_chat_template_error(const SlmChat *c)
+{
+        return c->error[0] ? c->error : NULL;
+}
+
+bool slm_chat_has_template(const SlmChat *c)
+{
+        return c->jinja != NULL;
+}
+
+/* The built-in formats know system, user and assistant turns of plain text. */
+static int render_builtin(const SlmChat *c, const SlmChatInput *in, char **ret_text,
+                          size_t *ret_len, SlmError *err)
+{
+        const SlmList *l = in->messages.list;
+        SlmChatMessage *msgs = calloc(l->n ? l->n : 1, sizeof(*msgs));
+        int r;
+
+        if (!msgs)
+                return slm_error_set(err, -ENOMEM, "out of memory");
+        if (in->tools.type == SLM_VALUE_LIST && in->tools.list->n > 0) {
+                free(msgs);
+                return slm_error_set(err, -EINVAL,
+                                     "the model's file has no chat template to show tools with");
+        }
+        for (size_t i = 0; i < l->n; i++) {
+                const SlmValue *role =
+                    l->v[i].type == SLM_VALUE_DICT ? slm_dict_get_str(l->v[i].dict, "role") : NULL;
+                const SlmValue *content = role ? slm_dict_get_str(l->v[i].dict, "content") : NULL;
+                if (!role || role->type != SLM_VALUE_STRING ||
+                    (content && content->type != SLM_VALUE_STRING) ||
+                    (strcmp(role->s, "system") && strcmp(role->s, "user") &&
+                     strcmp(role->s, "assistant")) ||
+                    slm_dict_get_str(l->v[i].dict, "tool_calls")) {
+                        free(msgs);
+                        return slm_error_set(err, -EINVAL,
+                                             "message %zu: the model's file has no chat template, "
+                                             "and the built-in %s format knows only system, user "
+                                             "and assistant turns of text",
+                                             i + 1, slm_chat_template_name(c->builtin));
+                }
+                msgs[i] = (SlmChatMessage){ role->s, content ? content->s : "" };
+        }
+        r = slm_chat_format(c->builtin, msgs, l->n, ret_text);
+        free(msgs);
+        if (r < 0)
+                return slm_error_set(err, r, "cannot format the conversation: %s", strerror(-r));
+        *ret_len = strlen(*ret_text);
+        return 0;
+}
+
+int slm_chat_render(const SlmChat *c, const SlmChatInput *in, char **ret_text, size_t *ret_len,
+                    SlmError *err)
+{
+        SlmArena a;
+        SlmValue vars;
+        int r;
+
+        if (in->messages.type != SLM_VALUE_LIST)
+                return slm_error_set(err, -EINVAL, "messages must be a list");
+        if (!c->jinja)
+                return render_builtin(c, in, ret_text, ret_len, err);
+        slm_arena_init(&a, 0);
+        vars = slm_value_new_dict(&a);
+        r = vars.type == SLM_VALUE_DICT ? 0 : -ENOMEM;
+        for (size_t i = 0; r == 0 && in->extra.type == SLM_VALUE_DICT && i < in->extra.dict->n; i++)
+                r = slm_dict_set(&a, vars.dict, in->extra.dict->e[i].key,
+                                 in->extra.dict->e[i].value);
+        /* what transformers passes to apply_chat_template */
+        const struct {
+                const char *name;
+                SlmValue v;
+        } set[] = {
+                { "messages", in->messages },
+                { "tools", in->tools },
+                { "add_generation_prompt", slm_value_bool(in->add_generation_prompt) },
+                { "bos_token", slm_value_str_static(c->bos, strlen(c->bos)) },
+                { "eos_token", slm_value_str_static(c->eos, strlen(c->eos)) },
+        };
+        for (size_t i = 0; r == 0 && i < sizeof(set) / sizeof(set[0]); i++)
+                if (set[i].v.type != SLM_VALUE_UNDEFINED)
+                        r = slm_dict_set(&a, vars.dict,
+                                         slm_value_str_static(set[i].name, strlen(set[i].name)),
+                                         set[i].v);
+        if (r < 0) {
+                slm_arena_clear(&a);
+                return slm_error_set(err, -ENOMEM, "out of memory");
+        }
+        SlmJinjaOptions opts = { .now = in->now ? in->now : (int64_t)time(NULL) };
+        r = slm_jinja_render(c->jinja, vars, &opts, ret_text, ret_len, err);
+        slm_arena_clear(&a);
+        return r;
 }

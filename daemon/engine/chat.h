@@ -12,6 +12,7 @@
 
 #include "gguf.h"
 #include "tokenizer.h"
+#include "value.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,6 +39,39 @@ const char *slm_chat_template_name(SlmChatTemplate t);
  * *ret_text is malloc'ed. -EINVAL for an unknown role.
  */
 int slm_chat_format(SlmChatTemplate t, const SlmChatMessage *msgs, size_t n, char **ret_text);
+
+/*
+ * A model's way of writing a conversation: its own Jinja template from
+ * tokenizer.chat_template when the file has one that parses, else the
+ * built-in format recognized above.
+ */
+typedef struct SlmChat SlmChat;
+
+int slm_chat_new(const SlmGguf *g, const SlmTokenizer *tk, SlmChat **ret);
+SlmChat *slm_chat_free(SlmChat *c);
+/* "jinja" for the file's template, else the built-in format's name. */
+const char *slm_chat_name(const SlmChat *c);
+bool slm_chat_has_template(const SlmChat *c);
+/* Why the file's template is not used (it does not parse), or NULL. */
+const char *slm_chat_template_error(const SlmChat *c);
+
+typedef struct {
+        SlmValue messages; /* a list of dicts: role, content, tool_calls, tool_call_id, ... */
+        SlmValue tools;    /* a list of function definitions, or undefined */
+        bool add_generation_prompt;
+        SlmValue extra; /* a dict of more template variables, or undefined */
+        int64_t now;    /* strftime_now's time; 0: the clock */
+} SlmChatInput;
+
+/*
+ * The conversation as the model reads it; *ret_text is malloc'ed. With the
+ * file's template: -ECANCELED when the template refuses the conversation
+ * (its raise_exception message in @err), -EINVAL when it fails, -E2BIG at a
+ * limit. With a built-in format: -EINVAL for turns it cannot write (roles
+ * other than system, user and assistant; tools; tool calls).
+ */
+int slm_chat_render(const SlmChat *c, const SlmChatInput *in, char **ret_text, size_t *ret_len,
+                    SlmError *err);
 
 #ifdef __cplusplus
 }

@@ -1196,6 +1196,185 @@ TEST_F(Daemon, ChatAndSmartReplies)
         slm_client_free(c);
 }
 
+// A copy of the story model that carries @tmpl (from ../shared/chat-templates) as its own template.
+std::string model_with_template(const std::string &dir, const std::string &tmpl)
+{
+        std::string out = dir + "/" + tmpl + ".gguf";
+        EXPECT_EQ(run_cmd("/usr/bin/python3 '" + env("GGUF_SET_TEMPLATE") + "' '" + shared(kStory) +
+                          "' '" + shared("chat-templates/templates/" + tmpl + ".jinja") + "' '" +
+                          out + "'"),
+                  0);
+        return out;
+}
+
+// What the engine alone continues @conversation with: slm-template writes it, slm-generate goes on.
+std::string engine_alone(const std::string &dir, const std::string &model, const std::string &tmpl,
+                         const std::string &conversation, int n)
+{
+        std::string conv = dir + "/conversation.json", prompt;
+        FILE *f = fopen(conv.c_str(), "w");
+        fputs(conversation.c_str(), f);
+        fclose(f);
+        EXPECT_EQ(run_cmd("'" + env("SLM_TEMPLATE") + "' '" +
+                          shared("chat-templates/templates/" + tmpl + ".jinja") + "' '" + conv +
+                          "' > '" + dir + "/prompt.txt'"),
+                  0);
+        std::string out;
+        // the prompt as it is, its final newline too
+        EXPECT_EQ(run_cmd("{ p=$(cat '" + dir + "/prompt.txt'; printf x); '" + env("SLM_GENERATE") +
+                              "' '" + model + "' \"${p%x}\" --parse-special -n " +
+                              std::to_string(n) + " 2>'" + dir + "/generate.log'; }",
+                          &out),
+                  0);
+        if (!out.empty() && out.back() == '\n')
+                out.pop_back();
+        return out;
+}
+
+TEST_F(Daemon, ChatMessagesSpeakTheModelsOwnTemplate)
+{
+        std::string qwen = model_with_template(dir, "Qwen-Qwen2.5-7B-Instruct");
+        start(qwen);
+        SlmClient *c = client();
+        SlmSession *s = nullptr, *fresh = nullptr;
+        SlmClientError err;
+        ASSERT_EQ(slm_client_create_session(c, nullptr, &s, &err), 0);
+
+        // the conversation as the template writes it: the same continuation as slm-template's
+        // prompt through the engine alone
+        SlmMessage msgs[] = { { "system", "You tell stories.", nullptr, nullptr },
+                              { "user", "Tell me about a cat.", nullptr, nullptr } };
+        std::string want =
+            engine_alone(dir, qwen, "Qwen-Qwen2.5-7B-Instruct",
+                         R"({"messages": [{"role": "system", "content": "You tell stories."},)"
+                         R"( {"role": "user", "content": "Tell me about a cat."}]})",
+                         12);
+        ASSERT_FALSE(want.empty());
+        Stream st;
+        SlmFinish fin;
+        SlmGenerateOptions o = greedy(12);
+        ASSERT_EQ(slm_session_chat_messages(s, msgs, 2, &o, collect, &st, &fin, &err), 0)
+            << err.message;
+        EXPECT_EQ(st.text, want) << fin.prompt_tokens;
+
+        // the next turn: only what is new is processed, and it continues as a fresh session would
+        std::string reply = st.text;
+        SlmMessage more[] = { msgs[0],
+                              msgs[1],
+                              { "assistant", reply.c_str(), nullptr, nullptr },
+                              { "user", "And a dog?", nullptr, nullptr } };
+        Stream st2, st3;
+        ASSERT_EQ(slm_session_chat_messages(s, more, 4, &o, collect, &st2, &fin, &err), 0)
+            << err.message;
+        uint32_t reused = fin.prompt_tokens;
+        ASSERT_EQ(slm_client_create_session(c, nullptr, &fresh, &err), 0);
+        ASSERT_EQ(slm_session_chat_messages(fresh, more, 4, &o, collect, &st3, &fin, &err), 0)
+            << err.message;
+        EXPECT_LT(reused, fin.prompt_tokens / 2) << "the shared prefix was evaluated again";
+        EXPECT_EQ(st2.text, st3.text);
+
+        // Chat writes its turns with the same template
+        Stream st4, st5;
+        SlmSession *chat = nullptr;
+        ASSERT_EQ(slm_client_create_session(c, nullptr, &chat, &err), 0);
+        SlmChatTurn turns[] = { { "system", "You tell stories." },
+                                { "user", "Tell me about a cat." } };
+        ASSERT_EQ(slm_session_chat(chat, turns, 2, &o, collect, &st4, &fin, &err), 0);
+        EXPECT_EQ(st4.text, want);
+
+        // wrong shapes are refused with what is wrong, and the daemon goes on
+        SlmMessage no_role[] = { { nullptr, "x", nullptr, nullptr } };
+        EXPECT_EQ(slm_session_chat_messages(s, no_role, 1, &o, collect, &st5, &fin, &err),
+                  SLM_STATUS_INVALID_ARGUMENT);
+        SlmMessage bad_calls[] = { { "assistant", "", "{not json", nullptr } };
+        EXPECT_EQ(slm_session_chat_messages(s, bad_calls, 1, &o, collect, &st5, &fin, &err),
+                  SLM_STATUS_INVALID_ARGUMENT);
+        EXPECT_NE(std::string(err.message).find("JSON"), std::string::npos) << err.message;
+        SlmGenerateOptions bad_tools = greedy(4);
+        bad_tools.tools = "{\"not\": \"a list\"}";
+        EXPECT_EQ(slm_session_chat_messages(s, msgs, 2, &bad_tools, collect, &st5, &fin, &err),
+                  SLM_STATUS_INVALID_ARGUMENT);
+        slm_session_free(chat);
+        slm_session_free(fresh);
+        slm_session_free(s);
+        slm_client_free(c);
+        EXPECT_EQ(stop(), 0) << log();
+
+        // tools, a tool call and its result reach the model as its template writes them
+        std::string mistral = model_with_template(dir, "mistralai-Mistral-Nemo-Instruct-2407");
+        start(mistral);
+        c = client();
+        ASSERT_EQ(slm_client_create_session(c, nullptr, &s, &err), 0);
+        const char *tools = R"([{"type": "function", "function": {"name": "get_weather",)"
+                            R"( "description": "Current weather", "parameters": {"type": "object",)"
+                            R"( "properties": {"city": {"type": "string"}}}}}])";
+        const char *calls = R"([{"type": "function", "id": "abc123XYZ", "function":)"
+                            R"( {"name": "get_weather", "arguments": {"city": "Oslo"}}}])";
+        SlmMessage turn[] = { { "user", "Weather in Oslo?", nullptr, nullptr },
+                              { "assistant", "", calls, nullptr },
+                              { "tool", "{\"temp_c\": 4}", nullptr, "abc123XYZ" } };
+        want = engine_alone(dir, mistral, "mistralai-Mistral-Nemo-Instruct-2407",
+                            std::string(R"({"tools": )") + tools +
+                                R"(, "messages": [{"role": "user", "content": "Weather in Oslo?"},)"
+                                R"( {"role": "assistant", "content": "", "tool_calls": )" +
+                                calls +
+                                R"(}, {"role": "tool", "content": "{\"temp_c\": 4}",)"
+                                R"( "tool_call_id": "abc123XYZ"}]})",
+                            12);
+        ASSERT_FALSE(want.empty());
+        o.tools = tools;
+        Stream st6;
+        ASSERT_EQ(slm_session_chat_messages(s, turn, 3, &o, collect, &st6, &fin, &err), 0)
+            << err.message;
+        EXPECT_EQ(st6.text, want);
+        EXPECT_GT(fin.prompt_tokens, 150u); // the tools and the call were read
+        slm_session_free(s);
+        slm_client_free(c);
+        EXPECT_EQ(stop(), 0) << log();
+}
+
+TEST_F(Daemon, TemplateThatRefusesAndModelsWithoutOne)
+{
+        // Gemma's template has no system turn: its own message comes back
+        std::string gemma = model_with_template(dir, "google-gemma-2-2b-it");
+        start(gemma);
+        SlmClient *c = client();
+        SlmSession *s = nullptr;
+        SlmClientError err;
+        Stream st;
+        SlmFinish fin;
+        SlmGenerateOptions o = greedy(4);
+        ASSERT_EQ(slm_client_create_session(c, nullptr, &s, &err), 0);
+        SlmMessage sys[] = { { "system", "Be brief.", nullptr, nullptr },
+                             { "user", "Hi", nullptr, nullptr } };
+        EXPECT_EQ(slm_session_chat_messages(s, sys, 2, &o, collect, &st, &fin, &err),
+                  SLM_STATUS_INVALID_ARGUMENT);
+        EXPECT_NE(std::string(err.message).find("System role not supported"), std::string::npos)
+            << err.message;
+        ASSERT_EQ(slm_session_chat_messages(s, sys + 1, 1, &o, collect, &st, &fin, &err), 0)
+            << err.message;
+        EXPECT_EQ(fin.tokens, 4u);
+        slm_session_free(s);
+        slm_client_free(c);
+        EXPECT_EQ(stop(), 0) << log();
+
+        // the story model has no template: the built-in format, which knows three roles
+        start(shared(kStory));
+        c = client();
+        ASSERT_EQ(slm_client_create_session(c, nullptr, &s, &err), 0);
+        SlmMessage tool[] = { { "tool", "{}", nullptr, nullptr } };
+        EXPECT_EQ(slm_session_chat_messages(s, tool, 1, &o, collect, &st, &fin, &err),
+                  SLM_STATUS_INVALID_ARGUMENT);
+        EXPECT_NE(std::string(err.message).find("no chat template"), std::string::npos)
+            << err.message;
+        SlmMessage user[] = { { "user", "Tell me a story.", nullptr, nullptr } };
+        ASSERT_EQ(slm_session_chat_messages(s, user, 1, &o, collect, &st, &fin, &err), 0)
+            << err.message;
+        slm_session_free(s);
+        slm_client_free(c);
+        EXPECT_EQ(stop(), 0) << log();
+}
+
 TEST_F(Daemon, SlmctlForPeopleAndScripts)
 {
         start(shared(kStory));
