@@ -377,18 +377,27 @@ void slm_buf_puts(SlmBuf *b, const char *s)
 
 void slm_buf_printf(SlmBuf *b, const char *fmt, ...)
 {
-        char tmp[128];
-        va_list ap;
+        char tmp[256];
+        va_list ap, again;
         int n;
 
         va_start(ap, fmt);
+        va_copy(again, ap);
         n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
         va_end(ap);
-        if (n < 0 || (size_t)n >= sizeof(tmp)) {
+        if (n < 0) {
                 b->failed = true;
-                return;
+        } else if ((size_t)n < sizeof(tmp)) {
+                slm_buf_put(b, tmp, (size_t)n);
+        } else {
+                char *big = malloc((size_t)n + 1);
+                if (big && vsnprintf(big, (size_t)n + 1, fmt, again) == n)
+                        slm_buf_put(b, big, (size_t)n);
+                else
+                        b->failed = true;
+                free(big);
         }
-        slm_buf_put(b, tmp, (size_t)n);
+        va_end(again);
 }
 
 void slm_buf_free(SlmBuf *b)
