@@ -264,10 +264,13 @@ TEST(Grammar, StoryModelSamplesParseAndValidate)
                 EXPECT_LE(j["likes"].size(), 3u) << s;
                 for (auto &x : j["likes"])
                         EXPECT_TRUE(x == "cats" || x == "dogs" || x == "cake") << s;
-                if (j.contains("happy"))
+                if (j.contains("happy")) {
                         EXPECT_TRUE(j["happy"].is_boolean()) << s;
-                for (auto &[k, v] : j.items())
+                }
+                for (auto &item : j.items()) {
+                        const std::string &k = item.key();
                         EXPECT_TRUE(k == "name" || k == "age" || k == "likes" || k == "happy") << s;
+                }
         }
         slm_grammar_free(g);
 
