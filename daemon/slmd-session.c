@@ -9,6 +9,7 @@
 #include <pwd.h>
 
 #include "slmd-daemon.h"
+#include "grammar.h"
 #include "value.h"
 #include "slmd-error.h"
 
@@ -173,6 +174,41 @@ static gboolean parse_generate_options(SlmdRequest *req, GVariant *options, GErr
                         if (ok) {
                                 g_free(req->tools);
                                 req->tools = g_strdup(json);
+                        }
+                } else if (strcmp(key, "json-schema") == 0 || strcmp(key, "grammar") == 0) {
+                        /* compiled now: what the engine cannot honour is refused up front */
+                        const char *text = g_variant_is_of_type(v, G_VARIANT_TYPE_STRING)
+                                               ? g_variant_get_string(v, NULL)
+                                               : NULL;
+                        g_autofree char *gbnf = NULL;
+                        SlmError err = { { 0 } };
+                        int r;
+                        if (!text || strlen(text) > MAX_JSON_BYTES) {
+                                g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                                            "option '%s' is a string of at most %u bytes", key,
+                                            MAX_JSON_BYTES);
+                                return FALSE;
+                        }
+                        if (req->grammar) {
+                                g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                                            "json-schema and grammar exclude each other");
+                                return FALSE;
+                        }
+                        if (key[0] == 'j') {
+                                r = slm_json_schema_to_gbnf(text, strlen(text), &gbnf, &err);
+                                if (r == 0)
+                                        text = gbnf;
+                        } else {
+                                r = 0;
+                        }
+                        if (r == 0)
+                                r = slm_grammar_parse(text, strlen(text), &req->grammar, &err);
+                        if (r < 0) {
+                                g_set_error(error, SLMD_ERROR,
+                                            r == -ENOMEM ? SLMD_ERROR_FAILED
+                                                         : SLMD_ERROR_INVALID_ARGUMENT,
+                                            "option '%s': %s", key, err.msg);
+                                return FALSE;
                         }
                 } else if (strcmp(key, "stop") == 0) {
                         ok = g_variant_is_of_type(v, G_VARIANT_TYPE_STRING_ARRAY) &&

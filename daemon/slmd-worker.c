@@ -37,6 +37,7 @@ typedef struct SlmdProgress {
         gboolean accepted;
         float *logits; /* this request's own: others run between its steps */
         SlmSampler *sampler;
+        SlmGrammarMatcher *matcher; /* the request's grammar, where it has one */
         SlmDetokenizer detok;
         SlmStopMatcher stop;
         gint64 t_start, t_decode;
@@ -66,9 +67,10 @@ struct SlmdWorker {
         SlmModel *model;
         char *model_name;
         guint model_gen;
-        float *logits;   /* for requests that finish in one step (suggest, replies) */
-        SlmBatch *batch; /* the resident model's: the text requests of a step */
-        SlmChat *chat;   /* the resident model's way of writing a conversation */
+        float *logits;      /* for requests that finish in one step (suggest, replies) */
+        SlmBatch *batch;    /* the resident model's: the text requests of a step */
+        SlmChat *chat;      /* the resident model's way of writing a conversation */
+        SlmTokenTrie *trie; /* the resident model's vocabulary, once a grammar needs it */
         SlmdScheduler sched;
         GPtrArray *seqs; /* every sequence with a context, or whose cache was dropped */
         int max_threads, threads;
@@ -112,6 +114,7 @@ static void progress_free(Progress *p)
         g_free(p->prompt);
         g_free(p->logits);
         slm_sampler_free(p->sampler);
+        slm_grammar_matcher_free(p->matcher);
         slm_stop_matcher_clear(&p->stop);
         g_free(p);
 }
@@ -127,6 +130,7 @@ void slmd_request_unref(SlmdRequest *r)
         g_strfreev(r->tool_calls);
         g_strfreev(r->tool_call_ids);
         g_free(r->tools);
+        slm_grammar_free(r->grammar);
         g_strfreev(r->stops);
         g_clear_error(&r->error);
         if (r->results)
@@ -393,6 +397,7 @@ static void unload(SlmdWorker *w)
         drop_idle_caches(w);
         w->batch = slm_batch_free(w->batch);
         w->chat = slm_chat_free(w->chat);
+        w->trie = slm_token_trie_free(w->trie);
         /* device copies are keyed by address, which the next model may reuse */
         slm_backend_release_weights(w->backend);
         w->model = slm_model_free(w->model);
@@ -789,6 +794,19 @@ static gboolean start_prompt(SlmdWorker *w, SlmdRequest *req)
                                           req->stops ? g_strv_length(req->stops) : 0) < 0)
                         return fail(req, SLMD_ERROR_FAILED, "out of memory");
                 slm_detokenizer_init(&p->detok, slm_model_tokenizer(w->model), FALSE);
+                if (req->grammar) {
+                        int r = w->trie
+                                    ? 0
+                                    : slm_token_trie_new(slm_model_tokenizer(w->model), &w->trie);
+                        if (r == 0)
+                                r = slm_grammar_matcher_new(req->grammar, w->trie, &p->matcher);
+                        if (r < 0)
+                                return fail(req,
+                                            r == -E2BIG ? SLMD_ERROR_INVALID_ARGUMENT
+                                                        : SLMD_ERROR_FAILED,
+                                            r == -E2BIG ? "the grammar is too ambiguous to follow"
+                                                        : "out of memory");
+                }
         }
         p->logits = g_new(float, slm_model_hparams(w->model)->n_vocab);
         p->n_prompt = toks->len;
@@ -872,8 +890,26 @@ static gboolean text_prepare(SlmdWorker *w, SlmdRequest *req, size_t room, Part 
 
         /* decode one token */
         const SlmTokenizer *tk = slm_model_tokenizer(w->model);
+        if (p->matcher) {
+                /* only what keeps the text a sentence of the grammar, or ends it when whole */
+                int allowed = slm_grammar_matcher_mask(p->matcher, p->logits);
+                if (allowed == -E2BIG)
+                        return fail(req, SLMD_ERROR_INVALID_ARGUMENT,
+                                    "the grammar is too ambiguous to follow");
+                if (allowed < 0)
+                        return fail(req, SLMD_ERROR_FAILED, "out of memory");
+                if (allowed == 0)
+                        return slm_grammar_matcher_complete(p->matcher)
+                                   ? finish_text(w, req, "stop")
+                                   : fail(req, SLMD_ERROR_INVALID_ARGUMENT,
+                                          "no token of the model can go on with what the "
+                                          "grammar asks for");
+        }
         int32_t id = slm_sampler_sample(p->sampler, p->logits, (const int32_t *)s->history->data,
                                         s->history->len);
+        if (p->matcher && slm_grammar_matcher_accept(p->matcher, id) < 0)
+                return fail(req, SLMD_ERROR_FAILED,
+                            "the sampler chose a token the grammar refuses");
         req->n_generated++;
         req->decode_ms = (double)(g_get_monotonic_time() - p->t_decode) / 1000.0;
         if (slm_tokenizer_is_eog(tk, id)) {
@@ -894,6 +930,11 @@ static gboolean text_prepare(SlmdWorker *w, SlmdRequest *req, size_t room, Part 
                         req->reason = "stop";
                         return TRUE;
                 }
+        }
+        if (p->matcher && slm_grammar_matcher_finished(p->matcher)) {
+                /* the text is whole and nothing may follow */
+                g_array_append_val(s->unevaluated, id);
+                return finish_text(w, req, "stop");
         }
         if (req->n_generated >= req->max_tokens) {
                 g_array_append_val(s->unevaluated, id);

@@ -12,6 +12,7 @@
 #include <gio/gio.h>
 
 #include "governor.h"
+#include "grammar.h"
 #include "sampler.h"
 #include "slm-types.h"
 
@@ -63,6 +64,7 @@ struct SlmdRequest {
         char **tool_call_ids;     /* CHAT: "" for none */
         char *tools;              /* CHAT: a JSON array of function definitions, or NULL */
         gboolean conversation;    /* CHAT: the messages are the whole conversation (ChatMessages) */
+        SlmGrammar *grammar;      /* GENERATE, CHAT: what the text must be, or NULL */
         SlmSamplerParams sampling;
         guint max_tokens;
         char **stops;

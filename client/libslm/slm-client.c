@@ -121,8 +121,11 @@ static int check_options_utf8(const SlmGenerateOptions *o, SlmClientError *err)
         for (const char *const *p = o && o->stop ? o->stop : NULL; p && *p; p++)
                 if (check_utf8(*p, err) < 0)
                         return SLM_STATUS_INVALID_ARGUMENT;
-        if (o && o->tools && check_utf8(o->tools, err) < 0)
-                return SLM_STATUS_INVALID_ARGUMENT;
+        const char *texts[] = { o ? o->tools : NULL, o ? o->json_schema : NULL,
+                                o ? o->grammar : NULL };
+        for (size_t i = 0; i < 3; i++)
+                if (texts[i] && check_utf8(texts[i], err) < 0)
+                        return SLM_STATUS_INVALID_ARGUMENT;
         return 0;
 }
 
@@ -727,6 +730,10 @@ static void append_generate_options(DBusMessageIter *it, const SlmGenerateOption
                         append_dict_strv(&dict, "stop", o->stop);
                 if (o->tools)
                         append_dict_entry(&dict, "tools", DBUS_TYPE_STRING, &o->tools);
+                if (o->json_schema)
+                        append_dict_entry(&dict, "json-schema", DBUS_TYPE_STRING, &o->json_schema);
+                if (o->grammar)
+                        append_dict_entry(&dict, "grammar", DBUS_TYPE_STRING, &o->grammar);
         }
         dbus_message_iter_close_container(it, &dict);
 }

@@ -145,6 +145,8 @@ typedef struct {
         uint64_t seed;
         const char *const *stop; /* NULL-terminated, or NULL */
         const char *tools;       /* chats: a JSON array of function definitions, or NULL */
+        const char *json_schema; /* the text must be JSON this schema accepts, or NULL */
+        const char *grammar;     /* the text must be a sentence of this GBNF grammar, or NULL */
 } SlmGenerateOptions;
 
 /* Defaults everywhere. */

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <glib.h>
+
 #include "slmctl.h"
 
 bool json;
@@ -37,7 +39,10 @@ static void usage(FILE *f)
                    "  default NAME            set the default model\n"
                    "  run MODEL|--default PROMPT [-n N] [--temp T] [--seed S]\n"
                    "                          generate, streaming to the terminal\n"
-                   "  chat [--system-prompt T] talk to the model; Ctrl-C stops an answer\n"
+                   "  chat [--system-prompt T] [--tools FILE]\n"
+                   "                          talk to the model; Ctrl-C stops an answer\n"
+                   "                          (run and chat: --json-schema FILE, --grammar FILE\n"
+                   "                          shape the output as JSON or GBNF say)\n"
                    "  suggest TEXT [-n N]     next-word candidates\n"
                    "  replies MESSAGE [-n N]  short replies to a message\n");
 }
@@ -308,8 +313,19 @@ static int cmd_run(SlmClient *c, const char *model, const char *prompt, SlmGener
         return strcmp(fin.reason, "error") == 0 ? 1 : 0;
 }
 
+/* Prints the answer and keeps it for the conversation. */
+static bool print_and_keep(const char *text, void *data)
+{
+        g_string_append(data, text);
+        return print_token(text, NULL);
+}
+
+/* The whole conversation goes each turn: the model's template writes it, the daemon reuses what
+ * its context already holds. */
 static int cmd_chat(SlmClient *c, const char *system, SlmGenerateOptions *o)
 {
+        g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GArray) msgs = g_array_new(FALSE, TRUE, sizeof(SlmMessage));
         SlmClientError err;
         SlmSession *s;
         char line[8192];
@@ -318,9 +334,9 @@ static int cmd_chat(SlmClient *c, const char *system, SlmGenerateOptions *o)
                 return fail(&err);
         if (isatty(STDIN_FILENO))
                 printf("Chatting with slmd. Ctrl-C stops an answer, Ctrl-D ends.\n");
-        for (bool first = true;; first = false) {
-                SlmChatTurn turns[2];
-                size_t n = 0;
+        if (system)
+                g_array_append_val(msgs, ((SlmMessage){ "system", system, NULL, NULL }));
+        for (;;) {
                 SlmFinish fin;
                 if (isatty(STDIN_FILENO)) {
                         printf("> ");
@@ -331,19 +347,36 @@ static int cmd_chat(SlmClient *c, const char *system, SlmGenerateOptions *o)
                 line[strcspn(line, "\n")] = 0;
                 if (!*line)
                         continue;
-                if (first && system)
-                        turns[n++] = (SlmChatTurn){ "system", system };
-                turns[n++] = (SlmChatTurn){ "user", line };
+                char *user = g_strdup(line);
+                g_ptr_array_add(texts, user);
+                g_array_append_val(msgs, ((SlmMessage){ "user", user, NULL, NULL }));
+                GString *answer = g_string_new(NULL);
                 running = s;
-                int r = slm_session_chat(s, turns, n, o, print_token, NULL, &fin, &err);
+                int r = slm_session_chat_messages(s, (SlmMessage *)msgs->data, msgs->len, o,
+                                                  print_and_keep, answer, &fin, &err);
                 running = NULL;
                 printf("\n");
+                char *reply = g_string_free(answer, FALSE);
+                g_ptr_array_add(texts, reply);
                 if (r < 0) {
                         slm_session_free(s);
                         return fail(&err);
                 }
+                g_array_append_val(msgs, ((SlmMessage){ "assistant", reply, NULL, NULL }));
         }
         slm_session_free(s);
+        return 0;
+}
+
+/* The text of @path for an option, or exit status 2. */
+static int option_file(const char *opt, const char *path, char **ret)
+{
+        g_autoptr(GError) error = NULL;
+
+        if (!g_file_get_contents(path, ret, NULL, &error)) {
+                fprintf(stderr, "slmctl: %s: %s\n", opt, error->message);
+                return -1;
+        }
         return 0;
 }
 
@@ -407,7 +440,10 @@ int main(int argc, char **argv)
                 OPT_SEED,
                 OPT_SYSPROMPT,
                 OPT_SHA256,
-                OPT_FROM_OLLAMA
+                OPT_FROM_OLLAMA,
+                OPT_JSON_SCHEMA,
+                OPT_GRAMMAR,
+                OPT_TOOLS
         };
         static const struct option opts[] = {
                 { "system", no_argument, NULL, OPT_SYSTEM },
@@ -422,6 +458,9 @@ int main(int argc, char **argv)
                 { "system-prompt", required_argument, NULL, OPT_SYSPROMPT },
                 { "sha256", required_argument, NULL, OPT_SHA256 },
                 { "from-ollama", no_argument, NULL, OPT_FROM_OLLAMA },
+                { "json-schema", required_argument, NULL, OPT_JSON_SCHEMA },
+                { "grammar", required_argument, NULL, OPT_GRAMMAR },
+                { "tools", required_argument, NULL, OPT_TOOLS },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -430,6 +469,7 @@ int main(int argc, char **argv)
         bool force = false, use_default = false, from_ollama = false;
         uint32_t n = 0;
         SlmGenerateOptions go;
+        g_autofree char *schema = NULL, *grammar = NULL, *tools = NULL;
         SlmClientError err;
         SlmClient *c = NULL;
         int opt, r;
@@ -469,6 +509,24 @@ int main(int argc, char **argv)
                         break;
                 case OPT_FROM_OLLAMA:
                         from_ollama = true;
+                        break;
+                case OPT_JSON_SCHEMA:
+                        g_clear_pointer(&schema, g_free);
+                        if (option_file("--json-schema", optarg, &schema) < 0)
+                                return 2;
+                        go.json_schema = schema;
+                        break;
+                case OPT_GRAMMAR:
+                        g_clear_pointer(&grammar, g_free);
+                        if (option_file("--grammar", optarg, &grammar) < 0)
+                                return 2;
+                        go.grammar = grammar;
+                        break;
+                case OPT_TOOLS:
+                        g_clear_pointer(&tools, g_free);
+                        if (option_file("--tools", optarg, &tools) < 0)
+                                return 2;
+                        go.tools = tools;
                         break;
                 case 'n':
                         if (parse_u32(optarg, &n) < 0) {

@@ -3,6 +3,7 @@
 // slmd from the build tree, libslm (and raw D-Bus calls where a client would never go) talking
 // to it.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <strings.h>
 
@@ -1328,6 +1329,90 @@ TEST_F(Daemon, ChatMessagesSpeakTheModelsOwnTemplate)
             << err.message;
         EXPECT_EQ(st6.text, want);
         EXPECT_GT(fin.prompt_tokens, 150u); // the tools and the call were read
+        slm_session_free(s);
+        slm_client_free(c);
+        EXPECT_EQ(stop(), 0) << log();
+}
+
+TEST_F(Daemon, StructuredOutputAlwaysParses)
+{
+        start(shared(kStory));
+        SlmClient *c = client();
+        SlmSession *s = nullptr;
+        SlmClientError err;
+        SlmFinish fin;
+        ASSERT_EQ(slm_client_create_session(c, nullptr, &s, &err), 0);
+        const char *schema = R"({"type": "object", "properties": {
+                "hero": {"type": "string", "minLength": 1, "maxLength": 16},
+                "mood": {"enum": ["happy", "sad", "brave"]},
+                "friends": {"type": "integer", "minimum": 0, "maximum": 9}},
+                "required": ["hero", "mood"]})";
+        for (uint64_t seed = 1; seed <= 20; seed++) {
+                SlmGenerateOptions o = greedy(300);
+                o.temperature = 1.0;
+                o.has_seed = true;
+                o.seed = seed;
+                o.json_schema = schema;
+                Stream st;
+                ASSERT_EQ(slm_session_generate(s, "Once upon a time", &o, collect, &st, &fin, &err),
+                          0)
+                    << err.message;
+                EXPECT_STREQ(fin.reason, "stop") << st.text;
+                auto j = nlohmann::json::parse(st.text, nullptr, false);
+                ASSERT_TRUE(j.is_object()) << st.text;
+                ASSERT_TRUE(j["hero"].is_string()) << st.text;
+                EXPECT_TRUE(j["mood"] == "happy" || j["mood"] == "sad" || j["mood"] == "brave")
+                    << st.text;
+                if (j.contains("friends")) {
+                        ASSERT_TRUE(j["friends"].is_number_integer()) << st.text;
+                        EXPECT_GE(j["friends"].get<int>(), 0);
+                        EXPECT_LE(j["friends"].get<int>(), 9);
+                }
+                EXPECT_LE(j.size(), 3u) << st.text;
+                ASSERT_EQ(slm_session_reset(s, &err), 0);
+        }
+
+        // a GBNF grammar in a chat
+        SlmGenerateOptions o = greedy(40);
+        o.grammar = "root ::= (\"yes\" | \"no\") \", because \" [a-z ]{1,20} \".\"";
+        SlmChatTurn turn[] = { { "user", "Is the sky blue?" } };
+        Stream st;
+        ASSERT_EQ(slm_session_chat(s, turn, 1, &o, collect, &st, &fin, &err), 0) << err.message;
+        EXPECT_TRUE(st.text.rfind("yes, because ", 0) == 0 || st.text.rfind("no, because ", 0) == 0)
+            << st.text;
+        EXPECT_EQ(st.text.back(), '.') << st.text;
+        EXPECT_STREQ(fin.reason, "stop");
+
+        // what cannot be honoured is refused up front, with the reason
+        SlmGenerateOptions bad = greedy(4);
+        bad.json_schema = R"({"type": "string", "pattern": "^[a-z]+$"})";
+        EXPECT_EQ(slm_session_generate(s, "x", &bad, collect, &st, &fin, &err),
+                  SLM_STATUS_INVALID_ARGUMENT);
+        EXPECT_NE(std::string(err.message).find("pattern"), std::string::npos) << err.message;
+        bad.json_schema = nullptr;
+        bad.grammar = "root ::= root \"x\"";
+        EXPECT_EQ(slm_session_generate(s, "x", &bad, collect, &st, &fin, &err),
+                  SLM_STATUS_INVALID_ARGUMENT);
+        EXPECT_NE(std::string(err.message).find("left-recursive"), std::string::npos)
+            << err.message;
+        bad.json_schema = R"({"type": "string"})";
+        EXPECT_EQ(slm_session_generate(s, "x", &bad, collect, &st, &fin, &err),
+                  SLM_STATUS_INVALID_ARGUMENT);
+
+        // and from slmctl
+        std::string file = dir + "/schema.json", out;
+        FILE *f = fopen(file.c_str(), "w");
+        fputs(R"({"type": "array", "items": {"type": "boolean"}, "minItems": 2, "maxItems": 2})",
+              f);
+        fclose(f);
+        ASSERT_EQ(run_cmd("{ " + slmctl("run --default 'Once' --json-schema '" + file + "' -n 50") +
+                              " 2>/dev/null; }",
+                          &out),
+                  0)
+            << out;
+        auto j = nlohmann::json::parse(out, nullptr, false);
+        ASSERT_TRUE(j.is_array()) << out;
+        EXPECT_EQ(j.size(), 2u);
         slm_session_free(s);
         slm_client_free(c);
         EXPECT_EQ(stop(), 0) << log();
