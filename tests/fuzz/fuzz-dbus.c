@@ -226,6 +226,47 @@ static GVariant *rand_value(Fuzz *f, guint depth)
 }
 
 /* Options: known keys with the right or a wrong type, unknown keys, repeated keys. */
+/* A JSON Schema, GBNF grammar or tools array: good, bad, or mangled. */
+static GVariant *structured(Fuzz *f, const char *key)
+{
+        static const char *const schemas[] = {
+                "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"integer\", "
+                "\"minimum\": -5, \"maximum\": 50}}, \"required\": [\"a\"]}",
+                "{\"enum\": [\"x\", 1, null, [true]]}",
+                "{\"type\": \"array\", \"items\": {\"type\": \"string\", \"maxLength\": 3}, "
+                "\"maxItems\": 4}",
+                "{\"$ref\": \"#/$defs/n\", \"$defs\": {\"n\": {\"anyOf\": [{\"type\": \"null\"}, "
+                "{\"type\": \"array\", \"items\": {\"$ref\": \"#/$defs/n\"}}]}}}",
+                "{\"type\": \"string\", \"pattern\": \"x\"}",
+                "{\"type\": \"integer\", \"minimum\": 1e300}",
+                "{}",
+                "[",
+        };
+        static const char *const grammars[] = {
+                "root ::= [a-z]+ \".\"",
+                "root ::= \"(\" root \")\" | \"\"",
+                "root ::= x\nx ::= x \"a\"",
+                "root ::= [^\\x00]{0,1000}",
+                "root ::= (\"a\" | \"a\" | \"a\")*",
+                "root ::= \"\\U0010FFFF\" \"\\xZZ\"",
+                "root ::=",
+        };
+        static const char *const tools[] = {
+                "[{\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": "
+                "{\"type\": \"object\", \"properties\": {}}}}]",
+                "[]",
+                "{}",
+                "[1, 2",
+        };
+        if (chance(f, 0.2))
+                return rand_string(f);
+        if (!strcmp(key, "json-schema"))
+                return g_variant_new_string(schemas[pick(f, G_N_ELEMENTS(schemas))]);
+        if (!strcmp(key, "grammar"))
+                return g_variant_new_string(grammars[pick(f, G_N_ELEMENTS(grammars))]);
+        return g_variant_new_string(tools[pick(f, G_N_ELEMENTS(tools))]);
+}
+
 static GVariant *rand_options(Fuzz *f, const char *const *keys, guint n_keys)
 {
         GVariantBuilder b;
@@ -249,6 +290,9 @@ static GVariant *rand_options(Fuzz *f, const char *const *keys, guint n_keys)
                                 : rand_string(f);
                 else if (!strcmp(key, "seed"))
                         v = g_variant_new_uint64(g_rand_int(f->rng));
+                else if (!strcmp(key, "json-schema") || !strcmp(key, "grammar") ||
+                         !strcmp(key, "tools"))
+                        v = structured(f, key);
                 else if (!strcmp(key, "stop") || !strcmp(key, "system-prompt") ||
                          !strcmp(key, "priority"))
                         v = !strcmp(key, "stop") ? rand_value(f, 2)
@@ -270,10 +314,19 @@ static GVariant *rand_options(Fuzz *f, const char *const *keys, guint n_keys)
         return g_variant_builder_end(&b);
 }
 
-static const char *const gen_keys[] = {
-        "max-tokens",        "temperature",      "top-k", "top-p", "min-p", "repeat-penalty",
-        "frequency-penalty", "presence-penalty", "seed",  "stop"
-};
+static const char *const gen_keys[] = { "max-tokens",
+                                        "temperature",
+                                        "top-k",
+                                        "top-p",
+                                        "min-p",
+                                        "repeat-penalty",
+                                        "frequency-penalty",
+                                        "presence-penalty",
+                                        "seed",
+                                        "stop",
+                                        "json-schema",
+                                        "grammar",
+                                        "tools" };
 static const char *const session_keys[] = { "system-prompt", "priority", "context-size" };
 static const char *const import_keys[] = { "sha256" };
 
@@ -593,6 +646,38 @@ static void session_call(Fuzz *f, Client *c, const char *path)
                           g_variant_new("(a(ss)@a{sv})", &b,
                                         rand_options(f, gen_keys, G_N_ELEMENTS(gen_keys))),
                           NULL);
+        } else if (k < 50) {
+                /* the whole conversation as dictionaries, keys right and wrong */
+                static const char *const keys[] = { "role", "content", "tool-calls", "tool-call-id",
+                                                    "name" };
+                GVariantBuilder b;
+                g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
+                for (guint i = pick(f, 5); i > 0; i--) {
+                        GVariantBuilder m;
+                        g_variant_builder_init(&m, G_VARIANT_TYPE("a{sv}"));
+                        g_variant_builder_add(
+                            &m, "{sv}", "role",
+                            g_variant_new_string((const char *[]){ "system", "user", "assistant",
+                                                                   "tool", "" }[pick(f, 5)]));
+                        for (guint j = pick(f, 3); j > 0; j--) {
+                                /* an unknown key now and then */
+                                const char *key = keys[chance(f, 0.1) ? 4 : pick(f, 4)];
+                                g_autofree char *t = rand_text(f);
+                                GVariant *v = !strcmp(key, "tool-calls") && chance(f, 0.6)
+                                                  ? g_variant_new_string(
+                                                        "[{\"type\": \"function\", \"id\": "
+                                                        "\"abc123XYZ\", \"function\": {\"name\": "
+                                                        "\"f\", \"arguments\": {}}}]")
+                                              : chance(f, 0.9) ? g_variant_new_string(t)
+                                                               : rand_value(f, 0);
+                                g_variant_builder_add(&m, "{sv}", key, v);
+                        }
+                        g_variant_builder_add_value(&b, g_variant_builder_end(&m));
+                }
+                send_call(f, c, path, SESSION, "ChatMessages",
+                          g_variant_new("(aa{sv}@a{sv})", &b,
+                                        rand_options(f, gen_keys, G_N_ELEMENTS(gen_keys))),
+                          NULL);
         } else if (k < 60) {
                 g_autofree char *t = rand_text(f);
                 send_call(f, c, path, SESSION, "Suggest",
@@ -619,8 +704,9 @@ static void session_call(Fuzz *f, Client *c, const char *path)
                           NULL);
         } else {
                 const char *m =
-                    (const char *[]){ "Append", "Generate", "Chat",         "Suggest", "Cancel",
-                                      "Close",  "Reset",    "SmartReplies", "Explode" }[pick(f, 9)];
+                    (const char *[]){ "Append",       "Generate", "Chat",  "Suggest",
+                                      "Cancel",       "Close",    "Reset", "SmartReplies",
+                                      "ChatMessages", "Explode" }[pick(f, 10)];
                 send_call(f, c, path, SESSION, m, rand_body(f), NULL);
         }
 }
