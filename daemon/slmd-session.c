@@ -175,6 +175,15 @@ static gboolean parse_generate_options(SlmdRequest *req, GVariant *options, GErr
                                 g_free(req->tools);
                                 req->tools = g_strdup(json);
                         }
+                } else if (strcmp(key, "tool-choice") == 0 && req->kind == SLMD_REQ_CHAT) {
+                        /* auto, none, required, or a function's name */
+                        ok = g_variant_is_of_type(v, G_VARIANT_TYPE_STRING) &&
+                             *g_variant_get_string(v, NULL) &&
+                             strlen(g_variant_get_string(v, NULL)) <= 256;
+                        if (ok) {
+                                g_free(req->tool_choice);
+                                req->tool_choice = g_variant_dup_string(v, NULL);
+                        }
                 } else if (strcmp(key, "json-schema") == 0 || strcmp(key, "grammar") == 0) {
                         /* compiled now: what the engine cannot honour is refused up front */
                         const char *text = g_variant_is_of_type(v, G_VARIANT_TYPE_STRING)
@@ -244,6 +253,17 @@ static gboolean parse_generate_options(SlmdRequest *req, GVariant *options, GErr
                         return FALSE;
                 }
         }
+        if (req->tool_choice && !req->tools) {
+                g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                            "tool-choice without tools");
+                return FALSE;
+        }
+        if (req->tool_choice && req->grammar && strcmp(req->tool_choice, "none") != 0 &&
+            strcmp(req->tool_choice, "auto") != 0) {
+                g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                            "a required tool call and json-schema or grammar exclude each other");
+                return FALSE;
+        }
         const char *bad = slm_sampler_params_check(&req->sampling);
         if (bad) {
                 g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
@@ -297,6 +317,9 @@ static GVariant *stats(SlmdRequest *req)
         if (req->error)
                 g_variant_builder_add(&b, "{sv}", "message",
                                       g_variant_new_string(req->error->message));
+        if (req->calls_made)
+                g_variant_builder_add(&b, "{sv}", "tool-calls",
+                                      g_variant_new_string(req->calls_made));
         return g_variant_builder_end(&b);
 }
 

@@ -38,6 +38,8 @@ typedef struct SlmdProgress {
         float *logits; /* this request's own: others run between its steps */
         SlmSampler *sampler;
         SlmGrammarMatcher *matcher; /* the request's grammar, where it has one */
+        SlmGrammar *lazy;           /* a tool call's, for when the model starts one */
+        GString *text;              /* the answer so far, where tool calls are looked for */
         SlmDetokenizer detok;
         SlmStopMatcher stop;
         gint64 t_start, t_decode;
@@ -115,6 +117,9 @@ static void progress_free(Progress *p)
         g_free(p->logits);
         slm_sampler_free(p->sampler);
         slm_grammar_matcher_free(p->matcher);
+        slm_grammar_free(p->lazy);
+        if (p->text)
+                g_string_free(p->text, TRUE);
         slm_stop_matcher_clear(&p->stop);
         g_free(p);
 }
@@ -131,6 +136,8 @@ void slmd_request_unref(SlmdRequest *r)
         g_strfreev(r->tool_call_ids);
         g_free(r->tools);
         slm_grammar_free(r->grammar);
+        g_free(r->tool_choice);
+        g_free(r->calls_made);
         g_strfreev(r->stops);
         g_clear_error(&r->error);
         if (r->results)
@@ -599,6 +606,73 @@ static GArray *prompt_tokens(SlmdWorker *w, SlmdRequest *req, const char *text, 
 
 /* ---- append, generate, chat ---------------------------------------------------------------- */
 
+/*
+ * Tools: a required call is generated under its grammar from the first
+ * token; with "auto" the grammar takes over once the model opens a call
+ * in its format. Either way the answer is kept to read the calls from.
+ */
+static gboolean start_tools(SlmdWorker *w, SlmdRequest *req)
+{
+        Progress *p = req->progress;
+        const char *choice = req->tool_choice ? req->tool_choice : "auto";
+        gboolean required = strcmp(choice, "auto") != 0;
+        g_autofree char *gbnf = NULL;
+        SlmError err = { { 0 } };
+        SlmGrammar *g = NULL;
+        int r;
+
+        if (strcmp(choice, "none") == 0)
+                return TRUE;
+        r = slm_chat_tool_grammar(w->chat, req->tools, strlen(req->tools),
+                                  required && strcmp(choice, "required") != 0 ? choice : NULL,
+                                  !required, &gbnf, &err);
+        if (r == 0)
+                r = slm_grammar_parse(gbnf, strlen(gbnf), &g, &err);
+        if (r < 0) {
+                fail(req, r == -ENOMEM ? SLMD_ERROR_FAILED : SLMD_ERROR_INVALID_ARGUMENT, "%s",
+                     err.msg);
+                return FALSE;
+        }
+        if (required && !req->grammar)
+                req->grammar = g;
+        else if (!required)
+                p->lazy = g;
+        else
+                slm_grammar_free(g);
+        p->text = g_string_new(NULL);
+        return TRUE;
+}
+
+/* With "auto": once the answer opens a call, the call's grammar constrains the rest. */
+static void watch_for_call(SlmdWorker *w, SlmdRequest *req)
+{
+        Progress *p = req->progress;
+        const char *trigger = slm_chat_tool_trigger(w->chat);
+        const char *at = NULL;
+
+        if (!p->lazy || p->matcher)
+                return;
+        if (slm_chat_tool_format(w->chat) == SLM_TOOLS_TAGGED ||
+            slm_chat_tool_format(w->chat) == SLM_TOOLS_MISTRAL) {
+                at = strstr(p->text->str, trigger);
+        } else {
+                at = p->text->str + strspn(p->text->str, " \n\t");
+                if (*at != '{') {
+                        if (*at) /* the answer began with something else: no call */
+                                g_clear_pointer(&p->lazy, slm_grammar_free);
+                        return;
+                }
+        }
+        if (!at)
+                return;
+        const char *rest = at + strlen(trigger);
+        if (slm_grammar_matcher_new(p->lazy, w->trie, &p->matcher) < 0 ||
+            slm_grammar_matcher_accept_text(p->matcher, rest, strlen(rest)) < 0)
+                /* the token that opened it went on in another way: leave the answer free */
+                g_clear_pointer(&p->matcher, slm_grammar_matcher_free);
+        g_clear_pointer(&p->lazy, slm_grammar_free);
+}
+
 /* The request's messages as the template sees them: role, content, tool_calls, tool_call_id. */
 static int chat_values(SlmdRequest *req, SlmArena *a, gboolean add_system, const char *system,
                        SlmChatInput *in, SlmError *err)
@@ -794,6 +868,8 @@ static gboolean start_prompt(SlmdWorker *w, SlmdRequest *req)
                                           req->stops ? g_strv_length(req->stops) : 0) < 0)
                         return fail(req, SLMD_ERROR_FAILED, "out of memory");
                 slm_detokenizer_init(&p->detok, slm_model_tokenizer(w->model), FALSE);
+                if (req->tools && !start_tools(w, req))
+                        return TRUE;
                 if (req->grammar) {
                         int r = w->trie
                                     ? 0
@@ -827,6 +903,15 @@ static gboolean finish_text(SlmdWorker *w, SlmdRequest *req, const char *reason)
 
         /* whatever the detokenizer and the stop matcher still hold */
         int k = slm_detokenizer_flush(&p->detok, buf, sizeof(buf));
+        if (k > 0 && p->text)
+                g_string_append_len(p->text, buf, k);
+        if (p->text) {
+                char *calls = NULL;
+                if (slm_chat_parse_tool_calls(w->chat, p->text->str, p->text->len, &calls) == 0 &&
+                    strcmp(calls, "[]") != 0)
+                        req->calls_made = g_strdup(calls);
+                free(calls);
+        }
         if (k > 0 && slm_stop_matcher_feed(&p->stop, buf, (size_t)k, &out, &n, &stopped) == 0 &&
             n > 0)
                 post(w, req, SLMD_EVENT_TOKEN, out, n);
@@ -918,6 +1003,10 @@ static gboolean text_prepare(SlmdWorker *w, SlmdRequest *req, size_t room, Part 
         }
         char buf[4096];
         int k = slm_detokenizer_feed(&p->detok, id, buf, sizeof(buf));
+        if (k > 0 && p->text) {
+                g_string_append_len(p->text, buf, k);
+                watch_for_call(w, req);
+        }
         if (k > 0) {
                 const char *out;
                 size_t n;

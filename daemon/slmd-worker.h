@@ -65,6 +65,7 @@ struct SlmdRequest {
         char *tools;              /* CHAT: a JSON array of function definitions, or NULL */
         gboolean conversation;    /* CHAT: the messages are the whole conversation (ChatMessages) */
         SlmGrammar *grammar;      /* GENERATE, CHAT: what the text must be, or NULL */
+        char *tool_choice;        /* CHAT with tools: auto (NULL), none, required or a name */
         SlmSamplerParams sampling;
         guint max_tokens;
         char **stops;
@@ -77,6 +78,7 @@ struct SlmdRequest {
         const char *reason; /* Finished reason */
         GError *error;
         GPtrArray *results; /* char *: candidates or replies */
+        char *calls_made;   /* CHAT with tools: the calls the answer made, a JSON array */
         guint n_generated, n_prompt;
         double prompt_ms, decode_ms;
 

@@ -122,8 +122,8 @@ static int check_options_utf8(const SlmGenerateOptions *o, SlmClientError *err)
                 if (check_utf8(*p, err) < 0)
                         return SLM_STATUS_INVALID_ARGUMENT;
         const char *texts[] = { o ? o->tools : NULL, o ? o->json_schema : NULL,
-                                o ? o->grammar : NULL };
-        for (size_t i = 0; i < 3; i++)
+                                o ? o->grammar : NULL, o ? o->tool_choice : NULL };
+        for (size_t i = 0; i < 4; i++)
                 if (texts[i] && check_utf8(texts[i], err) < 0)
                         return SLM_STATUS_INVALID_ARGUMENT;
         return 0;
@@ -734,6 +734,8 @@ static void append_generate_options(DBusMessageIter *it, const SlmGenerateOption
                         append_dict_entry(&dict, "json-schema", DBUS_TYPE_STRING, &o->json_schema);
                 if (o->grammar)
                         append_dict_entry(&dict, "grammar", DBUS_TYPE_STRING, &o->grammar);
+                if (o->tool_choice)
+                        append_dict_entry(&dict, "tool-choice", DBUS_TYPE_STRING, &o->tool_choice);
         }
         dbus_message_iter_close_container(it, &dict);
 }
@@ -757,7 +759,19 @@ static void finish_field(const char *key, DBusMessageIter *v, void *data)
                 const char *m;
                 dbus_message_iter_get_basic(v, &m);
                 snprintf(f->message, sizeof(f->message), "%s", m);
+        } else if (strcmp(key, "tool-calls") == 0 &&
+                   dbus_message_iter_get_arg_type(v) == DBUS_TYPE_STRING) {
+                const char *calls;
+                dbus_message_iter_get_basic(v, &calls);
+                free(f->tool_calls);
+                f->tool_calls = strdup(calls);
         }
+}
+
+void slm_finish_clear(SlmFinish *f)
+{
+        free(f->tool_calls);
+        f->tool_calls = NULL;
 }
 
 /*
@@ -810,6 +824,8 @@ static int stream(SlmSession *s, SlmTokenFunc on_token, void *user_data, SlmFini
                         s->cancel = 0;
                         if (ret)
                                 *ret = fin;
+                        else
+                                free(fin.tool_calls);
                         return 0;
                 } else if (dbus_message_is_signal(m, DBUS_INTERFACE_DBUS, "NameOwnerChanged")) {
                         const char *name, *old, *new_owner;

@@ -147,6 +147,7 @@ typedef struct {
         const char *tools;       /* chats: a JSON array of function definitions, or NULL */
         const char *json_schema; /* the text must be JSON this schema accepts, or NULL */
         const char *grammar;     /* the text must be a sentence of this GBNF grammar, or NULL */
+        const char *tool_choice; /* with tools: auto (NULL), none, required, or a function's name */
 } SlmGenerateOptions;
 
 /* Defaults everywhere. */
@@ -160,7 +161,11 @@ typedef struct {
         double decode_ms;
         double tokens_per_second;
         char message[256]; /* for reason "error" */
+        char *tool_calls;  /* chats with tools: the calls made, a JSON array; NULL: none */
 } SlmFinish;
+
+/* Free what a SlmFinish holds (its tool calls); it may be reused after. */
+void slm_finish_clear(SlmFinish *f);
 
 /* Text as it arrives; return false to cancel the generation. */
 typedef bool (*SlmTokenFunc)(const char *text, void *user_data);

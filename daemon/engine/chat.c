@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "grammar.h"
 #include "jinja.h"
 
 static bool meta_contains(const SlmGguf *g, const char *needle)
@@ -146,6 +147,7 @@ int slm_chat_format(SlmChatTemplate t, const SlmChatMessage *msgs, size_t n, cha
 
 struct SlmChat {
         SlmJinja *jinja; /* NULL: the built-in format */
+        SlmToolFormat tools;
         SlmChatTemplate builtin;
         char *bos, *eos; /* the control tokens' text, for the template */
         char error[256]; /* why the file's template is not used */
@@ -180,7 +182,15 @@ int slm_chat_new(const SlmGguf *g, const SlmTokenizer *tk, SlmChat **ret)
                 slm_chat_free(c);
                 return -ENOMEM;
         }
+        c->tools = SLM_TOOLS_JSON;
         if (slm_gguf_get_str(g, "tokenizer.chat_template", &src) == 0 && src.len > 0) {
+                /* how the template shows the model's own calls */
+                if (memmem(src.ptr, src.len, "<tool_call>", 11))
+                        c->tools = SLM_TOOLS_TAGGED;
+                else if (memmem(src.ptr, src.len, "[TOOL_CALLS]", 12))
+                        c->tools = SLM_TOOLS_MISTRAL;
+                else if (memmem(src.ptr, src.len, "\"parameters\": ", 15))
+                        c->tools = SLM_TOOLS_PARAMETERS;
                 int r = slm_jinja_parse(src.ptr, src.len, &c->jinja, &err);
                 if (r == -ENOMEM) {
                         slm_chat_free(c);
@@ -301,4 +311,248 @@ int slm_chat_render(const SlmChat *c, const SlmChatInput *in, char **ret_text, s
         r = slm_jinja_render(c->jinja, vars, &opts, ret_text, ret_len, err);
         slm_arena_clear(&a);
         return r;
+}
+
+/* ---- tool calls ---- */
+
+SlmToolFormat slm_chat_tool_format(const SlmChat *c)
+{
+        return c->tools;
+}
+
+const char *slm_chat_tool_trigger(const SlmChat *c)
+{
+        switch (c->tools) {
+        case SLM_TOOLS_TAGGED:
+                return "<tool_call>";
+        case SLM_TOOLS_MISTRAL:
+                return "[TOOL_CALLS]";
+        default:
+                return "{";
+        }
+}
+
+static bool is_function_list(SlmValue tools, SlmError *err)
+{
+        if (tools.type != SLM_VALUE_LIST || tools.list->n == 0) {
+                slm_error_set(err, -EINVAL, "tools must be a non-empty JSON array");
+                return false;
+        }
+        return true;
+}
+
+/* A tool's function: {"type": "function", "function": {...}} or the function itself. */
+static const SlmDict *function_of(SlmValue tool)
+{
+        if (tool.type != SLM_VALUE_DICT)
+                return NULL;
+        const SlmValue *f = slm_dict_get_str(tool.dict, "function");
+        if (f && f->type == SLM_VALUE_DICT)
+                return f->dict;
+        return tool.dict;
+}
+
+int slm_chat_tool_grammar(const SlmChat *c, const char *tools_json, size_t len, const char *only,
+                          bool after_trigger, char **ret_gbnf, SlmError *err)
+{
+        SlmArena a;
+        SlmValue tools;
+        SlmBuf out = { 0 }, names = { 0 };
+        int r, n_alts = 0;
+
+        slm_arena_init(&a, 64u << 20);
+        r = slm_json_parse(&a, tools_json, len, &tools, err);
+        if (r < 0) {
+                slm_error_prefix(err, "tools");
+                slm_arena_clear(&a);
+                return r;
+        }
+        if (!is_function_list(tools, err) ||
+            (tools.list->n > 256 && slm_error_set(err, -EINVAL, "tools: more than 256") < 0)) {
+                slm_arena_clear(&a);
+                return -EINVAL;
+        }
+        const char *args_key = c->tools == SLM_TOOLS_PARAMETERS ? "parameters" : "arguments";
+        for (size_t i = 0; i < tools.list->n && r == 0; i++) {
+                const SlmDict *f = function_of(tools.list->v[i]);
+                const SlmValue *name = f ? slm_dict_get_str(f, "name") : NULL;
+                const SlmValue *params = f ? slm_dict_get_str(f, "parameters") : NULL;
+                if (!name || name->type != SLM_VALUE_STRING || name->len == 0) {
+                        r = slm_error_set(err, -EINVAL, "tools: function %zu has no name", i + 1);
+                        break;
+                }
+                if (only && strcmp(only, name->s) != 0)
+                        continue;
+                SlmBuf schema = { 0 };
+                if (params)
+                        slm_json_write_compact(&schema, *params);
+                else
+                        slm_buf_puts(&schema, "{\"type\": \"object\"}");
+                int root;
+                r = schema.failed ? -ENOMEM
+                                  : slm_json_schema_rules(schema.s, schema.n, (int)(i + 1) * 4096,
+                                                          &out, &root, err);
+                slm_buf_free(&schema);
+                if (r < 0) {
+                        char what[64];
+                        snprintf(what, sizeof(what), "tools: %.40s", name->s);
+                        slm_error_prefix(err, what);
+                        break;
+                }
+                /* "name": "f", "arguments": {...} */
+                SlmBuf lit = { 0 };
+                slm_json_write_compact(&lit, *name);
+                slm_buf_printf(&names, "%s(\"\\\"name\\\"\" ws \":\" ws \"", n_alts ? " | " : "");
+                for (size_t k = 0; k < lit.n; k++) {
+                        if (lit.s[k] == '"' || lit.s[k] == '\\')
+                                slm_buf_put(&names, "\\", 1);
+                        slm_buf_put(&names, lit.s + k, 1);
+                }
+                slm_buf_printf(&names, "\" ws \",\" ws \"\\\"%s\\\"\" ws \":\" ws r%d)", args_key,
+                               root);
+                slm_buf_free(&lit);
+                n_alts++;
+        }
+        if (r == 0 && n_alts == 0)
+                r = slm_error_set(err, -EINVAL, "tool-choice names no function of the tools");
+        if (r == 0) {
+                /* a call after its "{", then the whole of it in the model's own wrapping */
+                slm_buf_printf(&out, "call-rest ::= ws (%s) ws \"}\"\ncall ::= \"{\" call-rest\n",
+                               names.s);
+                if (c->tools == SLM_TOOLS_TAGGED)
+                        slm_buf_printf(&out, "root ::= %s\"\\n\" call \"\\n</tool_call>\"\n",
+                                       after_trigger ? "" : "\"<tool_call>\" ");
+                else if (c->tools == SLM_TOOLS_MISTRAL)
+                        slm_buf_printf(&out, "root ::= %s\"[\" call \"]\"\n",
+                                       after_trigger ? "" : "\"[TOOL_CALLS]\" ");
+                else
+                        slm_buf_puts(&out,
+                                     after_trigger ? "root ::= call-rest\n" : "root ::= call\n");
+                slm_json_schema_common_rules(&out);
+                if (out.failed)
+                        r = slm_error_set(err, -ENOMEM, "out of memory");
+        }
+        slm_buf_free(&names);
+        slm_arena_clear(&a);
+        if (r < 0) {
+                slm_buf_free(&out);
+                return r;
+        }
+        *ret_gbnf = out.s;
+        return 0;
+}
+
+/* Length of the JSON object or array at @s (balanced brackets outside strings), or 0. */
+static size_t json_extent(const char *s, size_t n)
+{
+        int depth = 0;
+        bool in_str = false;
+
+        for (size_t i = 0; i < n; i++) {
+                char ch = s[i];
+                if (in_str) {
+                        if (ch == '\\')
+                                i++;
+                        else if (ch == '"')
+                                in_str = false;
+                } else if (ch == '"') {
+                        in_str = true;
+                } else if (ch == '{' || ch == '[') {
+                        depth++;
+                } else if (ch == '}' || ch == ']') {
+                        if (--depth == 0)
+                                return i + 1;
+                        if (depth < 0)
+                                return 0;
+                }
+        }
+        return 0;
+}
+
+/* Add the call object at @s (its JSON text) to @calls, when it is one. */
+static int add_call(SlmArena *a, SlmValue calls, const char *s, size_t n)
+{
+        SlmValue v, call;
+        SlmError err;
+
+        if (slm_json_parse(a, s, n, &v, &err) < 0)
+                return 0;
+        if (v.type == SLM_VALUE_LIST) {
+                for (size_t i = 0; i < v.list->n; i++) {
+                        SlmBuf one = { 0 };
+                        int r = slm_json_write_compact(&one, v.list->v[i]);
+                        if (r == 0)
+                                r = add_call(a, calls, one.s, one.n);
+                        slm_buf_free(&one);
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
+        }
+        const SlmValue *name = v.type == SLM_VALUE_DICT ? slm_dict_get_str(v.dict, "name") : NULL;
+        const SlmValue *args = name ? slm_dict_get_str(v.dict, "arguments") : NULL;
+        if (name && !args)
+                args = slm_dict_get_str(v.dict, "parameters");
+        if (!name || name->type != SLM_VALUE_STRING || !args)
+                return 0;
+        SlmValue parsed = *args;
+        if (args->type == SLM_VALUE_STRING &&
+            slm_json_parse(a, args->s, args->len, &parsed, &err) < 0)
+                parsed = *args;
+        call = slm_value_new_dict(a);
+        if (call.type != SLM_VALUE_DICT ||
+            slm_dict_set(a, call.dict, slm_value_str_static("name", 4), *name) < 0 ||
+            slm_dict_set(a, call.dict, slm_value_str_static("arguments", 9), parsed) < 0 ||
+            slm_list_append(a, calls.list, call) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+int slm_chat_parse_tool_calls(const SlmChat *c, const char *text, size_t len, char **ret_json)
+{
+        SlmArena a;
+        SlmValue calls;
+        SlmBuf out = { 0 };
+        int r = 0;
+
+        slm_arena_init(&a, 64u << 20);
+        calls = slm_value_new_list(&a);
+        if (calls.type != SLM_VALUE_LIST) {
+                slm_arena_clear(&a);
+                return -ENOMEM;
+        }
+        const char *trigger = slm_chat_tool_trigger(c);
+        size_t tl = strlen(trigger);
+        for (const char *p = text, *end = text + len; p < end && r == 0;) {
+                const char *hit;
+                if (c->tools == SLM_TOOLS_TAGGED || c->tools == SLM_TOOLS_MISTRAL) {
+                        hit = memmem(p, (size_t)(end - p), trigger, tl);
+                        if (!hit)
+                                break;
+                        hit += tl;
+                } else {
+                        /* a JSON call is the whole answer, spaces around it aside */
+                        hit = p;
+                }
+                while (hit < end && (*hit == ' ' || *hit == '\n' || *hit == '\t' || *hit == '\r'))
+                        hit++;
+                size_t n = hit < end && (*hit == '{' || *hit == '[')
+                               ? json_extent(hit, (size_t)(end - hit))
+                               : 0;
+                if (n == 0)
+                        break;
+                r = add_call(&a, calls, hit, n);
+                p = hit + n;
+                if (c->tools != SLM_TOOLS_TAGGED)
+                        break;
+        }
+        if (r == 0)
+                r = slm_json_write_compact(&out, calls);
+        slm_arena_clear(&a);
+        if (r < 0) {
+                slm_buf_free(&out);
+                return -ENOMEM;
+        }
+        *ret_json = out.s;
+        return 0;
 }

@@ -73,6 +73,34 @@ typedef struct {
 int slm_chat_render(const SlmChat *c, const SlmChatInput *in, char **ret_text, size_t *ret_len,
                     SlmError *err);
 
+/* How a model writes its tool calls, as its template shows them to it. */
+typedef enum {
+        SLM_TOOLS_JSON,       /* {"name": ..., "arguments": {...}}: no template says otherwise */
+        SLM_TOOLS_TAGGED,     /* <tool_call>\n{"name": ..., "arguments": ...}\n</tool_call> */
+        SLM_TOOLS_MISTRAL,    /* [TOOL_CALLS][{"name": ..., "arguments": ...}] */
+        SLM_TOOLS_PARAMETERS, /* {"name": ..., "parameters": {...}} (Llama 3) */
+} SlmToolFormat;
+
+SlmToolFormat slm_chat_tool_format(const SlmChat *c);
+/* The text that opens a call in that format ("{" for the JSON ones, at the start of the answer). */
+const char *slm_chat_tool_trigger(const SlmChat *c);
+
+/*
+ * GBNF for one call of a function of @tools_json (an OpenAI tools array), in
+ * the model's format, its arguments under the function's parameter schema;
+ * @only: the function's name, or NULL for any. With @after_trigger the text
+ * starts right after the trigger. *ret_gbnf is malloc'ed; -EINVAL for bad
+ * tools or a schema the grammar cannot honour.
+ */
+int slm_chat_tool_grammar(const SlmChat *c, const char *tools_json, size_t len, const char *only,
+                          bool after_trigger, char **ret_gbnf, SlmError *err);
+
+/*
+ * The calls in a model's answer, as a JSON array of {"name", "arguments"}
+ * (malloc'ed; "[]" when it holds none).
+ */
+int slm_chat_parse_tool_calls(const SlmChat *c, const char *text, size_t len, char **ret_json);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1056,6 +1056,21 @@ int slm_grammar_matcher_mask(SlmGrammarMatcher *m, float *logits)
         return hit->allowed;
 }
 
+/* Advance the matcher over one code point; -EINVAL when the grammar refuses it. */
+static int step_cp(SlmGrammarMatcher *m, uint32_t cp)
+{
+        int r = advance(m, &m->cur, cp, &m->tmp);
+
+        if (r < 0)
+                return r;
+        if (m->tmp.n_st == 0)
+                return -EINVAL;
+        Set swap = m->cur;
+        m->cur = m->tmp;
+        m->tmp = swap;
+        return 0;
+}
+
 int slm_grammar_matcher_accept(SlmGrammarMatcher *m, int32_t token)
 {
         const SlmTokenTrie *t = m->t;
@@ -1074,14 +1089,23 @@ int slm_grammar_matcher_accept(SlmGrammarMatcher *m, int32_t token)
         uint32_t b = t->cps_off[token], e = t->cps_off[token + 1];
         if (b == e)
                 return -EINVAL;
-        for (uint32_t i = b; i < e; i++) {
-                if ((r = advance(m, &m->cur, t->cps[i], &m->tmp)) < 0)
+        for (uint32_t i = b; i < e; i++)
+                if ((r = step_cp(m, t->cps[i])) < 0)
                         return r;
-                if (m->tmp.n_st == 0)
+        return 0;
+}
+
+int slm_grammar_matcher_accept_text(SlmGrammarMatcher *m, const char *text, size_t len)
+{
+        int r;
+
+        for (size_t i = 0; i < len;) {
+                uint32_t cp;
+                i += slm_utf8_decode(text + i, len - i, &cp);
+                if (cp == SLM_UNICODE_INVALID)
                         return -EINVAL;
-                Set swap = m->cur;
-                m->cur = m->tmp;
-                m->tmp = swap;
+                if ((r = step_cp(m, cp)) < 0)
+                        return r;
         }
         return 0;
 }
@@ -1099,20 +1123,11 @@ bool slm_grammar_matcher_finished(const SlmGrammarMatcher *m)
 bool slm_grammar_matches(const SlmGrammar *g, const char *text, size_t len)
 {
         SlmGrammarMatcher *m;
-        bool ok = true;
+        bool ok;
 
         if (slm_grammar_matcher_new(g, NULL, &m) < 0)
                 return false;
-        for (size_t i = 0; i < len && ok;) {
-                uint32_t cp;
-                i += slm_utf8_decode(text + i, len - i, &cp);
-                ok = cp != SLM_UNICODE_INVALID && advance(m, &m->cur, cp, &m->tmp) == 0 &&
-                     m->tmp.n_st > 0;
-                Set swap = m->cur;
-                m->cur = m->tmp;
-                m->tmp = swap;
-        }
-        ok = ok && set_complete(&m->cur);
+        ok = slm_grammar_matcher_accept_text(m, text, len) == 0 && set_complete(&m->cur);
         slm_grammar_matcher_free(m);
         return ok;
 }

@@ -24,6 +24,7 @@
 
 #include "error.h"
 #include "tokenizer.h"
+#include "value.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -44,6 +45,16 @@ SlmGrammar *slm_grammar_free(SlmGrammar *g);
  * is refused: -EINVAL naming it.
  */
 int slm_json_schema_to_gbnf(const char *schema, size_t len, char **ret_gbnf, SlmError *err);
+
+/*
+ * The rules of a JSON Schema alone, numbered from r@first on, appended to
+ * @out (a SlmBuf from value.h); *ret_root is the number of the schema's own
+ * rule. They use the rules slm_json_schema_common_rules() writes (ws,
+ * string, char, value, object, array, number), which a grammar holds once.
+ */
+int slm_json_schema_rules(const char *schema, size_t len, int first, SlmBuf *out, int *ret_root,
+                          SlmError *err);
+void slm_json_schema_common_rules(SlmBuf *out);
 
 /* The vocabulary as the matcher walks it: each token's text as code points, in a trie. */
 typedef struct SlmTokenTrie SlmTokenTrie;
@@ -67,6 +78,8 @@ SlmGrammarMatcher *slm_grammar_matcher_free(SlmGrammarMatcher *m);
 int slm_grammar_matcher_mask(SlmGrammarMatcher *m, float *logits);
 /* Take the chosen token's text. -EINVAL when the grammar refuses it. */
 int slm_grammar_matcher_accept(SlmGrammarMatcher *m, int32_t token);
+/* Take @len bytes of text (UTF-8). -EINVAL when the grammar refuses it. */
+int slm_grammar_matcher_accept_text(SlmGrammarMatcher *m, const char *text, size_t len);
 /* The text so far is a whole sentence of the grammar. */
 bool slm_grammar_matcher_complete(const SlmGrammarMatcher *m);
 /* Complete, and nothing may follow: the generation is over. */

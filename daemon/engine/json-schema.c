@@ -24,11 +24,9 @@ typedef struct {
         SlmArena *a;
         SlmValue root;
         SlmBuf out; /* the rules */
-        int n_rules;
+        int n_rules, first_rule;
         SlmError *err;
-        SlmDict *refs;   /* "#/$defs/x" -> rule number */
-        bool need_value; /* the generic JSON value rules */
-        bool need_string;
+        SlmDict *refs; /* "#/$defs/x" -> rule number */
 } Ctx;
 
 static const char *const ignored[] = { "title",    "description", "$schema",  "$id",
@@ -48,7 +46,7 @@ static const SlmValue *get(SlmValue schema, const char *key)
 
 static int new_rule(Ctx *c)
 {
-        return c->n_rules < MAX_RULES ? c->n_rules++ : -1;
+        return c->n_rules - c->first_rule < MAX_RULES ? c->n_rules++ : -1;
 }
 
 /* A JSON text as a GBNF literal: "\"kitchen\"" */
@@ -212,7 +210,6 @@ static int schema_body(Ctx *c, SlmBuf *b, SlmValue s, int depth)
         if (s.type == SLM_VALUE_BOOL) {
                 if (!s.b)
                         return refuse(c, "a schema of false matches nothing");
-                c->need_value = true;
                 slm_buf_puts(b, "value");
                 return 0;
         }
@@ -336,7 +333,6 @@ static int schema_body(Ctx *c, SlmBuf *b, SlmValue s, int depth)
                         t = "array";
         }
         if (!t) {
-                c->need_value = true;
                 slm_buf_puts(b, "value");
                 return 0;
         }
@@ -352,7 +348,6 @@ static int schema_body(Ctx *c, SlmBuf *b, SlmValue s, int depth)
                 if (lo < 0 || lo > MAX_COUNT || hi > MAX_COUNT || (hi >= 0 && hi < lo))
                         return refuse(c,
                                       "string lengths must be 0 to 1000, minLength <= maxLength");
-                c->need_string = true;
                 if (hi < 0)
                         slm_buf_printf(b, "\"\\\"\" char{%lld,} \"\\\"\"", (long long)lo);
                 else
@@ -460,11 +455,10 @@ static int schema_body(Ctx *c, SlmBuf *b, SlmValue s, int depth)
                  * after(n) is the extra properties, first(n) them or nothing.
                  */
                 int base = c->n_rules;
-                if (r == 0 && c->n_rules + 2 * ((int)n + 1) > MAX_RULES)
+                if (r == 0 && c->n_rules - c->first_rule + 2 * ((int)n + 1) > MAX_RULES)
                         r = refuse(c, "too many rules");
                 if (r == 0) {
                         c->n_rules += 2 * ((int)n + 1);
-                        c->need_string |= has_extra;
                         for (size_t i = 0; i <= n; i++) {
                                 int after = base + 2 * (int)i, first = after + 1;
                                 if (i == n) {
@@ -522,11 +516,27 @@ static int schema_rule(Ctx *c, SlmValue s, int depth, int *ret)
         return r;
 }
 
-int slm_json_schema_to_gbnf(const char *schema, size_t len, char **ret_gbnf, SlmError *err)
+void slm_json_schema_common_rules(SlmBuf *out)
+{
+        slm_buf_puts(out, "ws ::= \" \"? | \"\\n\" [ \\t]{0,16}\n"
+                          "string ::= \"\\\"\" char* \"\\\"\"\n"
+                          "char ::= [^\"\\\\\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | "
+                          "\"u\" [0-9a-fA-F]{4})\n"
+                          "value ::= object | array | string | number | \"true\" | \"false\" | "
+                          "\"null\"\n"
+                          "object ::= \"{\" ws (string ws \":\" ws value (ws \",\" ws string ws "
+                          "\":\" ws value)*)? ws \"}\"\n"
+                          "array ::= \"[\" ws (value (ws \",\" ws value)*)? ws \"]\"\n"
+                          "number ::= \"-\"? ([0-9] | [1-9] [0-9]{1,15}) (\".\" [0-9]{1,16})? "
+                          "([eE] [-+]? [0-9]{1,3})?\n");
+}
+
+int slm_json_schema_rules(const char *schema, size_t len, int first, SlmBuf *out, int *ret_root,
+                          SlmError *err)
 {
         SlmArena a;
-        Ctx c = { .a = &a, .err = err };
-        int r, root;
+        Ctx c = { .a = &a, .err = err, .n_rules = first, .first_rule = first };
+        int r;
 
         slm_arena_init(&a, 64u << 20);
         r = slm_json_parse(&a, schema, len, &c.root, err);
@@ -541,32 +551,31 @@ int slm_json_schema_to_gbnf(const char *schema, size_t len, char **ret_gbnf, Slm
                 return slm_error_set(err, -ENOMEM, "out of memory");
         }
         c.refs = refs.dict;
-        r = schema_rule(&c, c.root, 0, &root);
+        r = schema_rule(&c, c.root, 0, ret_root);
+        if (r == 0 && c.out.failed)
+                r = slm_error_set(err, -ENOMEM, "out of memory");
+        if (r == 0)
+                slm_buf_put(out, c.out.s ? c.out.s : "", c.out.n);
+        slm_buf_free(&c.out);
+        slm_arena_clear(&a);
+        return r;
+}
+
+int slm_json_schema_to_gbnf(const char *schema, size_t len, char **ret_gbnf, SlmError *err)
+{
+        SlmBuf out = { 0 };
+        int root, r = slm_json_schema_rules(schema, len, 0, &out, &root, err);
+
         if (r == 0) {
-                slm_buf_printf(&c.out, "root ::= r%d\n", root);
-                slm_buf_puts(&c.out, "ws ::= \" \"? | \"\\n\" [ \\t]{0,16}\n");
-                if (c.need_string || c.need_value)
-                        slm_buf_puts(&c.out,
-                                     "string ::= \"\\\"\" char* \"\\\"\"\n"
-                                     "char ::= [^\"\\\\\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | "
-                                     "\"u\" [0-9a-fA-F]{4})\n");
-                if (c.need_value)
-                        slm_buf_puts(&c.out,
-                                     "value ::= object | array | string | number | \"true\" | "
-                                     "\"false\" | \"null\"\n"
-                                     "object ::= \"{\" ws (string ws \":\" ws value (ws \",\" ws "
-                                     "string ws \":\" ws value)*)? ws \"}\"\n"
-                                     "array ::= \"[\" ws (value (ws \",\" ws value)*)? ws \"]\"\n"
-                                     "number ::= \"-\"? ([0-9] | [1-9] [0-9]{1,15}) (\".\" "
-                                     "[0-9]{1,16})? ([eE] [-+]? [0-9]{1,3})?\n");
-                if (c.out.failed)
+                slm_buf_printf(&out, "root ::= r%d\n", root);
+                slm_json_schema_common_rules(&out);
+                if (out.failed)
                         r = slm_error_set(err, -ENOMEM, "out of memory");
         }
-        slm_arena_clear(&a);
         if (r < 0) {
-                slm_buf_free(&c.out);
+                slm_buf_free(&out);
                 return r;
         }
-        *ret_gbnf = c.out.s;
+        *ret_gbnf = out.s;
         return 0;
 }

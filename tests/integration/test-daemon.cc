@@ -1197,13 +1197,16 @@ TEST_F(Daemon, ChatAndSmartReplies)
         slm_client_free(c);
 }
 
-// A copy of the story model that carries @tmpl (from ../shared/chat-templates) as its own template.
+// A copy of the story model that carries @tmpl (from ../shared/chat-templates, or a path) as its
+// own template.
 std::string model_with_template(const std::string &dir, const std::string &tmpl)
 {
-        std::string out = dir + "/" + tmpl + ".gguf";
+        bool path = tmpl.find('/') != std::string::npos;
+        std::string out = dir + "/" + (path ? "own" : tmpl) + ".gguf";
         EXPECT_EQ(run_cmd("/usr/bin/python3 '" + env("GGUF_SET_TEMPLATE") + "' '" + shared(kStory) +
-                          "' '" + shared("chat-templates/templates/" + tmpl + ".jinja") + "' '" +
-                          out + "'"),
+                          "' '" +
+                          (path ? tmpl : shared("chat-templates/templates/" + tmpl + ".jinja")) +
+                          "' '" + out + "'"),
                   0);
         return out;
 }
@@ -1413,6 +1416,109 @@ TEST_F(Daemon, StructuredOutputAlwaysParses)
         auto j = nlohmann::json::parse(out, nullptr, false);
         ASSERT_TRUE(j.is_array()) << out;
         EXPECT_EQ(j.size(), 2u);
+        slm_session_free(s);
+        slm_client_free(c);
+        EXPECT_EQ(stop(), 0) << log();
+}
+
+// The arguments of a set_light call, checked against its schema by hand.
+void expect_set_light(const nlohmann::json &call, const std::string &text)
+{
+        EXPECT_EQ(call["name"], "set_light") << text;
+        const auto &a = call["arguments"];
+        ASSERT_TRUE(a.is_object()) << text;
+        EXPECT_TRUE(a["room"] == "kitchen" || a["room"] == "bedroom") << text;
+        EXPECT_TRUE(a["on"].is_boolean()) << text;
+        EXPECT_EQ(a.size(), 2u) << text;
+}
+
+TEST_F(Daemon, ForcedToolCallsInTheModelsOwnFormat)
+{
+        const std::string light = R"({"type": "function", "function": {"name": "set_light",)"
+                                  R"( "parameters": {"type": "object", "properties": {"room":)"
+                                  R"( {"type": "string", "enum": ["kitchen", "bedroom"]}, "on":)"
+                                  R"( {"type": "boolean"}}, "required": ["room", "on"]}}})";
+        const std::string weather = R"({"type": "function", "function": {"name": "get_weather",)"
+                                    R"( "parameters": {"type": "object", "properties": {"city":)"
+                                    R"( {"type": "string", "maxLength": 20}}, "required":)"
+                                    R"( ["city"]}}})";
+        const std::string both = "[" + light + ", " + weather + "]";
+        const char *tools = both.c_str();
+        SlmMessage ask[] = { { "user", "Turn the kitchen light on.", nullptr, nullptr } };
+        SlmClientError err;
+        SlmFinish fin = {};
+
+        // <tool_call> ... </tool_call>, as Qwen's and Hermes' templates show calls
+        start(model_with_template(dir, env("SHORT_TOOLS_TEMPLATE")));
+        SlmClient *c = client();
+        SlmSession *s = nullptr;
+        ASSERT_EQ(slm_client_create_session(c, nullptr, &s, &err), 0);
+        for (uint64_t seed = 1; seed <= 5; seed++) {
+                SlmGenerateOptions o = greedy(120);
+                o.temperature = 1.0;
+                o.has_seed = true;
+                o.seed = seed;
+                o.tools = tools;
+                o.tool_choice = "set_light";
+                Stream st;
+                ASSERT_EQ(slm_session_chat_messages(s, ask, 1, &o, collect, &st, &fin, &err), 0)
+                    << err.message;
+                EXPECT_STREQ(fin.reason, "stop") << st.text;
+                EXPECT_EQ(st.text.rfind("<tool_call>\n{", 0), 0u) << st.text;
+                EXPECT_NE(st.text.find("}\n</tool_call>"), std::string::npos) << st.text;
+                ASSERT_NE(fin.tool_calls, nullptr) << st.text;
+                auto calls = nlohmann::json::parse(fin.tool_calls, nullptr, false);
+                ASSERT_TRUE(calls.is_array()) << fin.tool_calls;
+                ASSERT_EQ(calls.size(), 1u) << fin.tool_calls;
+                expect_set_light(calls[0], st.text);
+                slm_finish_clear(&fin);
+        }
+        // no call asked for: none reported
+        SlmGenerateOptions none = greedy(8);
+        none.tools = tools;
+        none.tool_choice = "none";
+        Stream st;
+        ASSERT_EQ(slm_session_chat_messages(s, ask, 1, &none, collect, &st, &fin, &err), 0);
+        EXPECT_EQ(fin.tool_calls, nullptr);
+        // a function that is not among the tools, a choice without tools
+        none.tool_choice = "open_door";
+        EXPECT_EQ(slm_session_chat_messages(s, ask, 1, &none, collect, &st, &fin, &err),
+                  SLM_STATUS_INVALID_ARGUMENT);
+        EXPECT_NE(std::string(err.message).find("no function"), std::string::npos) << err.message;
+        none.tools = nullptr;
+        none.tool_choice = "required";
+        EXPECT_EQ(slm_session_chat_messages(s, ask, 1, &none, collect, &st, &fin, &err),
+                  SLM_STATUS_INVALID_ARGUMENT);
+        slm_session_free(s);
+        slm_client_free(c);
+        EXPECT_EQ(stop(), 0) << log();
+
+        // [TOOL_CALLS][...], as Mistral's: either function when a call is required
+        start(model_with_template(dir, "mistralai-Mistral-Nemo-Instruct-2407"));
+        c = client();
+        ASSERT_EQ(slm_client_create_session(c, nullptr, &s, &err), 0);
+        for (uint64_t seed = 1; seed <= 5; seed++) {
+                SlmGenerateOptions o = greedy(120);
+                o.temperature = 1.0;
+                o.has_seed = true;
+                o.seed = seed;
+                o.tools = both.c_str();
+                o.tool_choice = "required";
+                Stream st2;
+                ASSERT_EQ(slm_session_chat_messages(s, ask, 1, &o, collect, &st2, &fin, &err), 0)
+                    << err.message;
+                EXPECT_EQ(st2.text.rfind("[TOOL_CALLS][{", 0), 0u) << st2.text;
+                ASSERT_NE(fin.tool_calls, nullptr) << st2.text;
+                auto calls = nlohmann::json::parse(fin.tool_calls, nullptr, false);
+                ASSERT_TRUE(calls.is_array() && calls.size() == 1) << fin.tool_calls;
+                if (calls[0]["name"] == "get_weather") {
+                        ASSERT_TRUE(calls[0]["arguments"]["city"].is_string()) << st2.text;
+                        EXPECT_EQ(calls[0]["arguments"].size(), 1u) << st2.text;
+                } else {
+                        expect_set_light(calls[0], st2.text);
+                }
+                slm_finish_clear(&fin);
+        }
         slm_session_free(s);
         slm_client_free(c);
         EXPECT_EQ(stop(), 0) << log();
