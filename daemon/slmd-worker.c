@@ -976,8 +976,16 @@ static gboolean text_prepare(SlmdWorker *w, SlmdRequest *req, size_t room, Part 
         /* decode one token */
         const SlmTokenizer *tk = slm_model_tokenizer(w->model);
         if (p->matcher) {
-                /* only what keeps the text a sentence of the grammar, or ends it when whole */
-                int allowed = slm_grammar_matcher_mask(p->matcher, p->logits);
+                /*
+                 * only what keeps the text a sentence of the grammar, or ends it when whole; the
+                 * sampler keeps its top-k (greedy: 1), and with no penalty to reorder the logits
+                 * the grammar need only find those
+                 */
+                const SlmSamplerParams *sp = &req->sampling;
+                bool penalties = sp->repeat_penalty != 1.0f || sp->frequency_penalty != 0.0f ||
+                                 sp->presence_penalty != 0.0f;
+                int k = penalties ? 0 : sp->temperature == 0.0f ? 1 : sp->top_k;
+                int allowed = slm_grammar_matcher_mask_top(p->matcher, p->logits, k);
                 if (allowed == -E2BIG)
                         return fail(req, SLMD_ERROR_INVALID_ARGUMENT,
                                     "the grammar is too ambiguous to follow");
@@ -1761,6 +1769,8 @@ void slmd_worker_free(SlmdWorker *w)
         while ((r = g_queue_pop_head(&w->incoming)))
                 slmd_request_unref(r);
         slm_batch_free(w->batch);
+        slm_chat_free(w->chat);
+        slm_token_trie_free(w->trie);
         slm_model_free(w->model);
         slm_backend_free(w->backend);
         g_ptr_array_unref(w->seqs);

@@ -797,7 +797,8 @@ static int set_add(Set *s, const uint32_t *stk, size_t len)
 {
         for (size_t i = 0; i < s->n_st; i++) {
                 size_t l = s->off[i + 1] - s->off[i];
-                if (l == len && !memcmp(s->d + s->off[i], stk, len * sizeof(uint32_t)))
+                if (l == len &&
+                    (len == 0 || !memcmp(s->d + s->off[i], stk, len * sizeof(uint32_t))))
                         return 0;
         }
         if (s->n_st >= MAX_STACKS || len > MAX_STACK)
@@ -807,7 +808,8 @@ static int set_add(Set *s, const uint32_t *stk, size_t len)
                 return -ENOMEM;
         if (s->n_st == 0)
                 s->off[0] = 0;
-        memcpy(s->d + s->n, stk, len * sizeof(uint32_t));
+        if (len)
+                memcpy(s->d + s->n, stk, len * sizeof(uint32_t));
         s->n += len;
         s->off[++s->n_st] = (uint32_t)s->n;
         return 0;
@@ -979,7 +981,8 @@ static int set_copy(Set *dst, const Set *src)
         if (grow((void **)&dst->d, &dst->cap, src->n ? src->n : 1, sizeof(uint32_t)) < 0 ||
             grow((void **)&dst->off, &dst->cap_st, src->n_st + 1, sizeof(uint32_t)) < 0)
                 return -ENOMEM;
-        memcpy(dst->d, src->d, src->n * sizeof(uint32_t));
+        if (src->n)
+                memcpy(dst->d, src->d, src->n * sizeof(uint32_t));
         if (src->n_st)
                 memcpy(dst->off, src->off, (src->n_st + 1) * sizeof(uint32_t));
         dst->n = src->n;
@@ -1010,50 +1013,138 @@ static int walk(SlmGrammarMatcher *m, int32_t node, const Set *in, size_t depth,
         return 0;
 }
 
-int slm_grammar_matcher_mask(SlmGrammarMatcher *m, float *logits)
+static CacheEntry *cache_find(SlmGrammarMatcher *m, uint64_t h)
+{
+        for (size_t i = 0; i < CACHE_ENTRIES; i++)
+                if (m->cache[i].used && m->cache[i].hash == h &&
+                    set_equal(&m->cache[i].key, &m->cur))
+                        return &m->cache[i];
+        return NULL;
+}
+
+/* Every allowed token, by the trie walk, remembered for this position. */
+static int full_mask(SlmGrammarMatcher *m, uint64_t h, CacheEntry **ret)
+{
+        const SlmTokenTrie *t = m->t;
+        size_t words = ((size_t)t->n_vocab + 63) / 64;
+        int count = 0, r;
+
+        memset(m->bits, 0, words * sizeof(uint64_t));
+        if ((r = walk(m, 0, &m->cur, 0, &count)) < 0)
+                return r;
+        if (set_complete(&m->cur)) {
+                for (int32_t i = 0; i < t->n_vocab; i++) {
+                        if (t->eog[i]) {
+                                m->bits[i / 64] |= 1ULL << (i % 64);
+                                count++;
+                        }
+                }
+        }
+        CacheEntry *e = &m->cache[m->cache_next];
+        m->cache_next = (m->cache_next + 1) % CACHE_ENTRIES;
+        if (!e->bits && !(e->bits = malloc(words * sizeof(uint64_t))))
+                return -ENOMEM;
+        if ((r = set_copy(&e->key, &m->cur)) < 0)
+                return r;
+        memcpy(e->bits, m->bits, words * sizeof(uint64_t));
+        e->hash = h;
+        e->allowed = count;
+        e->used = true;
+        *ret = e;
+        return 0;
+}
+
+/* Whether token @tok's text can come next; uses the walk's sets 0 and 1 as scratch. */
+static int token_ok(SlmGrammarMatcher *m, int32_t tok, bool *ret)
+{
+        const SlmTokenTrie *t = m->t;
+        uint32_t b = t->cps_off[tok], e = t->cps_off[tok + 1];
+        const Set *in = &m->cur;
+        int r;
+
+        *ret = false;
+        if (t->eog[tok]) {
+                *ret = set_complete(&m->cur);
+                return 0;
+        }
+        if (b == e || m->n_levels < 2)
+                return 0;
+        for (uint32_t i = b; i < e; i++) {
+                Set *out = &m->levels[(i - b) % 2];
+                if ((r = advance(m, in, t->cps[i], out)) < 0)
+                        return r;
+                if (out->n_st == 0)
+                        return 0;
+                in = out;
+        }
+        *ret = true;
+        return 0;
+}
+
+#define TOP_CHECKS 256 /* tokens tried by their logits before the whole vocabulary is walked */
+
+int slm_grammar_matcher_mask_top(SlmGrammarMatcher *m, float *logits, int k)
 {
         const SlmTokenTrie *t = m->t;
         size_t words = ((size_t)t->n_vocab + 63) / 64;
         uint64_t h = set_hash(&m->cur);
-        CacheEntry *hit = NULL;
-        int count = 0, r;
+        CacheEntry *hit = cache_find(m, h);
+        int r;
 
-        for (size_t i = 0; i < CACHE_ENTRIES && !hit; i++)
-                if (m->cache[i].used && m->cache[i].hash == h &&
-                    set_equal(&m->cache[i].key, &m->cur))
-                        hit = &m->cache[i];
-        if (!hit) {
-                memset(m->bits, 0, words * sizeof(uint64_t));
-                if ((r = walk(m, 0, &m->cur, 0, &count)) < 0)
-                        return r;
-                if (set_complete(&m->cur)) {
-                        for (int32_t i = 0; i < t->n_vocab; i++) {
-                                if (t->eog[i]) {
-                                        m->bits[i / 64] |= 1ULL << (i % 64);
-                                        count++;
-                                }
+        if (!hit && k > 0 && k <= TOP_CHECKS / 4) {
+                /*
+                 * The @k best tokens the grammar allows, tried best first: where most tokens are
+                 * allowed (a string being written) a few checks find them, and the sampler, which
+                 * keeps @k, sees what the whole mask would give it.
+                 */
+                int32_t top[TOP_CHECKS];
+                int n_top = 0;
+                for (int32_t i = 0; i < t->n_vocab; i++) {
+                        if (n_top == TOP_CHECKS && logits[i] <= logits[top[n_top - 1]])
+                                continue;
+                        int pos = n_top < TOP_CHECKS ? n_top++ : TOP_CHECKS - 1;
+                        while (pos > 0 && logits[top[pos - 1]] < logits[i]) {
+                                top[pos] = top[pos - 1];
+                                pos--;
                         }
+                        top[pos] = i;
                 }
-                hit = &m->cache[m->cache_next];
-                m->cache_next = (m->cache_next + 1) % CACHE_ENTRIES;
-                if (!hit->bits && !(hit->bits = malloc(words * sizeof(uint64_t))))
-                        return -ENOMEM;
-                if ((r = set_copy(&hit->key, &m->cur)) < 0)
-                        return r;
-                memcpy(hit->bits, m->bits, words * sizeof(uint64_t));
-                hit->hash = h;
-                hit->allowed = count;
-                hit->used = true;
+                int32_t keep[TOP_CHECKS / 4];
+                int n_keep = 0;
+                for (int i = 0; i < n_top && n_keep < k; i++) {
+                        bool ok;
+                        if ((r = token_ok(m, top[i], &ok)) < 0)
+                                return r;
+                        if (ok)
+                                keep[n_keep++] = top[i];
+                }
+                if (n_keep == k) {
+                        float saved[TOP_CHECKS / 4];
+                        for (int i = 0; i < n_keep; i++)
+                                saved[i] = logits[keep[i]];
+                        for (int32_t i = 0; i < t->n_vocab; i++)
+                                logits[i] = -INFINITY;
+                        for (int i = 0; i < n_keep; i++)
+                                logits[keep[i]] = saved[i];
+                        return n_keep;
+                }
         }
+        if (!hit && (r = full_mask(m, h, &hit)) < 0)
+                return r;
         for (size_t w = 0; w < words; w++) {
                 uint64_t b = hit->bits[w];
                 if (b == ~0ULL)
                         continue;
-                for (size_t k = 0; k < 64 && w * 64 + k < (size_t)t->n_vocab; k++)
-                        if (!(b & (1ULL << k)))
-                                logits[w * 64 + k] = -INFINITY;
+                for (size_t j = 0; j < 64 && w * 64 + j < (size_t)t->n_vocab; j++)
+                        if (!(b & (1ULL << j)))
+                                logits[w * 64 + j] = -INFINITY;
         }
         return hit->allowed;
+}
+
+int slm_grammar_matcher_mask(SlmGrammarMatcher *m, float *logits)
+{
+        return slm_grammar_matcher_mask_top(m, logits, 0);
 }
 
 /* Advance the matcher over one code point; -EINVAL when the grammar refuses it. */

@@ -76,6 +76,13 @@ SlmGrammarMatcher *slm_grammar_matcher_free(SlmGrammarMatcher *m);
  * ambiguous to follow.
  */
 int slm_grammar_matcher_mask(SlmGrammarMatcher *m, float *logits);
+/*
+ * The same for a sampler that keeps only the @k most likely tokens (greedy:
+ * 1; 0: all): where the grammar allows at least @k of the best tokens, only
+ * those @k are left and the rest of the vocabulary is not looked at. What the
+ * sampler then draws from is what the whole mask would leave it.
+ */
+int slm_grammar_matcher_mask_top(SlmGrammarMatcher *m, float *logits, int k);
 /* Take the chosen token's text. -EINVAL when the grammar refuses it. */
 int slm_grammar_matcher_accept(SlmGrammarMatcher *m, int32_t token);
 /* Take @len bytes of text (UTF-8). -EINVAL when the grammar refuses it. */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "gguf-writer.h"
+#include "gguf.h"
 
 typedef struct {
         const char *name, *arch;
@@ -139,6 +140,62 @@ out:
         return r;
 }
 
+/* The vocabulary of another GGUF file (a real one: its tokens, scores, types, BOS and EOS). */
+static int copy_vocab(SlmGgufWriter *w, const char *path, int n_vocab, SlmError *err)
+{
+        SlmGguf *g = NULL;
+        SlmGgufStr model;
+        int r = slm_gguf_open(path, &g, err);
+
+        if (r < 0)
+                return r;
+        const SlmGgufValue *tokens = slm_gguf_get(g, "tokenizer.ggml.tokens");
+        const SlmGgufValue *scores = slm_gguf_get(g, "tokenizer.ggml.scores");
+        const SlmGgufValue *types = slm_gguf_get(g, "tokenizer.ggml.token_type");
+        const SlmGgufValue *bos = slm_gguf_get(g, "tokenizer.ggml.bos_token_id");
+        const SlmGgufValue *eos = slm_gguf_get(g, "tokenizer.ggml.eos_token_id");
+        if (slm_gguf_get_str(g, "tokenizer.ggml.model", &model) < 0 || !tokens ||
+            tokens->type != SLM_GGUF_ARRAY || tokens->arr.type != SLM_GGUF_STRING ||
+            tokens->arr.n != (uint64_t)n_vocab || !scores || scores->type != SLM_GGUF_ARRAY ||
+            scores->arr.type != SLM_GGUF_F32 || scores->arr.n != (uint64_t)n_vocab || !types ||
+            types->type != SLM_GGUF_ARRAY || types->arr.type != SLM_GGUF_I32 ||
+            types->arr.n != (uint64_t)n_vocab || !bos || !eos) {
+                slm_gguf_free(g);
+                return slm_error_set(err, -EINVAL,
+                                     "%s: no SentencePiece vocabulary of %d tokens to copy", path,
+                                     n_vocab);
+        }
+        char **t = calloc((size_t)n_vocab, sizeof(char *));
+        float *sc = malloc((size_t)n_vocab * sizeof(float));
+        int32_t *ty = malloc((size_t)n_vocab * sizeof(int32_t));
+        char mname[32];
+        snprintf(mname, sizeof(mname), "%.*s", (int)model.len, model.ptr);
+        r = t && sc && ty ? 0 : -ENOMEM;
+        for (int i = 0; i < n_vocab && r == 0; i++) {
+                t[i] = strndup(tokens->arr.strs[i].ptr, tokens->arr.strs[i].len);
+                r = t[i] ? 0 : -ENOMEM;
+        }
+        if (r == 0) {
+                memcpy(sc, scores->arr.data, (size_t)n_vocab * sizeof(float));
+                memcpy(ty, types->arr.data, (size_t)n_vocab * sizeof(int32_t));
+                r = slm_gguf_writer_add_str(w, "tokenizer.ggml.model", mname);
+        }
+        r = r
+                ?: slm_gguf_writer_add_str_array(w, "tokenizer.ggml.tokens", (const char *const *)t,
+                                                 (size_t)n_vocab);
+        r = r ?: slm_gguf_writer_add_f32_array(w, "tokenizer.ggml.scores", sc, (size_t)n_vocab);
+        r = r ?: slm_gguf_writer_add_i32_array(w, "tokenizer.ggml.token_type", ty, (size_t)n_vocab);
+        r = r ?: slm_gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos->u);
+        r = r ?: slm_gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos->u);
+        for (int i = 0; t && i < n_vocab; i++)
+                free(t[i]);
+        free(t);
+        free(sc);
+        free(ty);
+        slm_gguf_free(g);
+        return r;
+}
+
 static bool more_bits(int il, int n_layer)
 {
         return il < n_layer / 8 || il >= 7 * n_layer / 8 || (il - n_layer / 8) % 3 == 2;
@@ -150,18 +207,22 @@ int main(int argc, char **argv)
                 { "shape", required_argument, NULL, 's' },
                 { "type", required_argument, NULL, 't' },
                 { "output", required_argument, NULL, 'o' },
+                { "vocab", required_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        const char *shape = NULL, *type = NULL, *out = NULL;
+        const char *shape = NULL, *type = NULL, *out = NULL, *vocab = NULL;
         Plan p = { 0 };
         SlmGgufWriter *w = NULL;
         SlmError err = { { 0 } };
         char key[128], name[96];
         int c, r = 0;
 
-        while ((c = getopt_long(argc, argv, "s:t:o:h", opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "s:t:o:v:h", opts, NULL)) != -1) {
                 switch (c) {
+                case 'v':
+                        vocab = optarg;
+                        break;
                 case 's':
                         shape = optarg;
                         break;
@@ -175,7 +236,9 @@ int main(int argc, char **argv)
                         fprintf(c == 'h' ? stdout : stderr,
                                 "Usage: slm-mkmodel --shape "
                                 "tinyllama-1.1b|phi3-mini|gemma-2b|llama2-7b\n"
-                                "                   --type f16|q8_0|q4_0|q4_k_m|q5_k_m -o FILE\n");
+                                "                   --type f16|q8_0|q4_0|q4_k_m|q5_k_m -o FILE\n"
+                                "                   [--vocab GGUF]  (that file's vocabulary, "
+                                "not a made-up one)\n");
                         return c == 'h' ? 0 : 2;
                 }
         }
@@ -230,7 +293,7 @@ int main(int argc, char **argv)
         r = r ?: slm_gguf_writer_add_u32(w, KEY("rope.dimension_count"), (uint32_t)s->head_dim);
         r = r ?: slm_gguf_writer_add_f32(w, KEY("rope.freq_base"), s->rope_base);
         r = r ?: slm_gguf_writer_add_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
-        r = r ?: add_vocab(w, s->n_vocab);
+        r = r ?: (vocab ? copy_vocab(w, vocab, s->n_vocab, &err) : add_vocab(w, s->n_vocab));
 
         r = r ?: add(w, &p, "token_embd.weight", p.embd, e, (uint64_t)s->n_vocab);
         r = r ?: add(w, &p, "output_norm.weight", SLM_TYPE_F32, e, 0);

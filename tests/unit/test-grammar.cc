@@ -176,8 +176,9 @@ TEST(Grammar, JsonSchema)
 namespace
 {
 
-// The story model sampling under @g: @n seeded samples of at most @max tokens.
-std::vector<std::string> samples(SlmGrammar *g, int n, int max)
+// The story model sampling under @g: @n seeded samples of at most @max tokens, the mask found for
+// a sampler that keeps its top @k (0: the whole mask).
+std::vector<std::string> samples(SlmGrammar *g, int n, int max, int k = 0)
 {
         SlmModel *m = nullptr;
         SlmBackend *b = nullptr;
@@ -208,7 +209,8 @@ std::vector<std::string> samples(SlmGrammar *g, int n, int max)
                 std::vector<int32_t> hist;
                 for (int i = 0; i < max; i++) {
                         EXPECT_EQ(slm_context_eval(ctx, &tok, 1, logits.data()), 0);
-                        int allowed = slm_grammar_matcher_mask(gm, logits.data());
+                        int allowed = k ? slm_grammar_matcher_mask_top(gm, logits.data(), k)
+                                        : slm_grammar_matcher_mask(gm, logits.data());
                         EXPECT_GT(allowed, 0) << text;
                         if (allowed <= 0)
                                 break;
@@ -246,7 +248,10 @@ TEST(Grammar, StoryModelSamplesParseAndValidate)
                           "minItems": 1, "maxItems": 3},
                 "happy": {"type": "boolean"}},
                 "required": ["name", "age", "likes"]})");
-        for (const std::string &s : samples(g, 20, 200)) {
+        std::vector<std::string> all = samples(g, 20, 200);
+        // the sampler keeps its top 40: finding only those gives the same draws as the whole mask
+        EXPECT_EQ(samples(g, 20, 200, 40), all);
+        for (const std::string &s : all) {
                 auto j = nlohmann::json::parse(s, nullptr, false);
                 ASSERT_FALSE(j.is_discarded()) << s;
                 ASSERT_TRUE(j.is_object()) << s;
