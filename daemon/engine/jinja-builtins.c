@@ -170,7 +170,6 @@ static int change_case(Render *r, SlmValue s, int mode, SlmValue *ret)
 {
         SlmBuf b = { .limit = slm_jinja_max_output(r) };
         bool word_start = true;
-        int e;
 
         for (size_t i = 0; i < s.len;) {
                 uint32_t c;
@@ -192,9 +191,7 @@ static int change_case(Render *r, SlmValue s, int mode, SlmValue *ret)
                         word_start = c == SLM_UNICODE_INVALID || !(is_cased(c) || c == 0xDF);
                 i += k;
         }
-        e = slm_jinja_buf_value(r, &b, ret);
-        slm_buf_free(&b);
-        return e;
+        return slm_jinja_buf_value(r, &b, ret);
 }
 
 static int replace(Render *r, SlmValue s, SlmValue old, SlmValue new, int64_t count, SlmValue *ret)
@@ -202,7 +199,6 @@ static int replace(Render *r, SlmValue s, SlmValue old, SlmValue new, int64_t co
         SlmBuf b = { .limit = slm_jinja_max_output(r) };
         size_t i = 0;
         int64_t done = 0;
-        int e;
 
         if (old.len == 0) {
                 /* Python puts @new around every character */
@@ -230,9 +226,7 @@ static int replace(Render *r, SlmValue s, SlmValue old, SlmValue new, int64_t co
                 }
                 slm_buf_put(&b, s.s + i, s.len - i);
         }
-        e = slm_jinja_buf_value(r, &b, ret);
-        slm_buf_free(&b);
-        return e;
+        return slm_jinja_buf_value(r, &b, ret);
 }
 
 static int split(Render *r, SlmValue s, const SlmValue *sep, int64_t maxsplit, SlmValue *ret)
@@ -314,7 +308,7 @@ static int join(Render *r, SlmValue seq, SlmValue sep, const char *attribute, Sl
                 slm_value_write_str(&b, v);
         }
         if (e >= 0)
-                e = slm_jinja_buf_value(r, &b, ret);
+                return slm_jinja_buf_value(r, &b, ret);
         slm_buf_free(&b);
         return e;
 }
@@ -704,7 +698,7 @@ static int tojson(Render *r, SlmValue v, const SlmValue *indent, SlmValue *ret)
         else if (e == -ELOOP)
                 e = slm_jinja_too_big(r, "tojson: nested too deeply");
         else
-                e = slm_jinja_buf_value(r, &b, ret);
+                return slm_jinja_buf_value(r, &b, ret);
         slm_buf_free(&b);
         return e;
 }
@@ -910,16 +904,14 @@ static int indent(Render *r, SlmValue s, SlmValue *args, size_t n, const Kwargs 
                 slm_buf_put(&b, "\n", 1);
                 i = end + 1;
         }
-        e = slm_jinja_buf_value(r, &b, ret);
-        slm_buf_free(&b);
         slm_buf_free(&pad);
+        return slm_jinja_buf_value(r, &b, ret);
         return e;
 }
 
 static int html_escape(Render *r, SlmValue s, SlmValue *ret)
 {
         SlmBuf b = { .limit = slm_jinja_max_output(r) };
-        int e;
 
         for (size_t i = 0; i < s.len; i++) {
                 switch (s.s[i]) {
@@ -942,9 +934,7 @@ static int html_escape(Render *r, SlmValue s, SlmValue *ret)
                         slm_buf_put(&b, s.s + i, 1);
                 }
         }
-        e = slm_jinja_buf_value(r, &b, ret);
-        slm_buf_free(&b);
-        return e;
+        return slm_jinja_buf_value(r, &b, ret);
 }
 
 static const char *const filter_names[] = {
@@ -1065,9 +1055,7 @@ int slm_jinja_filter(Render *r, const char *name, SlmValue v, SlmValue *args, si
                                 slm_buf_put(&b, v.s + i - k, k);
                                 i -= k;
                         }
-                        e = slm_jinja_buf_value(r, &b, ret);
-                        slm_buf_free(&b);
-                        return e;
+                        return slm_jinja_buf_value(r, &b, ret);
                 }
                 SlmList *items;
                 if ((e = slm_jinja_iterate(r, v, &items)) < 0 || (e = new_list(r, ret)) < 0)

@@ -144,7 +144,7 @@ int slm_jinja_to_string(Render *r, SlmValue v, SlmValue *ret);
 size_t slm_jinja_max_output(Render *r);
 /* Out of the render's memory: the error to return. */
 int slm_jinja_oom(Render *r);
-/* Make a string value from a buffer (checks the buffer's limit). */
+/* A string value from a buffer (checks the buffer's limit), which is freed. */
 int slm_jinja_buf_value(Render *r, SlmBuf *b, SlmValue *ret);
 /* The render's strftime_now time and whether it is UTC. */
 void slm_jinja_now(Render *r, int64_t *ret_now, bool *ret_utc);

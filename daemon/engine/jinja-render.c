@@ -152,29 +152,29 @@ static int exec_list(Render *r, const NodeList *l, Frame *f);
 
 /* ---- values from syntax ---- */
 
+/* The buffer's text as a string value; the buffer is freed either way. */
 static int str_value(Render *r, SlmBuf *b, SlmValue *ret)
 {
+        int e = 0;
+
         if (b->failed)
-                return slm_error_set(r->err, -E2BIG, "template output is larger than allowed");
-        *ret = slm_value_str(r->a, b->s ? b->s : "", b->n);
-        if (ret->type != SLM_VALUE_STRING)
-                return oom(r);
-        return 0;
+                e = slm_error_set(r->err, -E2BIG, "template output is larger than allowed");
+        else if ((*ret = slm_value_str(r->a, b->s ? b->s : "", b->n)).type != SLM_VALUE_STRING)
+                e = oom(r);
+        slm_buf_free(b);
+        return e;
 }
 
 static int to_string(Render *r, SlmValue v, SlmValue *ret)
 {
         SlmBuf b = { .limit = r->opts->max_output };
-        int e;
 
         if (v.type == SLM_VALUE_STRING) {
                 *ret = v;
                 return 0;
         }
         slm_value_write_str(&b, v);
-        e = str_value(r, &b, ret);
-        slm_buf_free(&b);
-        return e;
+        return str_value(r, &b, ret);
 }
 
 /* The items a for loop or a filter walks over: lists as they are, dict keys, characters. */
@@ -458,9 +458,7 @@ static int slice(Render *r, SlmValue obj, const SlmValue *parts, SlmValue *ret)
                 }
         }
         if (obj.type == SLM_VALUE_STRING) {
-                int e = str_value(r, &b, ret);
-                slm_buf_free(&b);
-                return e;
+                return str_value(r, &b, ret);
         }
         out.flags = obj.flags;
         *ret = out;
@@ -513,9 +511,7 @@ static int repeat(Render *r, SlmValue seq, int64_t times, SlmValue *ret)
                                              "string repeated past the output limit");
                 for (int64_t i = 0; i < times; i++)
                         slm_buf_put(&b, seq.s, seq.len);
-                int e = str_value(r, &b, ret);
-                slm_buf_free(&b);
-                return e;
+                return str_value(r, &b, ret);
         }
         SlmValue l = slm_value_new_list(r->a);
         if (l.type != SLM_VALUE_LIST)
@@ -536,9 +532,7 @@ static int arith(Render *r, int op, SlmValue a, SlmValue b, SlmValue *ret)
                 SlmBuf buf = { .limit = r->opts->max_output };
                 slm_value_write_str(&buf, a);
                 slm_value_write_str(&buf, b);
-                int e = str_value(r, &buf, ret);
-                slm_buf_free(&buf);
-                return e;
+                return str_value(r, &buf, ret);
         }
         if (op == OP_ADD && a.type == b.type &&
             (a.type == SLM_VALUE_STRING || a.type == SLM_VALUE_LIST)) {
@@ -546,9 +540,7 @@ static int arith(Render *r, int op, SlmValue a, SlmValue b, SlmValue *ret)
                         SlmBuf buf = { .limit = r->opts->max_output };
                         slm_buf_put(&buf, a.s, a.len);
                         slm_buf_put(&buf, b.s, b.len);
-                        int e = str_value(r, &buf, ret);
-                        slm_buf_free(&buf);
-                        return e;
+                        return str_value(r, &buf, ret);
                 }
                 SlmValue l = slm_value_new_list(r->a);
                 if (l.type != SLM_VALUE_LIST)
@@ -785,7 +777,7 @@ static int call_macro(Render *r, Macro *m, SlmValue *args, size_t n_args, const 
                 e = slm_jinja_fail(r, "'%s' outside a loop",
                                    e == FLOW_BREAK ? "break" : "continue");
         if (e >= 0)
-                e = str_value(r, &buf, ret);
+                return str_value(r, &buf, ret);
         slm_buf_free(&buf);
         return e;
 }
@@ -840,27 +832,17 @@ static int eval_args(Render *r, const Node *n, Frame *f, SlmValue **ret_args, Kw
         return 0;
 }
 
-static int apply_filter(Render *r, const Node *n, Frame *f, SlmValue v, SlmValue *ret)
+/*
+ * A filter node: its target evaluated, or in a chain over a value (filter
+ * blocks, block sets: the innermost target is NULL and @v goes in there).
+ */
+static int apply_filter(Render *r, const Node *n, Frame *f, bool chain, SlmValue v, SlmValue *ret)
 {
         SlmValue *args;
         Kwargs kw;
         int e;
 
-        if (n->a && (e = eval(r, n->a, f, &v)) < 0)
-                return e;
-        if ((e = eval_args(r, n, f, &args, &kw)) < 0)
-                return e;
-        return slm_jinja_filter(r, n->name, v, args, n->items.n, &kw, ret);
-}
-
-/* A filter chain whose innermost target is NULL applied to @v (filter blocks, block sets). */
-static int apply_chain(Render *r, const Node *n, Frame *f, SlmValue v, SlmValue *ret)
-{
-        SlmValue *args;
-        Kwargs kw;
-        int e;
-
-        if (n->a && (e = apply_chain(r, n->a, f, v, &v)) < 0)
+        if (n->a && (e = chain ? apply_filter(r, n->a, f, true, v, &v) : eval(r, n->a, f, &v)) < 0)
                 return e;
         if ((e = eval_args(r, n, f, &args, &kw)) < 0)
                 return e;
@@ -932,7 +914,7 @@ static int eval(Render *r, const Node *n, Frame *f, SlmValue *ret)
                 return call_value(r, a, args, n->items.n, &kw, slm_value_undefined(), ret);
         }
         case N_FILTER:
-                return apply_filter(r, n, f, slm_value_undefined(), ret);
+                return apply_filter(r, n, f, false, slm_value_undefined(), ret);
         case N_TEST: {
                 SlmValue *args;
                 Kwargs kw;
@@ -1106,7 +1088,7 @@ static int capture(Render *r, const NodeList *body, Frame *f, SlmValue *ret)
                 e = slm_jinja_fail(r, "'%s' outside a loop",
                                    e == FLOW_BREAK ? "break" : "continue");
         if (e >= 0)
-                e = str_value(r, &buf, ret);
+                return str_value(r, &buf, ret);
         slm_buf_free(&buf);
         return e;
 }
@@ -1139,7 +1121,7 @@ static int exec_node(Render *r, const Node *n, Frame *f)
         case N_SET_BLOCK:
                 if ((e = capture(r, &n->body, f, &v)) < 0)
                         return e;
-                if (n->b && (e = apply_chain(r, n->b, f, v, &v)) < 0)
+                if (n->b && (e = apply_filter(r, n->b, f, true, v, &v)) < 0)
                         return e;
                 return assign(r, &n->targets, f, v);
         case N_MACRO: {
@@ -1168,7 +1150,7 @@ static int exec_node(Render *r, const Node *n, Frame *f)
         }
         case N_FILTER_BLOCK:
                 if ((e = capture(r, &n->body, f, &v)) < 0 ||
-                    (e = apply_chain(r, n->b, f, v, &v)) < 0)
+                    (e = apply_filter(r, n->b, f, true, v, &v)) < 0)
                         return e;
                 return write_value(r, v);
         case N_WITH: {

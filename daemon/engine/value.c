@@ -588,6 +588,54 @@ static int json_number(JsonIn *in, SlmValue *ret)
 
 static int json_value(JsonIn *in, SlmValue *ret, int depth);
 
+/* An array, or with @object an object, from its opening bracket. */
+static int json_container(JsonIn *in, SlmValue *ret, int depth, bool object)
+{
+        char close = object ? '}' : ']';
+        SlmValue c = object ? slm_value_new_dict(in->a) : slm_value_new_list(in->a);
+        int r;
+
+        if (c.type == SLM_VALUE_UNDEFINED)
+                return -ENOMEM;
+        in->p++;
+        json_ws(in);
+        if (in->p < in->end && *in->p == close) {
+                in->p++;
+                *ret = c;
+                return 0;
+        }
+        for (;;) {
+                SlmValue key = slm_value_undefined(), item;
+                json_ws(in);
+                if (object) {
+                        if (in->p >= in->end || *in->p != '"')
+                                return json_fail(in, "expected a string key");
+                        if ((r = json_string(in, &key)) < 0)
+                                return r;
+                        json_ws(in);
+                        if (in->p >= in->end || *in->p != ':')
+                                return json_fail(in, "expected ':'");
+                        in->p++;
+                }
+                if ((r = json_value(in, &item, depth + 1)) < 0)
+                        return r;
+                if ((object ? slm_dict_set(in->a, c.dict, key, item)
+                            : slm_list_append(in->a, c.list, item)) < 0)
+                        return -ENOMEM;
+                json_ws(in);
+                if (in->p < in->end && *in->p == ',') {
+                        in->p++;
+                        continue;
+                }
+                if (in->p < in->end && *in->p == close) {
+                        in->p++;
+                        *ret = c;
+                        return 0;
+                }
+                return json_fail(in, object ? "expected ',' or '}'" : "expected ',' or ']'");
+        }
+}
+
 static int json_word(JsonIn *in, const char *w, SlmValue v, SlmValue *ret)
 {
         size_t n = strlen(w);
@@ -601,8 +649,6 @@ static int json_word(JsonIn *in, const char *w, SlmValue v, SlmValue *ret)
 
 static int json_value(JsonIn *in, SlmValue *ret, int depth)
 {
-        int r;
-
         json_ws(in);
         if (in->p >= in->end)
                 return json_fail(in, "unexpected end");
@@ -617,78 +663,9 @@ static int json_value(JsonIn *in, SlmValue *ret, int depth)
                 return json_word(in, "false", slm_value_bool(false), ret);
         case 'n':
                 return json_word(in, "null", slm_value_none(), ret);
-        case '[': {
-                SlmValue l = slm_value_new_list(in->a);
-                if (l.type != SLM_VALUE_LIST)
-                        return -ENOMEM;
-                in->p++;
-                json_ws(in);
-                if (in->p < in->end && *in->p == ']') {
-                        in->p++;
-                        *ret = l;
-                        return 0;
-                }
-                for (;;) {
-                        SlmValue item;
-                        r = json_value(in, &item, depth + 1);
-                        if (r < 0)
-                                return r;
-                        if (slm_list_append(in->a, l.list, item) < 0)
-                                return -ENOMEM;
-                        json_ws(in);
-                        if (in->p < in->end && *in->p == ',') {
-                                in->p++;
-                                continue;
-                        }
-                        if (in->p < in->end && *in->p == ']') {
-                                in->p++;
-                                *ret = l;
-                                return 0;
-                        }
-                        return json_fail(in, "expected ',' or ']'");
-                }
-        }
-        case '{': {
-                SlmValue d = slm_value_new_dict(in->a);
-                if (d.type != SLM_VALUE_DICT)
-                        return -ENOMEM;
-                in->p++;
-                json_ws(in);
-                if (in->p < in->end && *in->p == '}') {
-                        in->p++;
-                        *ret = d;
-                        return 0;
-                }
-                for (;;) {
-                        SlmValue key, item;
-                        json_ws(in);
-                        if (in->p >= in->end || *in->p != '"')
-                                return json_fail(in, "expected a string key");
-                        r = json_string(in, &key);
-                        if (r < 0)
-                                return r;
-                        json_ws(in);
-                        if (in->p >= in->end || *in->p != ':')
-                                return json_fail(in, "expected ':'");
-                        in->p++;
-                        r = json_value(in, &item, depth + 1);
-                        if (r < 0)
-                                return r;
-                        if (slm_dict_set(in->a, d.dict, key, item) < 0)
-                                return -ENOMEM;
-                        json_ws(in);
-                        if (in->p < in->end && *in->p == ',') {
-                                in->p++;
-                                continue;
-                        }
-                        if (in->p < in->end && *in->p == '}') {
-                                in->p++;
-                                *ret = d;
-                                return 0;
-                        }
-                        return json_fail(in, "expected ',' or '}'");
-                }
-        }
+        case '[':
+        case '{':
+                return json_container(in, ret, depth, *in->p == '{');
         case 'N':
                 return json_word(in, "NaN", slm_value_float(NAN), ret);
         case 'I':
