@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "strmap.h"
 #include "unicode.h"
 
 #define MAX_ELEMS     (1u << 20) /* a grammar's size */
@@ -15,6 +16,7 @@
 #define MAX_EXPAND    256        /* rules entered without reading a character */
 #define CACHE_ENTRIES 64         /* positions whose allowed tokens are remembered */
 #define MAX_TOKEN_CPS 256
+#define MAX_WORK      (50u * 1000 * 1000) /* stack operations one mask or token may take */
 
 enum { E_END, E_ALT, E_RULE, E_CHARS };
 
@@ -75,6 +77,7 @@ typedef struct {
         SlmError *err;
         Sym *syms;
         size_t n_syms, cap_syms;
+        SlmStrMap names; /* name -> symbol */
         int depth;
 } P;
 
@@ -93,12 +96,14 @@ static int seq_push(Seq *q, Elem e)
 
 static int sym_id(P *p, const char *name, size_t len, uint32_t *ret)
 {
-        for (size_t i = 0; i < p->n_syms; i++) {
-                if (strlen(p->syms[i].name) == len && !memcmp(p->syms[i].name, name, len)) {
-                        *ret = (uint32_t)i;
-                        return 0;
-                }
+        int32_t known = p->names.slots ? slm_strmap_get(&p->names, name, len) : -1;
+
+        if (known >= 0) {
+                *ret = (uint32_t)known;
+                return 0;
         }
+        if (!p->names.slots && slm_strmap_init(&p->names, 64) < 0)
+                return -ENOMEM;
         if (p->n_syms >= MAX_ELEMS ||
             grow((void **)&p->syms, &p->cap_syms, p->n_syms + 1, sizeof(Sym)) < 0)
                 return -ENOMEM;
@@ -107,6 +112,10 @@ static int sym_id(P *p, const char *name, size_t len, uint32_t *ret)
                 return -ENOMEM;
         memcpy(n, name, len);
         n[len] = 0;
+        if (slm_strmap_put(&p->names, n, len, (int32_t)p->n_syms) < 0) {
+                free(n);
+                return -ENOMEM;
+        }
         p->syms[p->n_syms] = (Sym){ .name = n };
         *ret = (uint32_t)p->n_syms++;
         return 0;
@@ -622,6 +631,7 @@ int slm_grammar_parse(const char *gbnf, size_t len, SlmGrammar **ret, SlmError *
         for (size_t i = 0; i < p.n_syms; i++)
                 free(p.syms[i].name);
         free(p.syms);
+        slm_strmap_clear(&p.names);
         if (r == -ENOMEM)
                 slm_error_set(err, r, "grammar: out of memory");
         if (r < 0) {
@@ -778,6 +788,7 @@ struct SlmGrammarMatcher {
         CacheEntry cache[CACHE_ENTRIES];
         size_t cache_next;
         uint64_t *bits; /* the mask being built */
+        uint64_t work;  /* spent by the current call, against MAX_WORK */
 };
 
 static void set_clear(Set *s)
@@ -826,6 +837,10 @@ static int expand(SlmGrammarMatcher *m, Set *out, size_t at, size_t len, int dep
         const SlmGrammar *g = m->g;
         int r;
 
+        /* comparing with every stack already there, and copying: an ambiguous grammar's cost */
+        m->work += out->n_st + len;
+        if (m->work > MAX_WORK)
+                return -E2BIG;
         if (len == 0 || g->e[m->sv[at + len - 1]].kind == E_CHARS)
                 return set_add(out, m->sv + at, len);
         if (depth > MAX_EXPAND || len > MAX_STACK)
@@ -1086,6 +1101,8 @@ static int token_ok(SlmGrammarMatcher *m, int32_t tok, bool *ret)
 int slm_grammar_matcher_mask_top(SlmGrammarMatcher *m, float *logits, int k)
 {
         const SlmTokenTrie *t = m->t;
+
+        m->work = 0;
         size_t words = ((size_t)t->n_vocab + 63) / 64;
         uint64_t h = set_hash(&m->cur);
         CacheEntry *hit = cache_find(m, h);
@@ -1167,6 +1184,7 @@ int slm_grammar_matcher_accept(SlmGrammarMatcher *m, int32_t token)
         const SlmTokenTrie *t = m->t;
         int r;
 
+        m->work = 0;
         if (token < 0 || token >= t->n_vocab)
                 return -EINVAL;
         if (t->eog[token]) {
@@ -1190,6 +1208,7 @@ int slm_grammar_matcher_accept_text(SlmGrammarMatcher *m, const char *text, size
 {
         int r;
 
+        m->work = 0;
         for (size_t i = 0; i < len;) {
                 uint32_t cp;
                 i += slm_utf8_decode(text + i, len - i, &cp);
