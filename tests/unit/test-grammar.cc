@@ -279,6 +279,48 @@ TEST(Grammar, StoryModelSamplesParseAndValidate)
         }
         slm_grammar_free(g);
 
+        // a list of mixed values, each kind within its bounds
+        g = schema(R"({"type": "array", "minItems": 1, "maxItems": 5, "items": {"anyOf": [
+                {"type": "integer", "minimum": -50, "maximum": 50}, {"type": "null"},
+                {"type": "string", "maxLength": 6}]}})");
+        for (const std::string &s : samples(g, 20, 200)) {
+                auto j = nlohmann::json::parse(s, nullptr, false);
+                ASSERT_TRUE(j.is_array()) << s;
+                EXPECT_GE(j.size(), 1u) << s;
+                EXPECT_LE(j.size(), 5u) << s;
+                for (auto &x : j) {
+                        if (x.is_number_integer()) {
+                                EXPECT_GE(x.get<int>(), -50) << s;
+                                EXPECT_LE(x.get<int>(), 50) << s;
+                        } else if (x.is_string()) {
+                                size_t len = 0;
+                                for (unsigned char c : x.get<std::string>())
+                                        len += (c & 0xC0) != 0x80;
+                                EXPECT_LE(len, 6u) << s;
+                        } else {
+                                EXPECT_TRUE(x.is_null()) << s;
+                        }
+                }
+        }
+        slm_grammar_free(g);
+
+        // numbers, booleans, an optional list, nothing else
+        g = schema(R"({"type": "object", "additionalProperties": false, "required": ["x", "ok"],
+                "properties": {"x": {"type": "number"}, "ok": {"type": "boolean"},
+                "tags": {"type": "array", "items": {"type": "string", "maxLength": 5}, "maxItems": 3}}})");
+        for (const std::string &s : samples(g, 20, 200)) {
+                auto j = nlohmann::json::parse(s, nullptr, false);
+                ASSERT_TRUE(j.is_object()) << s;
+                EXPECT_TRUE(j["x"].is_number()) << s;
+                EXPECT_TRUE(j["ok"].is_boolean()) << s;
+                if (j.contains("tags")) {
+                        ASSERT_TRUE(j["tags"].is_array()) << s;
+                        EXPECT_LE(j["tags"].size(), 3u) << s;
+                }
+                EXPECT_LE(j.size(), 3u) << s;
+        }
+        slm_grammar_free(g);
+
         // a GBNF grammar of our own: a command for a smart home
         g = gbnf("root ::= verb \" the \" room \" light\" (\" at \" pct)?\n"
                  "verb ::= \"turn on\" | \"turn off\" | \"dim\"\n"
