@@ -39,10 +39,11 @@ SlmGrammar *slm_grammar_free(SlmGrammar *g);
 /*
  * A JSON Schema as GBNF text (malloc'ed): types, properties, required,
  * additionalProperties (false or a schema), enum, const, anyOf/oneOf,
- * items, minItems, maxItems, minLength, maxLength, minimum/maximum on
- * integers, $ref to #/$defs/... and #/definitions/..., null. What the
- * grammar cannot honour (patterns, formats, number bounds on floats, ...)
- * is refused: -EINVAL naming it.
+ * items, minItems, maxItems, minLength, maxLength, minimum/maximum and
+ * their exclusive forms (whole numbers; a bounded number is written
+ * without an exponent), $ref to #/$defs/... and #/definitions/..., null.
+ * What the grammar cannot honour (patterns, formats, fractional bounds,
+ * ...) is refused: -EINVAL naming it.
  */
 int slm_json_schema_to_gbnf(const char *schema, size_t len, char **ret_gbnf, SlmError *err);
 

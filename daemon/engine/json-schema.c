@@ -179,6 +179,95 @@ static void int_range(SlmBuf *b, int64_t lo, int64_t hi)
 }
 
 static int schema_rule(Ctx *c, SlmValue s, int depth, int *ret);
+static int bound(Ctx *c, SlmValue s, const char *key, int64_t def, int64_t *ret);
+
+#define FRAC_ANY     "(\".\" [0-9]{1,16})?"
+#define FRAC_ZERO    "(\".\" \"0\"{1,16})?"
+#define FRAC_NONZERO "\".\" \"0\"{0,15} [1-9] [0-9]{0,15}"
+
+/*
+ * Decimal magnitudes from @a to @top (-1: no bound), each end left out when
+ * its flag says so; written without an exponent. False when none is left.
+ */
+static bool magnitudes(SlmBuf *b, uint64_t a, bool ax, int64_t top, bool tx)
+{
+        if (top >= 0 && a == (uint64_t)top) {
+                if (ax || tx)
+                        return false;
+                slm_buf_printf(b, "\"%llu\" " FRAC_ZERO, (unsigned long long)a);
+                return true;
+        }
+        slm_buf_printf(b, "(\"%llu\" %s", (unsigned long long)a, ax ? FRAC_NONZERO : FRAC_ANY);
+        if (top < 0) {
+                slm_buf_puts(b, " | ");
+                uint_at_least(b, a + 1);
+                slm_buf_puts(b, " " FRAC_ANY);
+        } else if (a + 1 <= (uint64_t)top - 1) {
+                slm_buf_puts(b, " | ");
+                uint_range(b, a + 1, (uint64_t)top - 1);
+                slm_buf_puts(b, " " FRAC_ANY);
+        }
+        if (top >= 0 && !tx)
+                slm_buf_printf(b, " | \"%llu\" " FRAC_ZERO, (unsigned long long)top);
+        slm_buf_puts(b, ")");
+        return true;
+}
+
+/* A number between whole-number bounds, inclusive or exclusive, without an exponent. */
+static int number_range(Ctx *c, SlmBuf *b, SlmValue s)
+{
+        int64_t lo, hi, xlo, xhi;
+        int r;
+
+        if ((r = bound(c, s, "minimum", INT64_MIN, &lo)) < 0 ||
+            (r = bound(c, s, "maximum", INT64_MAX, &hi)) < 0 ||
+            (r = bound(c, s, "exclusiveMinimum", INT64_MIN, &xlo)) < 0 ||
+            (r = bound(c, s, "exclusiveMaximum", INT64_MAX, &xhi)) < 0)
+                return refuse(c, "bounds on a number must be whole numbers");
+        bool lox = false, hix = false;
+        if (xlo != INT64_MIN && (lo == INT64_MIN || xlo >= lo)) {
+                lo = xlo;
+                lox = true;
+        }
+        if (xhi != INT64_MAX && (hi == INT64_MAX || xhi <= hi)) {
+                hi = xhi;
+                hix = true;
+        }
+        if ((lo != INT64_MIN && lo < -999999999999999999LL) ||
+            (hi != INT64_MAX && hi > 999999999999999999LL))
+                return refuse(c, "number bounds beyond 18 digits");
+        if (lo != INT64_MIN && hi != INT64_MAX && (lo > hi || (lo == hi && (lox || hix))))
+                return refuse(c, "no number lies within the bounds");
+        SlmBuf alt = { 0 };
+        bool any = false;
+        slm_buf_puts(b, "(");
+        if (lo < 0) {
+                /* the negatives: magnitudes from what hi leaves up to -lo */
+                uint64_t from = hi < 0 ? (uint64_t)(-hi) : 0;
+                bool fx = hi < 0 ? hix : false;
+                if (hi >= 0 && from == 0)
+                        fx = true; /* -0 is 0: the non-negatives below have it */
+                slm_buf_puts(&alt, "\"-\" ");
+                if (magnitudes(&alt, from, fx, lo == INT64_MIN ? -1 : -lo, lox)) {
+                        slm_buf_put(b, alt.s, alt.n);
+                        any = true;
+                }
+        }
+        if (hi >= 0) {
+                uint64_t from = lo > 0 ? (uint64_t)lo : 0;
+                SlmBuf pos = { 0 };
+                if (magnitudes(&pos, from, lo >= 0 && lox, hi == INT64_MAX ? -1 : hi, hix)) {
+                        if (any)
+                                slm_buf_puts(b, " | ");
+                        slm_buf_put(b, pos.s, pos.n);
+                        any = true;
+                }
+                slm_buf_free(&pos);
+        }
+        slm_buf_free(&alt);
+        slm_buf_puts(b, ")");
+        return any ? 0 : refuse(c, "no number lies within the bounds");
+}
 
 static int bound(Ctx *c, SlmValue s, const char *key, int64_t def, int64_t *ret)
 {
@@ -371,12 +460,13 @@ static int schema_body(Ctx *c, SlmBuf *b, SlmValue s, int depth)
                         return refuse(c, "minimum is above maximum");
                 int_range(b, lo, hi);
         } else if (!strcmp(t, "number")) {
-                if (get(s, "minimum") || get(s, "maximum") || get(s, "exclusiveMinimum") ||
-                    get(s, "exclusiveMaximum"))
-                        return refuse(c, "bounds on a number (only integers take minimum and "
-                                         "maximum)");
-                slm_buf_puts(b, "(\"-\"? ([0-9] | [1-9] [0-9]{1,15}) (\".\" [0-9]{1,16})? "
-                                "([eE] [-+]? [0-9]{1,3})?)");
+                if (!get(s, "minimum") && !get(s, "maximum") && !get(s, "exclusiveMinimum") &&
+                    !get(s, "exclusiveMaximum")) {
+                        slm_buf_puts(b, "(\"-\"? ([0-9] | [1-9] [0-9]{1,15}) (\".\" [0-9]{1,16})? "
+                                        "([eE] [-+]? [0-9]{1,3})?)");
+                        return 0;
+                }
+                return number_range(c, b, s);
         } else if (!strcmp(t, "array")) {
                 const SlmValue *items = get(s, "items");
                 int64_t lo, hi;

@@ -5,6 +5,8 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "grammar.h"
@@ -140,6 +142,37 @@ TEST(Grammar, JsonSchema)
                 EXPECT_FALSE(matches(g, "-0"));
                 slm_grammar_free(g);
         }
+        // numbers between whole-number bounds, inclusive and exclusive
+        struct NumRange {
+                const char *bounds;
+                double lo, hi;
+                bool lox, hix;
+        };
+        for (const NumRange &nr : std::vector<NumRange>{
+                 { R"("minimum": -3, "maximum": 7)", -3, 7, false, false },
+                 { R"("exclusiveMinimum": -3, "exclusiveMaximum": 7)", -3, 7, true, true },
+                 { R"("minimum": 2, "exclusiveMaximum": 5)", 2, 5, false, true },
+                 { R"("exclusiveMinimum": -9, "maximum": -2)", -9, -2, true, false },
+                 { R"("minimum": 0)", 0, 1e9, false, false } }) {
+                g = schema(std::string(R"({"type": "number", )") + nr.bounds + "}");
+                for (int q = -48; q <= 48; q++) {
+                        double x = q / 4.0;
+                        bool in =
+                            (nr.lox ? x > nr.lo : x >= nr.lo) && (nr.hix ? x < nr.hi : x <= nr.hi);
+                        char text[32];
+                        snprintf(text, sizeof(text), "%.2f", x);
+                        ASSERT_EQ(matches(g, text), in) << nr.bounds << " " << text;
+                        if (x == (int)x) {
+                                snprintf(text, sizeof(text), "%d", (int)x);
+                                if (strcmp(text, "-0")) {
+                                        ASSERT_EQ(matches(g, text), in) << nr.bounds << " " << text;
+                                }
+                        }
+                }
+                EXPECT_FALSE(matches(g, "1e2"));
+                slm_grammar_free(g);
+        }
+
         g = schema(R"({"type": "integer", "exclusiveMinimum": 99})");
         EXPECT_FALSE(matches(g, "99"));
         EXPECT_TRUE(matches(g, "100"));
@@ -162,8 +195,9 @@ TEST(Grammar, JsonSchema)
         // what a grammar cannot honour is refused, never ignored
         EXPECT_NE(schema_refused(R"({"type": "string", "pattern": "^a"})").find("'pattern'"),
                   std::string::npos);
-        EXPECT_NE(schema_refused(R"({"type": "number", "minimum": 0.5})").find("number"),
+        EXPECT_NE(schema_refused(R"({"type": "number", "minimum": 0.5})").find("whole numbers"),
                   std::string::npos);
+        schema_refused(R"({"type": "number", "exclusiveMinimum": 3, "maximum": 3})");
         schema_refused(R"({"type": "string", "format": "date"})");
         schema_refused(R"({"allOf": [{"type": "string"}]})");
         schema_refused(R"({"$ref": "#/nowhere"})");
