@@ -153,6 +153,11 @@ struct SlmChat {
         char error[256]; /* why the file's template is not used */
 };
 
+static bool has_text(SlmGgufStr s, const char *needle)
+{
+        return memmem(s.ptr, s.len, needle, strlen(needle)) != NULL;
+}
+
 static char *piece(const SlmTokenizer *tk, int32_t id)
 {
         size_t len = 0;
@@ -185,11 +190,11 @@ int slm_chat_new(const SlmGguf *g, const SlmTokenizer *tk, SlmChat **ret)
         c->tools = SLM_TOOLS_JSON;
         if (slm_gguf_get_str(g, "tokenizer.chat_template", &src) == 0 && src.len > 0) {
                 /* how the template shows the model's own calls */
-                if (memmem(src.ptr, src.len, "<tool_call>", 11))
+                if (has_text(src, "<tool_call>"))
                         c->tools = SLM_TOOLS_TAGGED;
-                else if (memmem(src.ptr, src.len, "[TOOL_CALLS]", 12))
+                else if (has_text(src, "[TOOL_CALLS]"))
                         c->tools = SLM_TOOLS_MISTRAL;
-                else if (memmem(src.ptr, src.len, "\"parameters\": ", 15))
+                else if (has_text(src, "\"parameters\": "))
                         c->tools = SLM_TOOLS_PARAMETERS;
                 int r = slm_jinja_parse(src.ptr, src.len, &c->jinja, &err);
                 if (r == -ENOMEM) {
