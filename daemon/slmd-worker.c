@@ -1187,33 +1187,6 @@ static gboolean contains(GPtrArray *a, const char *s)
         return FALSE;
 }
 
-/*
- * From the context's current end: take @first, then greedy tokens while
- * @more accepts them, at most @max; the text is returned and the context
- * is put back as it was.
- */
-static char *extend(SlmdWorker *w, SlmdSeq *s, int32_t first, guint max,
-                    gboolean (*more)(const char *piece, size_t len, GString *sofar))
-{
-        const SlmTokenizer *tk = slm_model_tokenizer(w->model);
-        guint base = s->history->len;
-        GString *text = g_string_new(NULL);
-        int32_t id = first;
-        size_t len;
-
-        for (guint i = 0; i < max; i++) {
-                const char *piece = slm_tokenizer_piece(tk, id, FALSE, &len);
-                if (i > 0 && (slm_tokenizer_is_eog(tk, id) || !more(piece, len, text)))
-                        break;
-                g_string_append_len(text, piece, (gssize)len);
-                if (i + 1 == max || seq_eval(s, &id, 1, w->logits) < 0)
-                        break;
-                id = slm_argmax(w->logits, slm_model_hparams(w->model)->n_vocab);
-        }
-        seq_truncate(s, base);
-        return g_string_free(text, FALSE);
-}
-
 /* A word goes on while pieces continue it: no leading space, word characters. */
 static gboolean word_continues(const char *piece, size_t len, GString *sofar)
 {
@@ -1242,38 +1215,6 @@ static char *first_word(char *text)
 }
 
 /* A reply: without the spaces around it. */
-static char *strip(char *text)
-{
-        return g_strstrip(text);
-}
-
-/*
- * The results of Suggest and SmartReplies: from the current logits, the
- * most likely first tokens, each extended greedily while @more accepts,
- * shaped by @trim; up to req->n distinct, non-empty, valid UTF-8 strings.
- * Distinct first tokens make distinct candidates.
- */
-static void propose(SlmdWorker *w, SlmdRequest *req, guint max_tokens,
-                    gboolean (*more)(const char *piece, size_t len, GString *sofar),
-                    char *(*trim)(char *text), gboolean skip_empty_first)
-{
-        const SlmTokenizer *tk = slm_model_tokenizer(w->model);
-        g_autoptr(GArray) cands = top_tokens(w, req->n * 4);
-
-        req->results = g_ptr_array_new_with_free_func(g_free);
-        for (guint i = 0; i < cands->len && req->results->len < req->n; i++) {
-                int32_t id = g_array_index(cands, int32_t, i);
-                size_t len;
-
-                if (slm_tokenizer_is_eog(tk, id) ||
-                    (skip_empty_first && (!slm_tokenizer_piece(tk, id, FALSE, &len) || len == 0)))
-                        continue;
-                g_autofree char *text = extend(w, req->seq, id, max_tokens, more);
-                char *t = trim(text);
-                if (*t && g_utf8_validate(t, -1, NULL) && !contains(req->results, t))
-                        g_ptr_array_add(req->results, g_strdup(t));
-        }
-}
 
 /* Whether @a holds @word, in any case: a keyboard shows "please" or "Please", not both. */
 static gboolean contains_word(GPtrArray *a, const char *word)
@@ -1370,15 +1311,17 @@ typedef struct {
 } Candidate;
 
 /*
- * The words of @first[0..n) from the end of @s's context, all in one batch
- * per token, each on a fork of the context: its first token, then the
- * likeliest token that agrees with @px while the typed letters are not
- * all covered, then greedy tokens while they continue the word; at most
- * WORD_TOKENS. words[i]: the word without leading spaces, or NULL (the
- * letters were not reached). The session's context is left as it was.
+ * Texts that begin with @first[0..n), from the end of @s's context, all in
+ * one batch per token, each on a fork of the context: its first token,
+ * then, while @px (may be NULL) is not covered, the likeliest token that
+ * agrees with it, then greedy tokens while @more says the text goes on; at
+ * most @max tokens. texts[i]: the text, or NULL where @px was not covered.
+ * The session's context is left as it was.
  */
-static int complete_words(SlmdWorker *w, SlmdSeq *s, const int32_t *first, guint n,
-                          const Prefix *px, char **words)
+static int expand_in_batch(SlmdWorker *w, SlmdSeq *s, const int32_t *first, guint n, guint max,
+                           const Prefix *px,
+                           gboolean (*more)(const char *piece, size_t len, GString *sofar),
+                           char **texts)
 {
         const SlmTokenizer *tk = slm_model_tokenizer(w->model);
         int n_vocab = slm_model_hparams(w->model)->n_vocab;
@@ -1387,30 +1330,30 @@ static int complete_words(SlmdWorker *w, SlmdSeq *s, const int32_t *first, guint
         SlmBatchSeq parts[SLMD_STEP_MAX_SEQS];
         SlmError err = { { 0 } };
 
+        g_assert(n <= SLMD_STEP_MAX_SEQS);
         for (guint i = 0; i < n && r == 0; i++) {
                 c[i].text = g_string_new(NULL);
                 c[i].id = first[i];
                 c[i].logits = g_new(float, n_vocab);
-                r = slm_context_new(w->model, w->backend, base + WORD_TOKENS, w->kv_type, &c[i].ctx,
+                r = slm_context_new(w->model, w->backend, base + (int)max, w->kv_type, &c[i].ctx,
                                     &err);
                 if (r == 0)
                         r = slm_context_fork(c[i].ctx, s->ctx, base);
         }
-        for (guint step = 0; step < WORD_TOKENS && r == 0; step++) {
+        for (guint step = 0; step < max && r == 0; step++) {
                 guint k = 0;
                 for (guint i = 0; i < n; i++) {
                         size_t len;
                         if (c[i].done)
                                 continue;
                         const char *piece = slm_tokenizer_piece(tk, c[i].id, FALSE, &len);
-                        if (step > 0 && prefix_covered(px, c[i].text) &&
-                            (slm_tokenizer_is_eog(tk, c[i].id) ||
-                             !word_continues(piece, len, c[i].text))) {
+                        if (step > 0 && (!px || prefix_covered(px, c[i].text)) &&
+                            (slm_tokenizer_is_eog(tk, c[i].id) || !more(piece, len, c[i].text))) {
                                 c[i].done = TRUE;
                                 continue;
                         }
                         g_string_append_len(c[i].text, piece, (gssize)len);
-                        if (step + 1 == WORD_TOKENS) {
+                        if (step + 1 == max) {
                                 c[i].done = TRUE;
                                 continue;
                         }
@@ -1423,7 +1366,7 @@ static int complete_words(SlmdWorker *w, SlmdSeq *s, const int32_t *first, guint
                 for (guint i = 0; i < n; i++) {
                         if (c[i].done)
                                 continue;
-                        if (prefix_covered(px, c[i].text)) {
+                        if (!px || prefix_covered(px, c[i].text)) {
                                 c[i].id = slm_argmax(c[i].logits, n_vocab);
                         } else {
                                 g_autoptr(GArray) next =
@@ -1436,17 +1379,50 @@ static int complete_words(SlmdWorker *w, SlmdSeq *s, const int32_t *first, guint
                 }
         }
         for (guint i = 0; i < n; i++) {
-                words[i] = NULL;
-                if (r == 0 && prefix_covered(px, c[i].text)) {
-                        char *word = g_string_free(g_steal_pointer(&c[i].text), FALSE);
-                        char *w0 = first_word(word);
-                        memmove(word, w0, strlen(w0) + 1);
-                        words[i] = word;
-                }
+                texts[i] = NULL;
+                if (r == 0 && (!px || prefix_covered(px, c[i].text)))
+                        texts[i] = g_string_free(g_steal_pointer(&c[i].text), FALSE);
                 if (c[i].text)
                         g_string_free(c[i].text, TRUE);
                 g_free(c[i].logits);
                 slm_context_free(c[i].ctx);
+        }
+        return r;
+}
+
+/*
+ * Replies from the current logits: the most likely first tokens, each
+ * continued greedily to the end of its line, a batch of them at a time,
+ * until req->n distinct, non-empty ones are found.
+ */
+static int propose_replies(SlmdWorker *w, SlmdRequest *req)
+{
+        const SlmTokenizer *tk = slm_model_tokenizer(w->model);
+        g_autoptr(GArray) top = top_tokens(w, req->n * 4);
+        g_autoptr(GArray) cands = g_array_new(FALSE, FALSE, sizeof(int32_t));
+        int r = 0;
+
+        for (guint i = 0; i < top->len; i++) {
+                int32_t id = g_array_index(top, int32_t, i);
+                size_t len;
+                if (!slm_tokenizer_is_eog(tk, id) && slm_tokenizer_piece(tk, id, FALSE, &len) &&
+                    len > 0)
+                        g_array_append_val(cands, id);
+        }
+        req->results = g_ptr_array_new_with_free_func(g_free);
+        for (guint at = 0; at < cands->len && req->results->len < req->n && r == 0;) {
+                char *texts[SLMD_STEP_MAX_SEQS];
+                guint k = MIN(cands->len - at, SLMD_STEP_MAX_SEQS);
+                r = expand_in_batch(w, req->seq, (const int32_t *)cands->data + at, k, REPLY_TOKENS,
+                                    NULL, reply_continues, texts);
+                for (guint i = 0; i < k; i++) {
+                        char *t = texts[i] ? g_strstrip(texts[i]) : NULL;
+                        if (t && *t && req->results->len < req->n && g_utf8_validate(t, -1, NULL) &&
+                            !contains(req->results, t))
+                                g_ptr_array_add(req->results, g_strdup(t));
+                        g_free(texts[i]);
+                }
+                at += k;
         }
         return r;
 }
@@ -1495,8 +1471,12 @@ static gboolean step_suggest(SlmdWorker *w, SlmdRequest *req)
         for (guint at = 0; at < cands->len && req->results->len < req->n && r == 0;) {
                 char *words[SLMD_STEP_MAX_SEQS];
                 guint k = MIN(cands->len - at, req->n);
-                r = complete_words(w, s, (const int32_t *)cands->data + at, k, &px, words);
+                r = expand_in_batch(w, s, (const int32_t *)cands->data + at, k, WORD_TOKENS, &px,
+                                    word_continues, words);
                 for (guint i = 0; i < k; i++) {
+                        if (words[i]) /* the word, without the spaces before it */
+                                memmove(words[i], first_word(words[i]),
+                                        strlen(first_word(words[i])) + 1);
                         if (r == 0 && words[i] && *words[i] && req->results->len < req->n &&
                             g_utf8_validate(words[i], -1, NULL) &&
                             !contains_word(req->results, words[i]))
@@ -1553,7 +1533,9 @@ static gboolean step_replies(SlmdWorker *w, SlmdRequest *req)
                 return fail(req, r == -ENOSPC ? SLMD_ERROR_CONTEXT_OVERFLOW : SLMD_ERROR_FAILED,
                             "cannot evaluate the message: %s", g_strerror(-r));
 
-        propose(w, req, REPLY_TOKENS, reply_continues, strip, FALSE);
+        r = propose_replies(w, req);
+        if (r < 0)
+                return fail(req, SLMD_ERROR_FAILED, "cannot write the replies: %s", g_strerror(-r));
         req->reason = "done";
         return TRUE;
 }
