@@ -40,6 +40,7 @@ typedef struct SlmdProgress {
         SlmGrammarMatcher *matcher; /* the request's grammar, where it has one */
         SlmGrammar *lazy;           /* a tool call's, for when the model starts one */
         GString *text;              /* the answer so far, where tool calls are looked for */
+        size_t searched;            /* how much of it was searched for a call's opening */
         SlmDetokenizer detok;
         SlmStopMatcher stop;
         gint64 t_start, t_decode;
@@ -654,7 +655,10 @@ static void watch_for_call(SlmdWorker *w, SlmdRequest *req)
                 return;
         if (slm_chat_tool_format(w->chat) == SLM_TOOLS_TAGGED ||
             slm_chat_tool_format(w->chat) == SLM_TOOLS_MISTRAL) {
-                at = strstr(p->text->str, trigger);
+                /* only what came since, and the trigger's length before it */
+                size_t from = p->searched > strlen(trigger) ? p->searched - strlen(trigger) : 0;
+                at = strstr(p->text->str + from, trigger);
+                p->searched = p->text->len;
         } else {
                 at = p->text->str + strspn(p->text->str, " \n\t");
                 if (*at != '{') {
