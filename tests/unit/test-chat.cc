@@ -180,8 +180,8 @@ TEST(Chat, ToolCallsInTheModelsOwnFormat)
                     c.calls("[TOOL_CALLS][{\"name\": \"set_light\", \"arguments\": {\"room\": "
                             "\"den\", \"on\": true}, \"id\": \"abc123XYZ\"}]"),
                     R"([{"name":"set_light","arguments":{"room":"den","on":true}}])");
-                EXPECT_TRUE(
-                    c.call_after_trigger(kTools, "[{\"name\": \"set_light\", \"arguments\": "
+                EXPECT_TRUE(c.call_after_trigger(kTools,
+                                                 "[{\"name\": \"set_light\", \"arguments\": "
                                                  "{\"room\": \"den\", \"on\": true}}]"));
         }
         {
