@@ -909,31 +909,32 @@ static int indent(Render *r, SlmValue s, SlmValue *args, size_t n, const Kwargs 
         return e;
 }
 
+/* What Jinja's escape writes for a byte, or NULL: the byte itself. */
+static const char *html_byte(unsigned char c, char tmp[8], void *data)
+{
+        (void)tmp;
+        (void)data;
+        switch (c) {
+        case '&':
+                return "&amp;";
+        case '<':
+                return "&lt;";
+        case '>':
+                return "&gt;";
+        case '"':
+                return "&#34;";
+        case '\'':
+                return "&#39;";
+        default:
+                return NULL;
+        }
+}
+
 static int html_escape(Render *r, SlmValue s, SlmValue *ret)
 {
         SlmBuf b = { .limit = slm_jinja_max_output(r) };
 
-        for (size_t i = 0; i < s.len; i++) {
-                switch (s.s[i]) {
-                case '&':
-                        slm_buf_puts(&b, "&amp;");
-                        break;
-                case '<':
-                        slm_buf_puts(&b, "&lt;");
-                        break;
-                case '>':
-                        slm_buf_puts(&b, "&gt;");
-                        break;
-                case '"':
-                        slm_buf_puts(&b, "&#34;");
-                        break;
-                case '\'':
-                        slm_buf_puts(&b, "&#39;");
-                        break;
-                default:
-                        slm_buf_put(&b, s.s + i, 1);
-                }
-        }
+        slm_buf_put_escaped(&b, s.s, s.len, html_byte, NULL);
         return slm_jinja_buf_value(r, &b, ret);
 }
 

@@ -768,33 +768,15 @@ static void write_float(SlmBuf *b, double f, bool json)
         slm_buf_puts(b, out);
 }
 
-static void json_write_string(SlmBuf *b, const char *s, size_t n)
+void slm_buf_put_escaped(SlmBuf *b, const char *s, size_t n,
+                         const char *(*escape)(unsigned char c, char tmp[8], void *data),
+                         void *data)
 {
         size_t start = 0;
 
-        slm_buf_put(b, "\"", 1);
         for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char)s[i];
-                const char *esc = NULL;
                 char tmp[8];
-                if (c == '"')
-                        esc = "\\\"";
-                else if (c == '\\')
-                        esc = "\\\\";
-                else if (c == '\n')
-                        esc = "\\n";
-                else if (c == '\r')
-                        esc = "\\r";
-                else if (c == '\t')
-                        esc = "\\t";
-                else if (c == '\b')
-                        esc = "\\b";
-                else if (c == '\f')
-                        esc = "\\f";
-                else if (c < 0x20) {
-                        snprintf(tmp, sizeof(tmp), "\\u%04x", c);
-                        esc = tmp;
-                }
+                const char *esc = escape((unsigned char)s[i], tmp, data);
                 if (!esc)
                         continue;
                 slm_buf_put(b, s + start, i - start);
@@ -802,6 +784,39 @@ static void json_write_string(SlmBuf *b, const char *s, size_t n)
                 start = i + 1;
         }
         slm_buf_put(b, s + start, n - start);
+}
+
+/* What json.dumps writes for a byte of a string, or NULL: the byte itself. */
+static const char *json_escape(unsigned char c, char tmp[8], void *data)
+{
+        (void)data;
+        switch (c) {
+        case '"':
+                return "\\\"";
+        case '\\':
+                return "\\\\";
+        case '\n':
+                return "\\n";
+        case '\r':
+                return "\\r";
+        case '\t':
+                return "\\t";
+        case '\b':
+                return "\\b";
+        case '\f':
+                return "\\f";
+        default:
+                if (c >= 0x20)
+                        return NULL;
+                snprintf(tmp, 8, "\\u%04x", c);
+                return tmp;
+        }
+}
+
+static void json_write_string(SlmBuf *b, const char *s, size_t n)
+{
+        slm_buf_put(b, "\"", 1);
+        slm_buf_put_escaped(b, s, n, json_escape, NULL);
         slm_buf_put(b, "\"", 1);
 }
 
@@ -904,38 +919,37 @@ int slm_json_write_compact(SlmBuf *b, SlmValue v)
         return r < 0 ? r : b->failed ? -ENOMEM : 0;
 }
 
+/* What repr() writes for a byte of a string quoted with *@data, or NULL: the byte itself. */
+static const char *repr_escape(unsigned char c, char tmp[8], void *data)
+{
+        char q = *(const char *)data;
+
+        if (c == (unsigned char)q)
+                return q == '\'' ? "\\'" : "\\\"";
+        switch (c) {
+        case '\\':
+                return "\\\\";
+        case '\n':
+                return "\\n";
+        case '\r':
+                return "\\r";
+        case '\t':
+                return "\\t";
+        default:
+                if (c >= 0x20 && c != 0x7f)
+                        return NULL;
+                snprintf(tmp, 8, "\\x%02x", c);
+                return tmp;
+        }
+}
+
 static void repr_string(SlmBuf *b, const char *s, size_t n)
 {
         bool has_single = memchr(s, '\'', n) != NULL, has_double = memchr(s, '"', n) != NULL;
         char q = has_single && !has_double ? '"' : '\'';
-        size_t start = 0;
 
         slm_buf_put(b, &q, 1);
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char)s[i];
-                char tmp[8];
-                const char *esc = NULL;
-                if (c == (unsigned char)q)
-                        esc = q == '\'' ? "\\'" : "\\\"";
-                else if (c == '\\')
-                        esc = "\\\\";
-                else if (c == '\n')
-                        esc = "\\n";
-                else if (c == '\r')
-                        esc = "\\r";
-                else if (c == '\t')
-                        esc = "\\t";
-                else if (c < 0x20 || c == 0x7f) {
-                        snprintf(tmp, sizeof(tmp), "\\x%02x", c);
-                        esc = tmp;
-                }
-                if (!esc)
-                        continue;
-                slm_buf_put(b, s + start, i - start);
-                slm_buf_puts(b, esc);
-                start = i + 1;
-        }
-        slm_buf_put(b, s + start, n - start);
+        slm_buf_put_escaped(b, s, n, repr_escape, &q);
         slm_buf_put(b, &q, 1);
 }
 

@@ -121,6 +121,13 @@ void slm_buf_put(SlmBuf *b, const char *s, size_t len);
 void slm_buf_puts(SlmBuf *b, const char *s);
 void slm_buf_printf(SlmBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void slm_buf_free(SlmBuf *b);
+/*
+ * Write @n bytes of @s, each byte for which @escape returns a string (it
+ * may build one in @tmp) replaced by it, the others as they are.
+ */
+void slm_buf_put_escaped(SlmBuf *b, const char *s, size_t n,
+                         const char *(*escape)(unsigned char c, char tmp[8], void *data),
+                         void *data);
 
 /*
  * Parse JSON text into values in @a: objects keep their key order (a repeated
