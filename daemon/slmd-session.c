@@ -126,6 +126,31 @@ static gboolean check_user_kv(SlmdDaemon *d, guint uid, guint n_ctx, GError **er
 }
 
 /* Sampling and length options of Generate and Chat. */
+/* A JSON text of at most MAX_JSON_BYTES whose value is a list; @what names it in the error. */
+static gboolean json_list(const char *json, const char *what, GError **error)
+{
+        SlmError err = { { 0 } };
+        SlmArena a;
+        SlmValue v;
+        int r;
+
+        if (strlen(json) > MAX_JSON_BYTES) {
+                g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                            "%s is longer than %u bytes", what, MAX_JSON_BYTES);
+                return FALSE;
+        }
+        slm_arena_init(&a, MAX_JSON_BYTES * 8);
+        r = slm_json_parse(&a, json, strlen(json), &v, &err);
+        slm_arena_clear(&a);
+        if (r < 0 || v.type != SLM_VALUE_LIST) {
+                g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
+                            "%s is not a JSON array%s%s", what, r < 0 ? ": " : "",
+                            r < 0 ? err.msg : "");
+                return FALSE;
+        }
+        return TRUE;
+}
+
 static gboolean parse_generate_options(SlmdRequest *req, GVariant *options, GError **error)
 {
         GVariantIter iter;
@@ -155,25 +180,14 @@ static gboolean parse_generate_options(SlmdRequest *req, GVariant *options, GErr
                                 req->sampling.seed = g_variant_get_uint64(v);
                 } else if (strcmp(key, "tools") == 0 && req->kind == SLMD_REQ_CHAT) {
                         /* a JSON array of function definitions, for the model's template */
-                        SlmArena a;
-                        SlmValue tools;
-                        SlmError err = { { 0 } };
-                        const char *json = g_variant_is_of_type(v, G_VARIANT_TYPE_STRING)
-                                               ? g_variant_get_string(v, NULL)
-                                               : NULL;
-                        slm_arena_init(&a, MAX_JSON_BYTES * 8);
-                        ok = json && strlen(json) <= MAX_JSON_BYTES &&
-                             slm_json_parse(&a, json, strlen(json), &tools, &err) == 0 &&
-                             tools.type == SLM_VALUE_LIST;
-                        slm_arena_clear(&a);
-                        if (!ok && json && err.msg[0]) {
-                                g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
-                                            "option 'tools': %s", err.msg);
+                        if (!g_variant_is_of_type(v, G_VARIANT_TYPE_STRING)) {
+                                ok = FALSE;
+                        } else if (!json_list(g_variant_get_string(v, NULL), "option 'tools'",
+                                              error)) {
                                 return FALSE;
-                        }
-                        if (ok) {
+                        } else {
                                 g_free(req->tools);
-                                req->tools = g_strdup(json);
+                                req->tools = g_variant_dup_string(v, NULL);
                         }
                 } else if (strcmp(key, "tool-choice") == 0 && req->kind == SLMD_REQ_CHAT) {
                         /* auto, none, required, or a function's name */
@@ -475,31 +489,6 @@ static gboolean handle_chat(SlmdDBusSession *skel, GDBusMethodInvocation *inv, G
         return start_generation(s, inv, req, options);
 }
 
-/* A JSON text of at most MAX_JSON_BYTES whose value is a list. */
-static gboolean json_list(const char *json, const char *what, guint i, GError **error)
-{
-        SlmError err = { { 0 } };
-        SlmArena a;
-        SlmValue v;
-        int r;
-
-        if (strlen(json) > MAX_JSON_BYTES) {
-                g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
-                            "message %u: %s is longer than %u bytes", i, what, MAX_JSON_BYTES);
-                return FALSE;
-        }
-        slm_arena_init(&a, MAX_JSON_BYTES * 8);
-        r = slm_json_parse(&a, json, strlen(json), &v, &err);
-        slm_arena_clear(&a);
-        if (r < 0 || v.type != SLM_VALUE_LIST) {
-                g_set_error(error, SLMD_ERROR, SLMD_ERROR_INVALID_ARGUMENT,
-                            "message %u: %s is not a JSON array%s%s", i, what, r < 0 ? ": " : "",
-                            r < 0 ? err.msg : "");
-                return FALSE;
-        }
-        return TRUE;
-}
-
 static gboolean handle_chat_messages(SlmdDBusSession *skel, GDBusMethodInvocation *inv,
                                      GVariant *messages, GVariant *options, gpointer user_data)
 {
@@ -561,9 +550,10 @@ static gboolean handle_chat_messages(SlmdDBusSession *skel, GDBusMethodInvocatio
                         req->contents[i] = g_strdup("");
                 if (!req->tool_call_ids[i])
                         req->tool_call_ids[i] = g_strdup("");
-                if (!req->tool_calls[i])
+                g_autofree char *what = g_strdup_printf("message %zu: tool-calls", i + 1);
+                if (!req->tool_calls[i]) {
                         req->tool_calls[i] = g_strdup("");
-                else if (!json_list(req->tool_calls[i], "tool-calls", (guint)i + 1, &error)) {
+                } else if (!json_list(req->tool_calls[i], what, &error)) {
                         g_dbus_method_invocation_return_gerror(inv, error);
                         return TRUE;
                 }
