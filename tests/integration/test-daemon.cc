@@ -260,6 +260,27 @@ struct BackgroundStream {
         }
 };
 
+// Whether @request, made while another client streams @n tokens, came back before that stream
+// ended, in one of three tries. The story model streams a few hundred tokens in well under a
+// second, so a loaded machine can now and then hold a client up for that long; a request that
+// really waits for the stream fails every try.
+template <typename F>
+bool returns_while_streaming(const std::string &address, uint32_t n, F request)
+{
+        for (int attempt = 0; attempt < 3; attempt++) {
+                BackgroundStream writer(address, n);
+                bool started = eventually([&] { return writer.s.tokens > 5; });
+                if (started)
+                        request();
+                bool overlapped = started && !writer.finished;
+                writer.thread.join();
+                EXPECT_STREQ(writer.fin.reason, "length");
+                if (overlapped)
+                        return true;
+        }
+        return false;
+}
+
 } // namespace
 
 TEST_F(Daemon, ThreeClientsStreamAtOnceFromOneResidentModel)
@@ -416,28 +437,25 @@ TEST_F(Daemon, SuggestCompletesTheWordBeingTyped)
 TEST_F(Daemon, KeyboardSuggestionWhileAnotherClientStreams)
 {
         start(shared(kStory));
-        BackgroundStream writer(address, 400);
-        ASSERT_TRUE(eventually([&] { return writer.s.tokens > 5; }));
         SlmClient *kb = client();
         SlmSessionOptions so = { nullptr, "interactive", 0 };
         SlmSession *ks = nullptr;
         char **words = nullptr;
         SlmClientError err;
         ASSERT_EQ(slm_client_create_session(kb, &so, &ks, &err), 0) << err.message;
-        ASSERT_EQ(slm_session_suggest(ks, "Once upon a ", 3, &words, &err), 0) << err.message;
-        bool writer_done_then = writer.finished;
-        EXPECT_FALSE(writer_done_then) << "the suggestion waited for the whole generation";
-        ASSERT_NE(words[0], nullptr);
-        EXPECT_STREQ(words[0], "time");
+        EXPECT_TRUE(returns_while_streaming(address, 400, [&] {
+                ASSERT_EQ(slm_session_suggest(ks, "Once upon a ", 3, &words, &err), 0)
+                    << err.message;
+                ASSERT_NE(words[0], nullptr);
+                EXPECT_STREQ(words[0], "time");
+                slm_strv_free(words);
+        })) << "the suggestion waited for the whole generation";
         // the keyboard's next request reuses its context: only the new word is processed
-        slm_strv_free(words);
         ASSERT_EQ(slm_session_suggest(ks, "Once upon a time, there", 3, &words, &err), 0);
         ASSERT_NE(words[0], nullptr);
         slm_strv_free(words);
         slm_session_free(ks);
         slm_client_free(kb);
-        writer.thread.join();
-        EXPECT_STREQ(writer.fin.reason, "length");
 }
 
 // Found by tests/fuzz/dbus-fuzz on the Vulkan backend: a background session's Reset, and a
@@ -446,20 +464,16 @@ TEST_F(Daemon, KeyboardSuggestionWhileAnotherClientStreams)
 TEST_F(Daemon, ControlRequestsOfBackgroundSessionsDoNotWait)
 {
         start(shared(kStory));
-        BackgroundStream writer(address, 450);
-        ASSERT_TRUE(eventually([&] { return writer.s.tokens > 5; }));
         SlmClient *c = client();
         SlmSessionOptions bg = { nullptr, "background", 0 };
         SlmSession *b = nullptr;
         SlmClientError err;
         ASSERT_EQ(slm_client_create_session(c, &bg, &b, &err), 0) << err.message;
-        ASSERT_EQ(slm_session_reset(b, &err), 0) << err.message;
-        bool writer_done_then = writer.finished;
-        EXPECT_FALSE(writer_done_then) << "the reset waited for the whole generation";
+        EXPECT_TRUE(returns_while_streaming(address, 450, [&] {
+                EXPECT_EQ(slm_session_reset(b, &err), 0) << err.message;
+        })) << "the reset waited for the whole generation";
         slm_session_free(b);
         slm_client_free(c);
-        writer.thread.join();
-        EXPECT_STREQ(writer.fin.reason, "length");
 }
 
 TEST_F(Daemon, CancelMidStream)
@@ -468,12 +482,21 @@ TEST_F(Daemon, CancelMidStream)
         SlmClient *c = client();
         SlmSession *sess = nullptr;
         ASSERT_EQ(slm_client_create_session(c, nullptr, &sess, nullptr), 0);
-        Stream s;
-        s.cancel_after = 5;
         SlmFinish fin;
         SlmGenerateOptions o = greedy(400);
-        ASSERT_EQ(slm_session_generate(sess, "Once upon a time", &o, collect, &s, &fin, nullptr),
-                  0);
+        // the cancel can come too late where the machine holds the client up for the whole
+        // stream (well under a second): up to three tries
+        for (int attempt = 0; attempt < 3; attempt++) {
+                Stream s;
+                s.cancel_after = 5;
+                ASSERT_EQ(slm_session_reset(sess, nullptr), 0);
+                ASSERT_EQ(
+                    slm_session_generate(sess, "Once upon a time", &o, collect, &s, &fin, nullptr),
+                    0);
+                if (strcmp(fin.reason, "cancelled") == 0)
+                        break;
+                EXPECT_STREQ(fin.reason, "length");
+        }
         EXPECT_STREQ(fin.reason, "cancelled");
         EXPECT_GE(fin.tokens, 5u);
         EXPECT_LT(fin.tokens, 400u);
