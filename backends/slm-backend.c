@@ -181,23 +181,38 @@ int slm_backend_rope(SlmBackend *b, SlmTensor *x, int64_t row0, int64_t n_tokens
         return b->ops->rope(b, x, row0, n_tokens, n_head, head_dim, pos0, p);
 }
 
+int slm_backend_attention_segs(SlmBackend *b, SlmTensor *q, const SlmAttnSeg *segs, int n_segs,
+                               const SlmAttnParams *p, SlmTensor *out)
+{
+        int64_t qd = (int64_t)p->n_head * p->head_dim, kvd = (int64_t)p->n_head_kv * p->head_dim;
+
+        if (p->n_head <= 0 || p->n_head_kv <= 0 || p->n_head % p->n_head_kv || p->head_dim <= 0 ||
+            n_segs <= 0 || !segs)
+                return -EINVAL;
+        for (int i = 0; i < n_segs; i++) {
+                const SlmAttnSeg *g = &segs[i];
+                size_t n_kv, kb = tensor_block(g->k ? g->k->type : SLM_TYPE_F32);
+                size_t vb = tensor_block(g->v ? g->v->type : SLM_TYPE_F32);
+                if (g->pos0 < 0 || g->n_tokens <= 0 || g->n_tokens > INT32_MAX - g->pos0 ||
+                    g->row0 < 0 || g->row0 > INT32_MAX - g->n_tokens ||
+                    !fits_rows(q, g->row0 + g->n_tokens, qd) ||
+                    !fits_rows(out, g->row0 + g->n_tokens, qd) ||
+                    !rows_total(g->pos0 + g->n_tokens, kvd, &n_kv) || !fits_any(g->k, 0, n_kv) ||
+                    !fits_any(g->v, 0, n_kv))
+                        return -EINVAL;
+                /* each head's slice of a cache row is read on its own: it must be whole blocks */
+                if (kb == 0 || vb == 0 || (size_t)p->head_dim % kb || (size_t)p->head_dim % vb)
+                        return -EINVAL;
+        }
+        return b->ops->attention(b, q, segs, n_segs, p, out);
+}
+
 int slm_backend_attention(SlmBackend *b, SlmTensor *q, int64_t row0, SlmTensor *k, SlmTensor *v,
                           int64_t n_tokens, int32_t pos0, const SlmAttnParams *p, SlmTensor *out)
 {
-        int64_t qd = (int64_t)p->n_head * p->head_dim, kvd = (int64_t)p->n_head_kv * p->head_dim;
-        size_t n_kv, kb = tensor_block(k ? k->type : SLM_TYPE_F32);
-        size_t vb = tensor_block(v ? v->type : SLM_TYPE_F32);
+        SlmAttnSeg seg = { row0, n_tokens, pos0, k, v };
 
-        if (p->n_head <= 0 || p->n_head_kv <= 0 || p->n_head % p->n_head_kv || p->head_dim <= 0 ||
-            pos0 < 0 || n_tokens <= 0 || row0 < 0 || row0 > INT32_MAX - n_tokens ||
-            !fits_rows(q, row0 + n_tokens, qd) || !fits_rows(out, row0 + n_tokens, qd) ||
-            !rows_total(pos0 + n_tokens, kvd, &n_kv) || !fits_any(k, 0, n_kv) ||
-            !fits_any(v, 0, n_kv))
-                return -EINVAL;
-        /* each head's slice of a cache row is read on its own: it must be whole blocks */
-        if (kb == 0 || vb == 0 || (size_t)p->head_dim % kb || (size_t)p->head_dim % vb)
-                return -EINVAL;
-        return b->ops->attention(b, q, row0, k, v, n_tokens, pos0, p, out);
+        return slm_backend_attention_segs(b, q, &seg, 1, p, out);
 }
 
 int slm_backend_glu(SlmBackend *b, SlmAct act, SlmTensor *gate, SlmTensor *up, int64_t n,

@@ -76,6 +76,14 @@ typedef struct {
         SlmType type; /* last, so that { n, data } is an F32 tensor */
 } SlmTensor;
 
+/* One sequence in attention: its queries in rows row0.. of q and out, at positions pos0.., and
+ * its cache. */
+typedef struct {
+        int64_t row0, n_tokens;
+        int32_t pos0;
+        SlmTensor *k, *v;
+} SlmAttnSeg;
+
 /* The input of a fused op: n_tokens rows of x, each normalized as rmsnorm does with @weight. */
 typedef struct {
         SlmTensor *x;
@@ -123,14 +131,15 @@ typedef struct {
         int (*rope)(SlmBackend *b, SlmTensor *x, int64_t row0, int64_t n_tokens, int n_head,
                     int head_dim, int32_t pos0, const SlmRopeParams *p);
         /*
-         * Causal attention of the n_tokens queries in rows row0.. of q, at
-         * positions pos0.., over the cache rows 0..pos0+t (k, v: one row of
-         * n_head_kv * head_dim per position, in the cache's type), into the
-         * same rows of out; q and out rows are n_head * head_dim. A batch of
-         * several sequences runs this once per sequence, on its own cache.
+         * Causal attention, for each of the n_segs sequences, of its n_tokens
+         * queries in rows row0.. of q, at positions pos0.., over its cache
+         * rows 0..pos0+t (k, v: one row of n_head_kv * head_dim per
+         * position, in the cache's type), into the same rows of out; q and
+         * out rows are n_head * head_dim. A batch of several sequences runs
+         * this once over all of them.
          */
-        int (*attention)(SlmBackend *b, SlmTensor *q, int64_t row0, SlmTensor *k, SlmTensor *v,
-                         int64_t n_tokens, int32_t pos0, const SlmAttnParams *p, SlmTensor *out);
+        int (*attention)(SlmBackend *b, SlmTensor *q, const SlmAttnSeg *segs, int n_segs,
+                         const SlmAttnParams *p, SlmTensor *out);
         /* y = act(gate) * up, n elements. */
         int (*glu)(SlmBackend *b, SlmAct act, SlmTensor *gate, SlmTensor *up, int64_t n,
                    SlmTensor *y);
@@ -199,6 +208,9 @@ int slm_backend_rope(SlmBackend *b, SlmTensor *x, int64_t row0, int64_t n_tokens
                      int head_dim, int32_t pos0, const SlmRopeParams *p);
 int slm_backend_attention(SlmBackend *b, SlmTensor *q, int64_t row0, SlmTensor *k, SlmTensor *v,
                           int64_t n_tokens, int32_t pos0, const SlmAttnParams *p, SlmTensor *out);
+/* The same for several sequences at once, each with its own rows and cache. */
+int slm_backend_attention_segs(SlmBackend *b, SlmTensor *q, const SlmAttnSeg *segs, int n_segs,
+                               const SlmAttnParams *p, SlmTensor *out);
 int slm_backend_glu(SlmBackend *b, SlmAct act, SlmTensor *gate, SlmTensor *up, int64_t n,
                     SlmTensor *y);
 int slm_backend_add(SlmBackend *b, SlmTensor *x, SlmTensor *y, const float *bias, float scale,

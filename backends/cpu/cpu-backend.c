@@ -391,9 +391,8 @@ int slm_cpu_matmul(SlmBackend *b, const SlmMatrix *w, const float *x, int64_t n_
 typedef struct {
         CpuBackend *cpu;
         const float *q;
-        const SlmTensor *k, *v;
-        int64_t n_tokens;
-        int32_t pos0;
+        const SlmAttnSeg *segs;
+        int n_segs;
         const SlmAttnParams *p;
         float *out;
 } AttnTask;
@@ -417,32 +416,46 @@ static void attention_task(void *data, int ith, int nth)
         float *scores = cpu->scores + (size_t)ith * cpu->scores_per_thread;
         uint8_t *scratch = cpu->attn_scratch + (size_t)ith * SLM_ATTN_SCRATCH(p->head_dim);
 
-        /* round robin: with a causal mask later tokens have more keys */
-        for (long long i = ith; i < a->n_tokens * p->n_head; i += nth) {
-                int64_t t = i / p->n_head;
-                int h = (int)(i % p->n_head);
-                int kvh = h / group;
-                int64_t n_kv = a->pos0 + t + 1, first = 0;
-                if (p->n_swa > 0 && n_kv > p->n_swa)
-                        first = n_kv - p->n_swa;
-                SlmKvRows k = kv_rows(a->k, p, first, kvh), v = kv_rows(a->v, p, first, kvh);
-                slm_cpu_attention_head(a->q + t * q_stride + h * p->head_dim, &k, &v,
-                                       (int)(n_kv - first), p->head_dim, p->scale, scores, scratch,
-                                       a->out + t * q_stride + h * p->head_dim);
+        /*
+         * Round robin over the (token, head) pairs of all sequences in turn: with a causal mask
+         * later tokens have more keys, and a batch of one-token sequences spreads its heads.
+         */
+        long long base = 0;
+        for (int si = 0; si < a->n_segs; si++) {
+                const SlmAttnSeg *g = &a->segs[si];
+                long long count = (long long)g->n_tokens * p->n_head;
+                long long i = base + ((ith - base) % nth + nth) % nth; /* the first that is ours */
+                for (; i < base + count; i += nth) {
+                        int64_t t = (i - base) / p->n_head;
+                        int h = (int)((i - base) % p->n_head);
+                        int kvh = h / group;
+                        int64_t n_kv = g->pos0 + t + 1, first = 0;
+                        if (p->n_swa > 0 && n_kv > p->n_swa)
+                                first = n_kv - p->n_swa;
+                        SlmKvRows k = kv_rows(g->k, p, first, kvh),
+                                  v = kv_rows(g->v, p, first, kvh);
+                        size_t at = (size_t)(g->row0 + t) * (size_t)q_stride +
+                                    (size_t)h * (size_t)p->head_dim;
+                        slm_cpu_attention_head(a->q + at, &k, &v, (int)(n_kv - first), p->head_dim,
+                                               p->scale, scores, scratch, a->out + at);
+                }
+                base += count;
         }
 }
 
-static int cpu_attention(SlmBackend *b, SlmTensor *q, int64_t row0, SlmTensor *k, SlmTensor *v,
-                         int64_t n_tokens, int32_t pos0, const SlmAttnParams *p, SlmTensor *out)
+static int cpu_attention(SlmBackend *b, SlmTensor *q, const SlmAttnSeg *segs, int n_segs,
+                         const SlmAttnParams *p, SlmTensor *out)
 {
         CpuBackend *cpu = (CpuBackend *)b;
         size_t threads = (size_t)slm_pool_threads(cpu->pool);
-        size_t n_kv = (size_t)pos0 + (size_t)n_tokens;
+        size_t n_kv = 0;
         size_t have = cpu->scores_per_thread * sizeof(float) * threads;
-        size_t off = (size_t)row0 * (size_t)p->n_head * (size_t)p->head_dim;
-        AttnTask task = { cpu, q->data + off, k, v, n_tokens, pos0, p, out->data + off };
+        AttnTask task = { cpu, q->data, segs, n_segs, p, out->data };
         int r;
 
+        for (int i = 0; i < n_segs; i++)
+                if ((size_t)segs[i].pos0 + (size_t)segs[i].n_tokens > n_kv)
+                        n_kv = (size_t)segs[i].pos0 + (size_t)segs[i].n_tokens;
         if (n_kv > cpu->scores_per_thread) {
                 r = grow((void **)&cpu->scores, &have, threads, n_kv, sizeof(float));
                 if (r < 0)

@@ -282,32 +282,39 @@ static int vk_rope(SlmBackend *b, SlmTensor *x, int64_t row0, int64_t n_tokens, 
         return slm_vk_dispatch(vk, pipe, bufs, 1, 0x1, 0x1, &pc, sizeof(pc), gx, gy, 1);
 }
 
-static int vk_attention(SlmBackend *b, SlmTensor *q, int64_t row0, SlmTensor *k, SlmTensor *v,
-                        int64_t n_tokens, int32_t pos0, const SlmAttnParams *p, SlmTensor *out)
+/* One dispatch per sequence, each over its own cache. */
+static int vk_attention(SlmBackend *b, SlmTensor *q, const SlmAttnSeg *segs, int n_segs,
+                        const SlmAttnParams *p, SlmTensor *out)
 {
         VkBackend *vk = vk_of(b);
-        VkPushAttention pc = { (uint32_t)pos0,
-                               (uint32_t)p->n_head,
-                               (uint32_t)p->n_head_kv,
-                               (uint32_t)p->head_dim,
-                               (uint32_t)(p->n_swa > 0 ? p->n_swa : 0),
-                               p->scale,
-                               (uint32_t)row0 };
         VkPipeline pipe;
-        int r;
+        int r = 0;
 
         if (p->head_dim > MAX_HEAD_DIM)
                 return -ENOTSUP;
-        if (p->n_head > (int)MAX_GROUPS || n_tokens > MAX_GROUPS)
-                return -E2BIG;
-        if (k->type != v->type)
-                return -EOPNOTSUPP;
-        if ((r = pipeline(vk, "attention", k->type == SLM_TYPE_F16 ? "f16" : NULL, true, 1,
-                          &pipe)) < 0)
-                return r;
-        VkBuf *bufs[] = { buf_of(q), buf_of(k), buf_of(v), buf_of(out) };
-        return slm_vk_dispatch(vk, pipe, bufs, 4, 0x7, 0x8, &pc, sizeof(pc), (uint32_t)p->n_head,
-                               (uint32_t)n_tokens, 1);
+        for (int i = 0; i < n_segs; i++) {
+                if (p->n_head > (int)MAX_GROUPS || segs[i].n_tokens > MAX_GROUPS)
+                        return -E2BIG;
+                if (segs[i].k->type != segs[i].v->type)
+                        return -EOPNOTSUPP;
+        }
+        for (int i = 0; i < n_segs && r == 0; i++) {
+                const SlmAttnSeg *g = &segs[i];
+                VkPushAttention pc = { (uint32_t)g->pos0,
+                                       (uint32_t)p->n_head,
+                                       (uint32_t)p->n_head_kv,
+                                       (uint32_t)p->head_dim,
+                                       (uint32_t)(p->n_swa > 0 ? p->n_swa : 0),
+                                       p->scale,
+                                       (uint32_t)g->row0 };
+                if ((r = pipeline(vk, "attention", g->k->type == SLM_TYPE_F16 ? "f16" : NULL, true,
+                                  1, &pipe)) < 0)
+                        return r;
+                VkBuf *bufs[] = { buf_of(q), buf_of(g->k), buf_of(g->v), buf_of(out) };
+                r = slm_vk_dispatch(vk, pipe, bufs, 4, 0x7, 0x8, &pc, sizeof(pc),
+                                    (uint32_t)p->n_head, (uint32_t)g->n_tokens, 1);
+        }
+        return r;
 }
 
 static int vk_glu(SlmBackend *b, SlmAct act, SlmTensor *gate, SlmTensor *up, int64_t n,

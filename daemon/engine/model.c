@@ -43,6 +43,7 @@ struct SlmModel {
 typedef struct {
         int cap, out;
         SlmTensor *x, *xb, *q, *k, *v, *att, *tmp, *up, *hb, *qkv, *logits;
+        SlmAttnSeg *attn; /* one for each sequence (as many as out rows) */
 } Scratch;
 
 struct SlmContext {
@@ -492,6 +493,9 @@ static int scratch_new(const SlmModel *m, SlmBackend *b, int cap, int out, Scrat
 
         s->cap = cap;
         s->out = out;
+        s->attn = calloc((size_t)out, sizeof(*s->attn));
+        if (!s->attn)
+                return -ENOMEM;
         for (size_t i = 0; r == 0 && i < sizeof(scratch) / sizeof(scratch[0]); i++)
                 r = slm_tensor_new(b, scratch[i].n, scratch[i].t);
         return r;
@@ -504,6 +508,8 @@ static void scratch_free(SlmBackend *b, Scratch *s)
 
         for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
                 *t[i] = slm_tensor_free(b, *t[i]);
+        free(s->attn);
+        s->attn = NULL;
 }
 
 int slm_context_new(SlmModel *m, SlmBackend *backend, int n_ctx, SlmType kv_type,
@@ -691,11 +697,14 @@ static int forward_layer(const SlmModel *m, SlmBackend *b, Scratch *s, const Seg
                 size_t at = (size_t)c->n_past * (size_t)kvd, from = (size_t)g->row0 * (size_t)kvd;
                 size_t len = (size_t)g->n * (size_t)kvd;
                 if ((r = slm_backend_copy(b, s->k, from, 0, c->k_cache[il], at, 0, len, 1)) < 0 ||
-                    (r = slm_backend_copy(b, s->v, from, 0, c->v_cache[il], at, 0, len, 1)) < 0 ||
-                    (r = slm_backend_attention(b, s->q, g->row0, c->k_cache[il], c->v_cache[il],
-                                               g->n, c->n_past, &ap, s->att)) < 0)
+                    (r = slm_backend_copy(b, s->v, from, 0, c->v_cache[il], at, 0, len, 1)) < 0)
                         return r;
+                s->attn[i] =
+                    (SlmAttnSeg){ g->row0, g->n, c->n_past, c->k_cache[il], c->v_cache[il] };
         }
+        /* every sequence's attention in one op, over its own cache */
+        if ((r = slm_backend_attention_segs(b, s->q, s->attn, n_segs, &ap, s->att)) < 0)
+                return r;
         if ((r = slm_backend_matmul(b, &l->wo, s->att, n, s->tmp)) < 0 ||
             (r = slm_backend_add(b, s->x, s->tmp, NULL, 1.0f, e, n)) < 0)
                 return r;

@@ -171,6 +171,57 @@ TEST(CpuOps, AttentionGqaMqaAndWindow)
         }
 }
 
+// A batch's sequences in one attention op: each over its own cache, at its own rows and
+// positions, exactly what it gets alone; a sequence that does not fit is refused.
+TEST(CpuOps, AttentionOfSeveralSequencesInOneOp)
+{
+        struct {
+                int64_t row0, n;
+                int32_t pos0;
+        } seqs[] = { { 0, 1, 5 }, { 1, 4, 0 }, { 5, 2, 12 }, { 7, 1, 0 } };
+        const int hd = 16, rows = 8;
+        for (int n_swa : { 0, 5 })
+                for (int threads : { 1, 3 }) {
+                        SlmBackend *b = nullptr;
+                        ASSERT_EQ(slm_backend_cpu_new(threads, &b), 0);
+                        SlmAttnParams p = { 8, 2, hd, 0.25f, n_swa };
+                        size_t qd = (size_t)p.n_head * hd, kvd = (size_t)p.n_head_kv * hd;
+                        auto q = randn(rows * qd, 21);
+                        std::vector<std::vector<float>> k, v;
+                        std::vector<SlmTensor> tk, tv;
+                        for (size_t i = 0; i < 4; i++) {
+                                size_t n_kv = (size_t)(seqs[i].pos0 + seqs[i].n);
+                                k.push_back(randn(n_kv * kvd, 30 + (int)i));
+                                v.push_back(randn(n_kv * kvd, 40 + (int)i));
+                        }
+                        for (size_t i = 0; i < 4; i++) {
+                                tk.push_back(f32(k[i]));
+                                tv.push_back(f32(v[i]));
+                        }
+                        std::vector<float> together(q.size()), alone(q.size());
+                        SlmTensor tq = f32(q), to = f32(together), ta = f32(alone);
+                        SlmAttnSeg segs[4];
+                        for (int i = 0; i < 4; i++) {
+                                segs[i] = { seqs[i].row0, seqs[i].n, seqs[i].pos0, &tk[i], &tv[i] };
+                                ASSERT_EQ(slm_backend_attention(b, &tq, seqs[i].row0, &tk[i],
+                                                                &tv[i], seqs[i].n, seqs[i].pos0, &p,
+                                                                &ta),
+                                          0);
+                        }
+                        ASSERT_EQ(slm_backend_attention_segs(b, &tq, segs, 4, &p, &to), 0);
+                        EXPECT_EQ(together, alone) << "threads " << threads << " swa " << n_swa;
+                        // the last sequence reaches past its cache, or past the rows of q
+                        SlmAttnSeg bad[2] = { segs[0], segs[1] };
+                        bad[1].pos0 = 1;
+                        EXPECT_EQ(slm_backend_attention_segs(b, &tq, bad, 2, &p, &to), -EINVAL);
+                        bad[1] = segs[3];
+                        bad[1].row0 = rows;
+                        EXPECT_EQ(slm_backend_attention_segs(b, &tq, bad, 2, &p, &to), -EINVAL);
+                        EXPECT_EQ(slm_backend_attention_segs(b, &tq, segs, 0, &p, &to), -EINVAL);
+                        slm_backend_free(b);
+                }
+}
+
 // A KV cache in F16 or Q8_0: copy converts rows into it, and attention over it equals attention
 // in double over what the cache holds, with q rounded to the keys' dot type as the kernels take it.
 TEST(CpuOps, AttentionOverF16AndQ8_0Cache)
