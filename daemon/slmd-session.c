@@ -125,7 +125,6 @@ static gboolean check_user_kv(SlmdDaemon *d, guint uid, guint n_ctx, GError **er
         return FALSE;
 }
 
-/* Sampling and length options of Generate and Chat. */
 /* A JSON text of at most MAX_JSON_BYTES whose value is a list; @what names it in the error. */
 static gboolean json_list(const char *json, const char *what, GError **error)
 {
@@ -151,6 +150,7 @@ static gboolean json_list(const char *json, const char *what, GError **error)
         return TRUE;
 }
 
+/* Sampling and length options of Generate and Chat. */
 static gboolean parse_generate_options(SlmdRequest *req, GVariant *options, GError **error)
 {
         GVariantIter iter;

@@ -38,6 +38,7 @@ namespace
 
 struct RefRun {
         std::string model, json;
+        int n_prompt;
 };
 
 // Every run, or with SLM_TEST_VECTORS=longest the one with the longest prompt of each file: its
@@ -46,21 +47,17 @@ struct RefRun {
 std::vector<RefRun> runs()
 {
         std::vector<RefRun> v;
-        std::vector<int> n_prompt;
         const char *which = getenv("SLM_TEST_VECTORS");
         bool longest = which && strcmp(which, "longest") == 0;
         json index = slmtest::read_json(shared("reference/vectors/index.json"));
         for (const auto &r : index) {
-                int n = r["n_prompt"];
+                RefRun run = { r["model"], r["json"], r["n_prompt"] };
                 auto same = std::find_if(v.begin(), v.end(),
-                                         [&](const RefRun &x) { return x.model == r["model"]; });
-                if (!longest || same == v.end()) {
-                        v.push_back({ r["model"], r["json"] });
-                        n_prompt.push_back(n);
-                } else if (n > n_prompt[same - v.begin()]) {
-                        *same = { r["model"], r["json"] };
-                        n_prompt[same - v.begin()] = n;
-                }
+                                         [&](const RefRun &x) { return x.model == run.model; });
+                if (!longest || same == v.end())
+                        v.push_back(run);
+                else if (run.n_prompt > same->n_prompt)
+                        *same = run;
         }
         return v;
 }
