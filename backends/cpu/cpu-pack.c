@@ -168,7 +168,7 @@ static void convert_q8s(int64_t n, const float *x, int32_t k, void *dst)
                 memcpy(out[b].qs, q.qs, SLM_QK);
                 for (int i = 0; i < SLM_QK; i++)
                         sum += q.qs[i];
-                out[b].corr = k * sum;
+                out[b].offset = -k * sum;
         }
 }
 

@@ -26,12 +26,12 @@ extern "C" {
 
 /*
  * Q8_0 activations (the same d and qs as slm_quantize_row gives) with d in
- * float and corr = K * sum(qs), K the offset of the unsigned weights
- * (8 for Q4_0, 128 for Q8_0).
+ * float and offset = -K * sum(qs), K the offset of the unsigned weights
+ * (8 for Q4_0, 128 for Q8_0): a kernel starts a block's integer sum there.
  */
 typedef struct {
         float d;
-        int32_t corr;
+        int32_t offset;
         int8_t qs[SLM_QK];
 } SlmBlockQ8S;
 

@@ -43,6 +43,29 @@
 #define XROW(type, x, xs, t, b) ((const type *)((const uint8_t *)(x) + (size_t)(t) * (xs)) + (b))
 
 /*
+ * Software prefetch of the block @ahead blocks of @bytes past the one at @g.
+ * Q5_K and Q6_K read a block's pieces out of order (the scales after the
+ * weights, the fifth or high bits beside the low ones), which the hardware
+ * prefetchers follow poorly: one thread streamed Q6_K pairs at 12 GB/s and
+ * Q5_K groups at 12 GB/s on AVX2, where Q4_K streams 28. They ask for the
+ * block PREFETCH_BLOCKS ahead. The others stream in order and measured
+ * faster without for one token. From four tokens on (a batch of decoding
+ * sequences) a Q4_0 or Q8_0 block's arithmetic takes long enough that the
+ * hardware prefetcher falls behind: asking PREFETCH_TILE_BLOCKS ahead took
+ * a Q4_0 matrix larger than L3 from 40-50 to 34-41 ns per pair of blocks
+ * at eight tokens and from 30-37 to 27-32 at four (AVX-512 VNNI, one
+ * thread). Q4_K measured the same either way.
+ */
+#define PREFETCH_BLOCKS      2
+#define PREFETCH_TILE_BLOCKS 16
+
+TARGET static ALWAYS_INLINE void SUFFIX(prefetch)(const uint8_t *g, size_t bytes, int ahead)
+{
+        for (size_t l = 0; l < bytes; l += 64)
+                __builtin_prefetch(g + (size_t)ahead * bytes + l);
+}
+
+/*
  * Q4_0 and Q8_0: eight chunks of four weights per block. For Q4_0 a vector
  * holds two chunks (low nibbles: weights 4c.., high: 16+4c..).
  */
@@ -56,6 +79,8 @@ TARGET static ALWAYS_INLINE void SUFFIX(q8s_tile)(int64_t nb, const uint8_t *g, 
         for (int t = 0; t < T; t++)
                 acc[t] = vfzero();
         for (int64_t b = 0; b < nb; b++, g += GROUPS * bytes) {
+                if (T >= 4)
+                        SUFFIX(prefetch)(g, GROUPS * bytes, PREFETCH_TILE_BLOCKS);
                 VF dw = vscales(AT(g, SLM_PACK_D));
                 VI w[8];
                 if (q4) {
@@ -70,34 +95,21 @@ TARGET static ALWAYS_INLINE void SUFFIX(q8s_tile)(int64_t nb, const uint8_t *g, 
                 }
                 for (int t = 0; t < T; t++) {
                         const SlmBlockQ8S *xb = XROW(SlmBlockQ8S, x, xs, t, b);
-                        /* two chains, so the adds do not wait on each other */
-                        VI s0 = vzero(), s1 = vzero();
+                        /*
+                         * Two chains, so the adds do not wait on each other; the first starts
+                         * at the offset (a broadcast load), which corrects the unsigned weights.
+                         */
+                        VI s0 = vset1_32(xb->offset), s1 = vzero();
                         for (int c = 0; c < 8; c += 2) {
                                 s0 = vdpbusd(s0, w[c], vbcast4(xb->qs + 4 * c));
                                 s1 = vdpbusd(s1, w[c + 1], vbcast4(xb->qs + 4 * c + 4));
                         }
-                        VI s = vsub32(vadd32(s0, s1), vset1_32(xb->corr));
+                        VI s = vadd32(s0, s1);
                         acc[t] = vfmadd(vcvt(s), vfmul(dw, vfset1(xb->d)), acc[t]);
                 }
         }
         for (int t = 0; t < T; t++)
                 vfstore(y + t * ys, acc[t]);
-}
-
-/*
- * Q5_K and Q6_K read a block's pieces out of order (the scales after the
- * weights, the fifth or high bits beside the low ones), which the hardware
- * prefetchers follow poorly: one thread streamed Q6_K pairs at 12 GB/s and
- * Q5_K groups at 12 GB/s on AVX2, where Q4_K streams 28. They ask for the
- * block PREFETCH_BLOCKS ahead of the one at @g, of @bytes. Q4_0, Q8_0 and
- * Q4_K measured faster without.
- */
-#define PREFETCH_BLOCKS 2
-
-TARGET static ALWAYS_INLINE void SUFFIX(prefetch)(const uint8_t *g, size_t bytes)
-{
-        for (size_t l = 0; l < bytes; l += 64)
-                __builtin_prefetch(g + PREFETCH_BLOCKS * bytes + l);
 }
 
 /* Q4_K and Q5_K (q5: the fifth bits from the interleaved qh). */
@@ -112,7 +124,7 @@ TARGET static ALWAYS_INLINE void SUFFIX(q45_k_tile)(int64_t nb, const uint8_t *g
                 acc[t] = vfzero();
         for (int64_t b = 0; b < nb; b++, g += GROUPS * bytes) {
                 if (q5)
-                        SUFFIX(prefetch)(g, GROUPS * bytes);
+                        SUFFIX(prefetch)(g, GROUPS * bytes, PREFETCH_BLOCKS);
                 VI isum[TOKENS];
                 for (int t = 0; t < T; t++)
                         isum[t] = vzero();
@@ -175,7 +187,7 @@ TARGET static ALWAYS_INLINE void SUFFIX(q6_k_tile)(int64_t nb, const uint8_t *g,
         for (int t = 0; t < T; t++)
                 acc[t] = vfzero();
         for (int64_t b = 0; b < nb; b++, g += GROUPS * SLM_PACK_Q6_K_BYTES) {
-                SUFFIX(prefetch)(g, GROUPS * SLM_PACK_Q6_K_BYTES);
+                SUFFIX(prefetch)(g, GROUPS * SLM_PACK_Q6_K_BYTES, PREFETCH_BLOCKS);
                 VI isum[TOKENS];
                 for (int t = 0; t < T; t++)
                         isum[t] = vzero();
@@ -341,8 +353,8 @@ TARGET static ALWAYS_INLINE void SUFFIX(convert_q8s)(int64_t n, const float *x, 
                 __m256i q[4];
                 out[b].d = _cvtsh_ss(_cvtss_sh(d, 0));
                 SUFFIX(round32)(x, id, out[b].qs, q);
-                out[b].corr = k * slm_hsum8_i32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]),
-                                                                 _mm256_add_epi32(q[2], q[3])));
+                out[b].offset = -k * slm_hsum8_i32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]),
+                                                                    _mm256_add_epi32(q[2], q[3])));
         }
 }
 
