@@ -418,8 +418,19 @@ TARGET __attribute__((unused)) static void SUFFIX(convert_x_f16)(int64_t n, cons
 }
 #endif
 
-/* The entry points: n_tokens in tiles of TOKENS, the last tile through a copy of the kernel
- * specialized for its size. */
+/*
+ * The entry points: n_tokens in tiles of @tile (TOKENS, or 4), the last tile
+ * through a copy of the kernel specialized for its size, @tail the cases
+ * from 4 on where tiles are larger.
+ *
+ * Q6_K keeps a chunk's four sums per token besides the block's sum and the
+ * result: with eight tokens they do not fit the 32 registers, and the
+ * spills cost more than unpacking the weights again for the next four
+ * tokens (from L1: a group's row is a few kilobytes). At eight tokens a
+ * 32000-row matrix took 135-148 ns per block of sixteen rows with tiles of
+ * eight and 100-108 with tiles of four, one thread on AVX-512 VNNI; Q4_K
+ * measured the same either way and keeps its tiles of eight.
+ */
 #if TOKENS > 4
 #define TAIL_4_7(call)                                                                             \
         case 4:                                                                                    \
@@ -437,17 +448,18 @@ TARGET __attribute__((unused)) static void SUFFIX(convert_x_f16)(int64_t n, cons
 #else
 #define TAIL_4_7(call)
 #endif
+#define NO_TAIL(call)
 
-#define GEMM(name, call)                                                                           \
+#define GEMM_TILED(name, call, tile, tail)                                                         \
         TARGET static void SUFFIX(name)(int64_t n, const void *group, size_t gs, const void *x,    \
                                         size_t xs, int n_tokens, float *y, size_t ys)              \
         {                                                                                          \
                 const uint8_t *g = group;                                                          \
                 (void)gs; /* only the four-group kernel reads its second pair there */             \
-                for (int t0 = 0; t0 < n_tokens; t0 += TOKENS) {                                    \
+                for (int t0 = 0; t0 < n_tokens; t0 += (tile)) {                                    \
                         const void *xt = (const uint8_t *)x + (size_t)t0 * xs;                     \
                         float *yt = y + (size_t)t0 * ys;                                           \
-                        switch (n_tokens - t0 < TOKENS ? n_tokens - t0 : TOKENS) {                 \
+                        switch (n_tokens - t0 < (tile) ? n_tokens - t0 : (tile)) {                 \
                         case 1:                                                                    \
                                 call(1);                                                           \
                                 break;                                                             \
@@ -457,13 +469,15 @@ TARGET __attribute__((unused)) static void SUFFIX(convert_x_f16)(int64_t n, cons
                         case 3:                                                                    \
                                 call(3);                                                           \
                                 break;                                                             \
-                                TAIL_4_7(call)                                                     \
+                                tail(call);                                                        \
                         default:                                                                   \
-                                call(TOKENS);                                                      \
+                                call(tile);                                                        \
                                 break;                                                             \
                         }                                                                          \
                 }                                                                                  \
         }
+#define GEMM(name, call)  GEMM_TILED(name, call, TOKENS, TAIL_4_7)
+#define GEMM4(name, call) GEMM_TILED(name, call, 4, NO_TAIL)
 
 _Static_assert(TOKENS == 4 || TOKENS == 8, "the tail cases above");
 
@@ -477,7 +491,7 @@ _Static_assert(TOKENS == 4 || TOKENS == 8, "the tail cases above");
 GEMM(gemm_q4_0, CALL_Q4_0)
 GEMM(gemm_q4_k, CALL_Q4_K)
 GEMM(gemm_q5_k, CALL_Q5_K)
-GEMM(gemm_q6_k, CALL_Q6_K)
+GEMM4(gemm_q6_k, CALL_Q6_K)
 GEMM(gemm_f16, CALL_F16)
 #if GROUPS == 2
 #define CALL_F16_4(T) SUFFIX(f16_tile4)(n, g, gs, xt, xs, T, yt, ys)
