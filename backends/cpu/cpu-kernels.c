@@ -2,6 +2,7 @@
 #include "cpu-kernels.h"
 #include "cpu-pack.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +79,14 @@ static void to_f16_ref(int64_t n, const float *src, slm_fp16 *dst)
                 dst[i] = slm_fp32_to_fp16(src[i]);
 }
 
+static void silu_glu_ref(const float *gate, const float *up, int64_t n, float *y)
+{
+        for (int64_t i = 0; i < n; i++)
+                y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
 static SlmToF16Fn to_f16 = to_f16_ref;
+static SlmGluFn silu_glu = silu_glu_ref;
 static SlmVecDotFn table[SLM_TYPE_COUNT];
 static SlmTileDotFn tiles[SLM_TYPE_COUNT];
 static SlmRowSumFn row_sums[SLM_TYPE_COUNT];
@@ -109,6 +117,8 @@ static void init(void)
         }
         if (!simd)
                 return;
+        if (slm_cpu_silu_glu_avx2())
+                silu_glu = slm_cpu_silu_glu_avx2();
         if (slm_cpu_to_f16_avx2())
                 to_f16 = slm_cpu_to_f16_avx2();
         else if (slm_cpu_to_f16_neon())
@@ -130,6 +140,12 @@ SlmVecDotFn slm_cpu_vec_dot(SlmType type)
 {
         pthread_once(&once, init);
         return (unsigned)type < SLM_TYPE_COUNT ? table[type] : NULL;
+}
+
+SlmGluFn slm_cpu_silu_glu(void)
+{
+        pthread_once(&once, init);
+        return silu_glu;
 }
 
 SlmToF16Fn slm_cpu_to_f16(void)

@@ -55,6 +55,15 @@ SlmToF16Fn slm_cpu_to_f16(void);
 SlmToF16Fn slm_cpu_to_f16_avx2(void);
 SlmToF16Fn slm_cpu_to_f16_neon(void);
 
+/*
+ * y[i] = gate[i] / (1 + e^-gate[i]) * up[i], the SiLU-gated product: on
+ * AVX2 eight at a time, e^x within two ulps of expf (0 where expf is a
+ * denormal), else with expf.
+ */
+typedef void (*SlmGluFn)(const float *gate, const float *up, int64_t n, float *y);
+SlmGluFn slm_cpu_silu_glu(void);
+SlmGluFn slm_cpu_silu_glu_avx2(void);
+
 /* slm_quantize_row, with F16 through slm_cpu_to_f16: what the CPU backend converts rows with. */
 void slm_cpu_quantize_row(SlmType type, const float *src, void *dst, int64_t n);
 

@@ -94,8 +94,7 @@ void slm_cpu_glu(SlmAct act, const float *gate, const float *up, int64_t n, floa
                 for (int64_t i = 0; i < n; i++)
                         y[i] = slm_cpu_gelu(gate[i]) * up[i];
         } else {
-                for (int64_t i = 0; i < n; i++)
-                        y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+                slm_cpu_silu_glu()(gate, up, n, y);
         }
 }
 
