@@ -51,10 +51,10 @@
  * block PREFETCH_BLOCKS ahead. The others stream in order and measured
  * faster without for one token. From four tokens on (a batch of decoding
  * sequences) a Q4_0 or Q8_0 block's arithmetic takes long enough that the
- * hardware prefetcher falls behind: asking PREFETCH_TILE_BLOCKS ahead took
- * a Q4_0 matrix larger than L3 from 40-50 to 34-41 ns per pair of blocks
- * at eight tokens and from 30-37 to 27-32 at four (AVX-512 VNNI, one
- * thread). Q4_K measured the same either way.
+ * hardware prefetcher falls behind: asking for a block 2 to 16 ahead took a
+ * Q4_0 matrix larger than L3 from 40-50 to 34-41 ns per pair of blocks at
+ * eight tokens and from 35-37 to 26-32 at four (AVX-512 VNNI, one thread),
+ * PREFETCH_TILE_BLOCKS ahead the best. Q4_K measured the same either way.
  */
 #define PREFETCH_BLOCKS      2
 #define PREFETCH_TILE_BLOCKS 16
