@@ -43,16 +43,16 @@ char *slmd_format_size(guint64 bytes)
         return g_string_free(s, FALSE);
 }
 
-GError *slmd_kv_quota_error(guint uid, guint64 want, guint64 limit)
+GError *slmd_kv_quota_error(guint uid, guint64 want, guint64 limit, const char *with)
 {
         g_autofree char *w = slmd_format_size(want);
         g_autofree char *most = slmd_format_size(limit);
 
         return g_error_new(SLMD_ERROR, SLMD_ERROR_QUOTA_EXCEEDED,
-                           "uid %u's sessions would hold %s of KV cache with this one; one user "
+                           "uid %u's sessions would hold %s of KV cache with %s; one user "
                            "may hold %s (user-kv-share in slmd.conf): ask for a smaller "
                            "context-size or close a session",
-                           uid, w, most);
+                           uid, w, with, most);
 }
 
 void slmd_set_errno(GError **error, SlmdError code, int r, const char *msg)

@@ -29,7 +29,7 @@ void slmd_set_errno(GError **error, SlmdError code, int r, const char *msg);
 
 /* @bytes for a message, "640.0 KiB": IEC units, a plain space before them. */
 char *slmd_format_size(guint64 bytes);
-/* QuotaExceeded: @uid's sessions would hold @want bytes of KV cache, past @limit. */
-GError *slmd_kv_quota_error(guint uid, guint64 want, guint64 limit);
+/* QuotaExceeded: @uid's sessions would hold @want bytes of KV cache with @with, past @limit. */
+GError *slmd_kv_quota_error(guint uid, guint64 want, guint64 limit, const char *with);
 
 G_END_DECLS

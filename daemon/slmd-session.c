@@ -121,7 +121,7 @@ static gboolean check_user_kv(SlmdDaemon *d, guint uid, guint n_ctx, GError **er
         }
         if (want <= limit)
                 return TRUE;
-        g_propagate_error(error, slmd_kv_quota_error(uid, want, limit));
+        g_propagate_error(error, slmd_kv_quota_error(uid, want, limit, "this one"));
         return FALSE;
 }
 

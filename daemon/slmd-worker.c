@@ -369,8 +369,11 @@ static guint64 kv_held(SlmdWorker *w, const guint *uid, const SlmdSeq *except)
         return held;
 }
 
-/* Keep all caches together under the budget's cap: drop idle ones, least recently used first. */
-static void cap_caches(SlmdWorker *w, SlmdSeq *keep)
+/*
+ * Keep all caches together, and @extra bytes about to be allocated, under the budget's cap:
+ * drop idle ones, least recently used first.
+ */
+static void cap_caches(SlmdWorker *w, SlmdSeq *keep, guint64 extra)
 {
         guint64 cap, total;
 
@@ -379,7 +382,7 @@ static void cap_caches(SlmdWorker *w, SlmdSeq *keep)
         g_mutex_unlock(&w->lock);
         if (!cap)
                 return;
-        total = kv_held(w, NULL, NULL);
+        total = kv_held(w, NULL, NULL) + extra;
         while (total > cap) {
                 SlmdSeq *victim = NULL;
                 for (guint i = 0; i < w->seqs->len; i++) {
@@ -499,6 +502,15 @@ static int context_for(int n_ctx_train, guint requested)
         return n_ctx_train;
 }
 
+/* Fail @req with QuotaExceeded: its user's caches would hold @want with @with; FALSE. */
+static gboolean quota_exceeded(SlmdRequest *req, guint64 want, guint64 limit, const char *with)
+{
+        g_clear_error(&req->error);
+        req->error = slmd_kv_quota_error(req->seq->uid, want, limit, with);
+        req->reason = "error";
+        return FALSE;
+}
+
 /* Whether @req's session may hold @bytes more of KV cache; else @req fails with QuotaExceeded. */
 static gboolean user_kv_fits(SlmdWorker *w, SlmdRequest *req, guint64 bytes)
 {
@@ -510,10 +522,7 @@ static gboolean user_kv_fits(SlmdWorker *w, SlmdRequest *req, guint64 bytes)
         held = kv_held(w, &req->seq->uid, req->seq);
         if (!limit || held + bytes <= limit)
                 return TRUE;
-        g_clear_error(&req->error);
-        req->error = slmd_kv_quota_error(req->seq->uid, held + bytes, limit);
-        req->reason = "error";
-        return FALSE;
+        return quota_exceeded(req, held + bytes, limit, "this one");
 }
 
 /* The session's context for the resident model. */
@@ -557,7 +566,7 @@ static gboolean ensure_ctx(SlmdWorker *w, SlmdRequest *req)
         }
         s->model_gen = w->model_gen;
         s->last_used = g_get_monotonic_time();
-        cap_caches(w, s);
+        cap_caches(w, s, 0);
         g_atomic_int_set(&s->size, n_ctx);
         g_atomic_int_set(&s->used, 0);
         return TRUE;
@@ -1305,6 +1314,36 @@ static GArray *top_matching(SlmdWorker *w, const float *logits, guint k, const P
         return best;
 }
 
+/*
+ * How many forks of @req's context, of its first @base positions and @max more, to make at
+ * once (at most @want): each holds a KV cache of its own while the call runs, which counts
+ * against the user's share with the caches the user holds, and against the caches' cap, for
+ * which idle caches are dropped first. 0, with @req failed with QuotaExceeded, where not even
+ * one fits the share.
+ */
+static guint fork_room(SlmdWorker *w, SlmdRequest *req, guint base, guint max, guint want)
+{
+        SlmdSeq *s = req->seq;
+        guint64 limit, held, each;
+
+        each = slm_context_kv_bytes(s->ctx) / (guint64)slm_context_n_ctx(s->ctx) * (base + max);
+        g_mutex_lock(&w->lock);
+        limit = w->user_kv_limit;
+        g_mutex_unlock(&w->lock);
+        if (limit) {
+                held = kv_held(w, &s->uid, NULL);
+                guint64 fit = limit > held ? (limit - held) / MAX(each, 1) : 0;
+                if (fit == 0) {
+                        quota_exceeded(req, held + each, limit,
+                                       "a copy of this one's context to write candidates on");
+                        return 0;
+                }
+                want = (guint)MIN(want, fit);
+        }
+        cap_caches(w, s, want * each);
+        return want;
+}
+
 /* One candidate word being generated on a fork of the session's context. */
 typedef struct {
         SlmContext *ctx;
@@ -1413,10 +1452,13 @@ static int propose_replies(SlmdWorker *w, SlmdRequest *req)
                     len > 0)
                         g_array_append_val(cands, id);
         }
+        guint room = fork_room(w, req, req->seq->history->len, REPLY_TOKENS, SLMD_STEP_MAX_SEQS);
+        if (room == 0)
+                return -EDQUOT;
         req->results = g_ptr_array_new_with_free_func(g_free);
         for (guint at = 0; at < cands->len && req->results->len < req->n && r == 0;) {
                 char *texts[SLMD_STEP_MAX_SEQS];
-                guint k = MIN(cands->len - at, SLMD_STEP_MAX_SEQS);
+                guint k = MIN(cands->len - at, room);
                 r = expand_in_batch(w, req->seq, (const int32_t *)cands->data + at, k, REPLY_TOKENS,
                                     NULL, reply_continues, texts);
                 for (guint i = 0; i < k; i++) {
@@ -1469,12 +1511,17 @@ static gboolean step_suggest(SlmdWorker *w, SlmdRequest *req)
         /* the word at the cursor, which the candidates replace: "gi" -> "girl", "" -> next */
         px.at_start = *context == 0;
         px.want = g_strdup_printf("%s%s", space && !px.at_start ? " " : "", partial);
+        guint room = fork_room(w, req, s->history->len, WORD_TOKENS, req->n);
+        if (room == 0) {
+                g_free(px.want);
+                return TRUE; /* req->error says why */
+        }
         g_autoptr(GArray) cands = top_matching(w, w->logits, req->n * 4, &px, none);
         req->results = g_ptr_array_new_with_free_func(g_free);
         /* the likeliest first tokens, n at a time in one batch, until n words are found */
         for (guint at = 0; at < cands->len && req->results->len < req->n && r == 0;) {
                 char *words[SLMD_STEP_MAX_SEQS];
-                guint k = MIN(cands->len - at, req->n);
+                guint k = MIN(cands->len - at, room);
                 r = expand_in_batch(w, s, (const int32_t *)cands->data + at, k, WORD_TOKENS, &px,
                                     word_continues, words);
                 for (guint i = 0; i < k; i++) {
@@ -1538,6 +1585,8 @@ static gboolean step_replies(SlmdWorker *w, SlmdRequest *req)
                             "cannot evaluate the message: %s", g_strerror(-r));
 
         r = propose_replies(w, req);
+        if (r == -EDQUOT)
+                return TRUE; /* req->error says why */
         if (r < 0)
                 return fail(req, SLMD_ERROR_FAILED, "cannot write the replies: %s", g_strerror(-r));
         req->reason = "done";

@@ -1066,6 +1066,25 @@ std::string as_nobody(const std::function<std::string()> &body)
         return out;
 }
 
+// Files in @dir that make slmd see a machine of 2 MiB with user-kv-share=50: one user may hold
+// 512 KiB of KV cache. The arguments that point slmd at them.
+std::vector<std::string> two_mib_machine(const std::string &dir)
+{
+        std::string conf = dir + "/slmd.conf";
+        FILE *f = fopen(conf.c_str(), "w");
+        if (f) {
+                fputs("[daemon]\nuser-kv-share=50\n", f);
+                fclose(f);
+        }
+        mkdir((dir + "/proc").c_str(), 0755);
+        f = fopen((dir + "/proc/meminfo").c_str(), "w");
+        if (f) {
+                fputs("MemTotal: 2048 kB\nMemAvailable: 8000000 kB\n", f);
+                fclose(f);
+        }
+        return { "--config", conf, "--procfs-root", dir + "/proc" };
+}
+
 // What a create-session call said: "ok" or "<status>: <message>".
 std::string created(SlmClient *c, uint32_t context, std::vector<SlmSession *> *held)
 {
@@ -1086,17 +1105,7 @@ TEST_F(Daemon, PerUserQuotasForASecondUser)
 {
         if (geteuid() != 0)
                 GTEST_SKIP() << "needs root to act as a second user";
-        std::string conf = dir + "/slmd.conf";
-        FILE *f = fopen(conf.c_str(), "w");
-        ASSERT_NE(f, nullptr);
-        fputs("[daemon]\nuser-kv-share=50\n", f);
-        fclose(f);
-        mkdir((dir + "/proc").c_str(), 0755);
-        f = fopen((dir + "/proc/meminfo").c_str(), "w");
-        ASSERT_NE(f, nullptr);
-        fputs("MemTotal: 2048 kB\nMemAvailable: 8000000 kB\n", f);
-        fclose(f);
-        start(shared(kStory), { "--config", conf, "--procfs-root", dir + "/proc" });
+        start(shared(kStory), two_mib_machine(dir));
         EXPECT_NE(log().find("(50 % of 1.0 MiB)"), std::string::npos) << log();
         EXPECT_NE(log().find("one user's sessions may hold 512.0 KiB of KV cache"),
                   std::string::npos)
@@ -1179,6 +1188,96 @@ TEST_F(Daemon, PerUserQuotasForASecondUser)
             << out;
         for (SlmSession *s : mine)
                 slm_session_free(s);
+        slm_client_free(root);
+        EXPECT_TRUE(eventually([&] { return sessions() == 0; }));
+        EXPECT_EQ(stop(), 0) << log();
+}
+
+// Suggest writes its candidates on copies of the session's context, which count against the
+// user's share while the call runs: with room for one copy it gives the same words as with room
+// for all three (one candidate at a time), and with room for none it says so instead of
+// allocating past the share. Same machine as above: 512 KiB, 819 positions of the story model,
+// a default session 512 of them.
+TEST_F(Daemon, SuggestCandidatesCountAgainstTheUsersShare)
+{
+        if (geteuid() != 0)
+                GTEST_SKIP() << "needs root to act as a second user";
+        start(shared(kStory), two_mib_machine(dir));
+
+        // root gives the words with room for every copy, and the text's length in tokens
+        const char *text = "Once upon a time, there was a little girl. She ";
+        SlmClient *root = client();
+        SlmSession *rs = nullptr;
+        SlmClientError err;
+        ASSERT_EQ(slm_client_create_session(root, nullptr, &rs, &err), 0) << err.message;
+        char **words = nullptr;
+        ASSERT_EQ(slm_session_suggest(rs, text, 3, &words, &err), 0) << err.message;
+        std::string want;
+        for (size_t i = 0; words && words[i]; i++)
+                want += std::string(words[i]) + "|";
+        slm_strv_free(words);
+        ASSERT_EQ(std::count(want.begin(), want.end(), '|'), 3) << want;
+        SlmSessionOptions small = { nullptr, nullptr, 128 }; // root has a share of its own
+        SlmSession *probe = nullptr;
+        ASSERT_EQ(slm_client_create_session(root, &small, &probe, &err), 0) << err.message;
+        SlmGenerateOptions o = greedy(1);
+        SlmFinish fin;
+        ASSERT_EQ(slm_session_generate(probe, "Once upon a time, there was a little girl. She", &o,
+                                       nullptr, nullptr, &fin, &err),
+                  0)
+            << err.message;
+        int copy = (int)fin.prompt_tokens + 5; // the text and the five tokens a word may take
+        ASSERT_GT(copy, 12);
+        ASSERT_LT(copy, 90);
+
+        std::string out = as_nobody([&] {
+                std::string r;
+                SlmClient *c = nullptr;
+                if (slm_client_connect_address(address.c_str(), &c, nullptr) < 0)
+                        return std::string("cannot connect");
+                std::vector<SlmSession *> held;
+                auto suggest = [&](const char *what) {
+                        char **w = nullptr;
+                        SlmClientError e;
+                        r += what;
+                        if (slm_session_suggest(held[0], text, 3, &w, &e) < 0) {
+                                r += std::string(slm_status_name(e.status)) + ": " + e.message;
+                        } else {
+                                for (size_t i = 0; w && w[i]; i++)
+                                        r += std::string(w[i]) + "|";
+                        }
+                        r += "\n";
+                        slm_strv_free(w);
+                };
+                // the keyboard's session, and another one that leaves room for one copy and a half
+                r += created(c, 0, &held) + " ";
+                r += created(c, 819 - 512 - copy * 3 / 2, &held) + "\n";
+                r += slm_session_append(held[1], "Once", nullptr) == 0 ? "" : "append refused\n";
+                suggest("one copy: ");
+                // then room for half a copy
+                slm_session_free(held[1]);
+                held.pop_back();
+                r += created(c, 819 - 512 - copy / 2, &held) + "\n";
+                r += slm_session_append(held[1], "Once", nullptr) == 0 ? "" : "append refused\n";
+                suggest("none: ");
+                slm_session_free(held[1]);
+                held.pop_back();
+                suggest("alone: ");
+                for (SlmSession *s : held)
+                        slm_session_free(s);
+                slm_client_free(c);
+                return r;
+        });
+        EXPECT_NE(out.find("ok ok\none copy: " + want + "\n"), std::string::npos) << out;
+        EXPECT_NE(out.find("none: quota-exceeded: uid 65534's sessions would hold "),
+                  std::string::npos)
+            << out;
+        EXPECT_NE(out.find("with a copy of this one's context to write candidates on"),
+                  std::string::npos)
+            << out;
+        EXPECT_NE(out.find("alone: " + want + "\n"), std::string::npos) << out;
+        slm_session_free(probe);
+        slm_session_free(rs);
         slm_client_free(root);
         EXPECT_TRUE(eventually([&] { return sessions() == 0; }));
         EXPECT_EQ(stop(), 0) << log();
