@@ -15,6 +15,26 @@
 #define WORD_TOKENS   5  /* tokens a suggested word may take */
 #define REPLY_TOKENS  24 /* tokens a smart reply may take */
 
+/*
+ * A candidate Suggest expanded from a session's kept logits: its first token, the prefix it
+ * was held to and the text it came to (NULL: none that covers the prefix).
+ */
+typedef struct {
+        int32_t first;
+        char *want;
+        char *text;
+} WordMemo;
+
+#define MAX_WORD_MEMOS 64
+
+static void word_memo_clear(gpointer data)
+{
+        WordMemo *m = data;
+
+        g_free(m->want);
+        g_free(m->text);
+}
+
 struct SlmdSeq {
         guint n_ctx_requested;
         guint uid; /* whose: the per-user KV bound counts it */
@@ -28,6 +48,7 @@ struct SlmdSeq {
         char *tokens_model;  /* after its cache was dropped: the model its tokens are for */
         float *logits;       /* after the first logits_len tokens of history, kept for the */
         guint logits_len;    /* next keystroke (0: none); the rows before stay as they were */
+        GArray *words;       /* WordMemo: Suggest's candidates from those logits */
         gint64 last_used;    /* monotonic µs: the least recently used cache goes first */
 };
 
@@ -164,6 +185,8 @@ SlmdSeq *slmd_seq_new(guint n_ctx, const char *system_prompt, SlmdPriority prior
         s->priority = priority;
         s->history = g_array_new(FALSE, FALSE, sizeof(int32_t));
         s->unevaluated = g_array_new(FALSE, FALSE, sizeof(int32_t));
+        s->words = g_array_new(FALSE, FALSE, sizeof(WordMemo));
+        g_array_set_clear_func(s->words, word_memo_clear);
         s->size = (gint)(n_ctx ? n_ctx : DEFAULT_CTX);
         return s;
 }
@@ -176,6 +199,7 @@ static void seq_free(SlmdWorker *w, SlmdSeq *s)
         slm_context_free(s->ctx);
         g_array_unref(s->history);
         g_array_unref(s->unevaluated);
+        g_array_unref(s->words);
         g_free(s->system_prompt);
         g_free(s);
 }
@@ -190,10 +214,17 @@ guint slmd_seq_context_size(SlmdSeq *s)
         return (guint)g_atomic_int_get(&s->size);
 }
 
+/* The kept logits, and what Suggest made of them, no longer hold. */
+static void seq_forget_logits(SlmdSeq *s)
+{
+        s->logits_len = 0;
+        g_array_set_size(s->words, 0);
+}
+
 static void seq_truncate(SlmdSeq *s, guint n)
 {
         if (n < s->logits_len)
-                s->logits_len = 0;
+                seq_forget_logits(s);
         if (n < s->history->len) {
                 slm_context_truncate(s->ctx, (int)n);
                 g_array_set_size(s->history, n);
@@ -333,7 +364,7 @@ static void drop_cache(SlmdWorker *w, SlmdSeq *s)
 {
         if (!s->ctx)
                 return;
-        s->logits_len = 0;
+        seq_forget_logits(s);
         g_array_prepend_vals(s->unevaluated, s->history->data, s->history->len);
         g_array_set_size(s->history, 0);
         s->ctx = slm_context_free(s->ctx);
@@ -537,7 +568,7 @@ static gboolean ensure_ctx(SlmdWorker *w, SlmdRequest *req)
         if (s->ctx && s->model_gen == w->model_gen)
                 return TRUE;
         s->ctx = slm_context_free(s->ctx);
-        s->logits_len = 0;
+        seq_forget_logits(s);
         g_clear_pointer(&s->logits, g_free);
         if (!s->tokens_model || g_strcmp0(s->tokens_model, w->model_name) != 0) {
                 /* a new model: the tokens mean nothing to it */
@@ -1152,6 +1183,7 @@ static int sync_context(SlmdWorker *w, SlmdSeq *s, GArray *toks, guint room)
                 common--; /* the last token again, for its logits */
         }
         seq_truncate(s, common);
+        seq_forget_logits(s);
         int r = seq_eval(s, t + common, toks->len - common, w->logits);
         if (r == 0) {
                 if (!s->logits)
@@ -1282,14 +1314,14 @@ static gboolean prefix_allows(const Prefix *px, const char *sofar, size_t n_sofa
         return g_ascii_strncasecmp(buf + at, px->want, m) == 0;
 }
 
-static gboolean prefix_covered(const Prefix *px, const GString *sofar)
+static gboolean prefix_covered(const Prefix *px, const char *sofar, size_t n_sofar)
 {
         size_t at = 0;
 
         if (px->at_start)
-                while (at < sofar->len && sofar->str[at] == ' ')
+                while (at < n_sofar && sofar[at] == ' ')
                         at++;
-        return sofar->len - at >= strlen(px->want);
+        return n_sofar - at >= strlen(px->want);
 }
 
 /* The @k likeliest tokens of @logits whose piece agrees with @px, most likely first. */
@@ -1390,7 +1422,8 @@ static int expand_in_batch(SlmdWorker *w, SlmdSeq *s, const int32_t *first, guin
                         if (c[i].done)
                                 continue;
                         const char *piece = slm_tokenizer_piece(tk, c[i].id, FALSE, &len);
-                        if (step > 0 && (!px || prefix_covered(px, c[i].text)) &&
+                        if (step > 0 &&
+                            (!px || prefix_covered(px, c[i].text->str, c[i].text->len)) &&
                             (slm_tokenizer_is_eog(tk, c[i].id) || !more(piece, len, c[i].text))) {
                                 c[i].done = TRUE;
                                 continue;
@@ -1409,7 +1442,7 @@ static int expand_in_batch(SlmdWorker *w, SlmdSeq *s, const int32_t *first, guin
                 for (guint i = 0; i < n; i++) {
                         if (c[i].done)
                                 continue;
-                        if (!px || prefix_covered(px, c[i].text)) {
+                        if (!px || prefix_covered(px, c[i].text->str, c[i].text->len)) {
                                 c[i].id = slm_argmax(c[i].logits, n_vocab);
                         } else {
                                 g_autoptr(GArray) next =
@@ -1423,7 +1456,7 @@ static int expand_in_batch(SlmdWorker *w, SlmdSeq *s, const int32_t *first, guin
         }
         for (guint i = 0; i < n; i++) {
                 texts[i] = NULL;
-                if (r == 0 && (!px || prefix_covered(px, c[i].text)))
+                if (r == 0 && (!px || prefix_covered(px, c[i].text->str, c[i].text->len)))
                         texts[i] = g_string_free(g_steal_pointer(&c[i].text), FALSE);
                 if (c[i].text)
                         g_string_free(c[i].text, TRUE);
@@ -1431,6 +1464,54 @@ static int expand_in_batch(SlmdWorker *w, SlmdSeq *s, const int32_t *first, guin
                 slm_context_free(c[i].ctx);
         }
         return r;
+}
+
+/*
+ * What @s's kept logits made of candidate @id under @px before: a word found under a prefix
+ * that @px extends, and that agrees with @px all through, is the word @id comes to under @px
+ * (every token on its way agreed with @px and was the likeliest that agreed with the shorter
+ * one, so it is the likeliest that agrees with @px); anything else only under the same
+ * prefix. NULL where nothing is known.
+ */
+static const WordMemo *word_memo_find(const SlmdSeq *s, int32_t id, const Prefix *px)
+{
+        size_t want = strlen(px->want);
+
+        for (guint i = 0; i < s->words->len; i++) {
+                const WordMemo *m = &g_array_index(s->words, WordMemo, i);
+                if (m->first != id)
+                        continue;
+                if (g_ascii_strcasecmp(m->want, px->want) == 0)
+                        return m;
+                size_t n = strlen(m->want), len = m->text ? strlen(m->text) : 0;
+                if (m->text && n < want && g_ascii_strncasecmp(m->want, px->want, n) == 0 &&
+                    prefix_allows(px, "", 0, m->text, len) && prefix_covered(px, m->text, len))
+                        return m;
+        }
+        return NULL;
+}
+
+/* Remember what @n candidates @ids came to under @px (texts[i], or NULL). */
+static void word_memo_add(SlmdSeq *s, const int32_t *ids, char *const *texts, guint n,
+                          const Prefix *px)
+{
+        if (s->words->len + n > MAX_WORD_MEMOS)
+                g_array_set_size(s->words, 0);
+        for (guint i = 0; i < n; i++) {
+                WordMemo m = { ids[i], g_strdup(px->want), g_strdup(texts[i]) };
+                g_array_append_val(s->words, m);
+        }
+}
+
+/* Add the word @text ends in to req->results, unless it is empty, not UTF-8 or there already. */
+static void offer_word(SlmdRequest *req, const char *text)
+{
+        g_autofree char *copy = g_strdup(text);
+        const char *word = copy ? first_word(copy) : NULL;
+
+        if (word && *word && req->results->len < req->n && g_utf8_validate(word, -1, NULL) &&
+            !contains_word(req->results, word))
+                g_ptr_array_add(req->results, g_strdup(word));
 }
 
 /*
@@ -1517,24 +1598,32 @@ static gboolean step_suggest(SlmdWorker *w, SlmdRequest *req)
                 return TRUE; /* req->error says why */
         }
         g_autoptr(GArray) cands = top_matching(w, w->logits, req->n * 4, &px, none);
+        const int32_t *cand = (const int32_t *)cands->data;
         req->results = g_ptr_array_new_with_free_func(g_free);
-        /* the likeliest first tokens, n at a time in one batch, until n words are found */
+        /*
+         * The likeliest first tokens in order, until n words are found: each from what this
+         * context's logits made of it at an earlier keystroke where that still holds, else
+         * with the next ones not known yet, room at a time in one batch.
+         */
         for (guint at = 0; at < cands->len && req->results->len < req->n && r == 0;) {
-                char *words[SLMD_STEP_MAX_SEQS];
-                guint k = MIN(cands->len - at, room);
-                r = expand_in_batch(w, s, (const int32_t *)cands->data + at, k, WORD_TOKENS, &px,
-                                    word_continues, words);
-                for (guint i = 0; i < k; i++) {
-                        if (words[i]) /* the word, without the spaces before it */
-                                memmove(words[i], first_word(words[i]),
-                                        strlen(first_word(words[i])) + 1);
-                        if (r == 0 && words[i] && *words[i] && req->results->len < req->n &&
-                            g_utf8_validate(words[i], -1, NULL) &&
-                            !contains_word(req->results, words[i]))
-                                g_ptr_array_add(req->results, g_steal_pointer(&words[i]));
-                        g_free(words[i]);
+                const WordMemo *m = word_memo_find(s, cand[at], &px);
+                if (m) {
+                        if (m->text)
+                                offer_word(req, m->text);
+                        at++;
+                        continue;
                 }
-                at += k;
+                int32_t ids[SLMD_STEP_MAX_SEQS];
+                char *texts[SLMD_STEP_MAX_SEQS];
+                guint k = 0;
+                for (guint j = at; j < cands->len && k < room; j++)
+                        if (!word_memo_find(s, cand[j], &px))
+                                ids[k++] = cand[j];
+                r = expand_in_batch(w, s, ids, k, WORD_TOKENS, &px, word_continues, texts);
+                if (r == 0)
+                        word_memo_add(s, ids, texts, k, &px);
+                for (guint i = 0; i < k; i++)
+                        g_free(texts[i]);
         }
         g_free(px.want);
         if (r < 0)

@@ -434,6 +434,44 @@ TEST_F(Daemon, SuggestCompletesTheWordBeingTyped)
         EXPECT_EQ(stop(), 0) << log();
 }
 
+// Typing a text letter by letter, Suggest reuses what it made of the same context's candidates
+// at the keystrokes before; the words are those a session that never saw the earlier
+// keystrokes gives (one whose last text was another, so that nothing is kept).
+TEST_F(Daemon, SuggestWhileTypingGivesWhatAFreshCallGives)
+{
+        start(shared(kStory));
+        SlmClient *kb = client();
+        SlmSession *typing = nullptr, *fresh = nullptr;
+        SlmClientError err;
+        ASSERT_EQ(slm_client_create_session(kb, nullptr, &typing, &err), 0) << err.message;
+        ASSERT_EQ(slm_client_create_session(kb, nullptr, &fresh, &err), 0) << err.message;
+        auto suggest = [&](SlmSession *s, const std::string &text) {
+                char **words = nullptr;
+                std::string v;
+                EXPECT_EQ(slm_session_suggest(s, text.c_str(), 3, &words, &err), 0) << err.message;
+                for (size_t i = 0; words && words[i]; i++)
+                        v += std::string(words[i]) + "|";
+                slm_strv_free(words);
+                return v;
+        };
+        const std::string text = "Once upon a time, there was a little girl named Lily. She liked "
+                                 "to play with her Ball in the park";
+        int words = 0;
+        for (size_t n = 1; n <= text.size(); n++) {
+                std::string typed = text.substr(0, n);
+                std::string got = suggest(typing, typed);
+                suggest(fresh, "A dog"); // another context: nothing of typed is kept
+                std::string want = suggest(fresh, typed);
+                EXPECT_EQ(got, want) << "after \"" << typed << "\"";
+                words += !got.empty();
+        }
+        EXPECT_EQ(words, (int)text.size());
+        slm_session_free(typing);
+        slm_session_free(fresh);
+        slm_client_free(kb);
+        EXPECT_EQ(stop(), 0) << log();
+}
+
 TEST_F(Daemon, KeyboardSuggestionWhileAnotherClientStreams)
 {
         start(shared(kStory));
