@@ -226,6 +226,16 @@ SlmGenerateOptions greedy(uint32_t n)
         return o;
 }
 
+// The words of a Suggest call as "w1|w2|w3|"; frees them.
+std::string joined(char **words)
+{
+        std::string v;
+        for (size_t i = 0; words && words[i]; i++)
+                v += std::string(words[i]) + "|";
+        slm_strv_free(words);
+        return v;
+}
+
 int count_mappings(pid_t pid, const std::string &path)
 {
         std::string maps;
@@ -447,12 +457,8 @@ TEST_F(Daemon, SuggestWhileTypingGivesWhatAFreshCallGives)
         ASSERT_EQ(slm_client_create_session(kb, nullptr, &fresh, &err), 0) << err.message;
         auto suggest = [&](SlmSession *s, const std::string &text) {
                 char **words = nullptr;
-                std::string v;
                 EXPECT_EQ(slm_session_suggest(s, text.c_str(), 3, &words, &err), 0) << err.message;
-                for (size_t i = 0; words && words[i]; i++)
-                        v += std::string(words[i]) + "|";
-                slm_strv_free(words);
-                return v;
+                return joined(words);
         };
         const std::string text = "Once upon a time, there was a little girl named Lily. She liked "
                                  "to play with her Ball in the park";
@@ -1104,6 +1110,26 @@ std::string as_nobody(const std::function<std::string()> &body)
         return out;
 }
 
+// @body as user nobody on a connection of its own to @address, writing what it saw into its
+// text; the sessions it keeps in its list are freed after it.
+std::string as_nobody_connected(
+    const std::string &address,
+    const std::function<void(SlmClient *, std::vector<SlmSession *> &, std::string &)> &body)
+{
+        return as_nobody([&] {
+                std::string r;
+                SlmClient *c = nullptr;
+                if (slm_client_connect_address(address.c_str(), &c, nullptr) < 0)
+                        return std::string("cannot connect");
+                std::vector<SlmSession *> held;
+                body(c, held, r);
+                for (SlmSession *s : held)
+                        slm_session_free(s);
+                slm_client_free(c);
+                return r;
+        });
+}
+
 // Files in @dir that make slmd see a machine of 2 MiB with user-kv-share=50: one user may hold
 // 512 KiB of KV cache. The arguments that point slmd at them.
 std::vector<std::string> two_mib_machine(const std::string &dir)
@@ -1155,32 +1181,25 @@ TEST_F(Daemon, PerUserQuotasForASecondUser)
         ASSERT_EQ(created(root, 0, &mine), "ok");
         ASSERT_EQ(slm_session_append(mine[0], "Once upon a time", nullptr), 0);
 
-        std::string out = as_nobody([&] {
-                std::string r;
-                SlmClient *c = nullptr;
-                if (slm_client_connect_address(address.c_str(), &c, nullptr) < 0)
-                        return std::string("cannot connect");
-                std::vector<SlmSession *> held;
-                for (int k = 0; k < 16; k++)
-                        if (created(c, 16, &held) != "ok")
-                                r += "session " + std::to_string(k + 1) + " refused\n";
-                r += "17th: " + created(c, 16, &held) + "\n";
-                for (SlmSession *s : held)
-                        slm_session_free(s);
-                held.clear();
-                r += "first default: " + created(c, 0, &held) + "\n";
-                r += "second default: " + created(c, 0, &held) + "\n";
-                r += "256 positions: " + created(c, 256, &held) + "\n";
-                for (SlmSession *s : held)
-                        r += std::string("append: ") +
-                             (slm_session_append(s, "Once upon a time", nullptr) == 0 ? "ok"
-                                                                                      : "refused") +
-                             "\n";
-                for (SlmSession *s : held)
-                        slm_session_free(s);
-                slm_client_free(c);
-                return r;
-        });
+        std::string out = as_nobody_connected(
+            address, [&](SlmClient *c, std::vector<SlmSession *> &held, std::string &r) {
+                    for (int k = 0; k < 16; k++)
+                            if (created(c, 16, &held) != "ok")
+                                    r += "session " + std::to_string(k + 1) + " refused\n";
+                    r += "17th: " + created(c, 16, &held) + "\n";
+                    for (SlmSession *s : held)
+                            slm_session_free(s);
+                    held.clear();
+                    r += "first default: " + created(c, 0, &held) + "\n";
+                    r += "second default: " + created(c, 0, &held) + "\n";
+                    r += "256 positions: " + created(c, 256, &held) + "\n";
+                    for (SlmSession *s : held)
+                            r += std::string("append: ") +
+                                 (slm_session_append(s, "Once upon a time", nullptr) == 0
+                                      ? "ok"
+                                      : "refused") +
+                                 "\n";
+            });
         EXPECT_EQ(out.find("refused\n"), std::string::npos) << out;
         EXPECT_NE(out.find("17th: quota-exceeded: uid 65534 already has 16 sessions"),
                   std::string::npos)
@@ -1203,12 +1222,8 @@ TEST_F(Daemon, PerUserQuotasForASecondUser)
 
         // without a resident model the share is checked when the context is made
         ASSERT_EQ(slm_client_unload(root, &err), 0) << err.message;
-        out = as_nobody([&] {
-                std::string r;
-                SlmClient *c = nullptr;
-                if (slm_client_connect_address(address.c_str(), &c, nullptr) < 0)
-                        return std::string("cannot connect");
-                std::vector<SlmSession *> held;
+        out = as_nobody_connected(address, [&](SlmClient *c, std::vector<SlmSession *> &held,
+                                               std::string &r) {
                 r += created(c, 0, &held) + " " + created(c, 0, &held) + "\n";
                 for (SlmSession *s : held) {
                         SlmClientError e;
@@ -1216,10 +1231,6 @@ TEST_F(Daemon, PerUserQuotasForASecondUser)
                                  ? std::string("ok\n")
                                  : std::string(slm_status_name(e.status)) + ": " + e.message + "\n";
                 }
-                for (SlmSession *s : held)
-                        slm_session_free(s);
-                slm_client_free(c);
-                return r;
         });
         EXPECT_NE(out.find("ok ok\nok\nquota-exceeded: uid 65534's sessions would hold 640.0 KiB"),
                   std::string::npos)
@@ -1250,10 +1261,7 @@ TEST_F(Daemon, SuggestCandidatesCountAgainstTheUsersShare)
         ASSERT_EQ(slm_client_create_session(root, nullptr, &rs, &err), 0) << err.message;
         char **words = nullptr;
         ASSERT_EQ(slm_session_suggest(rs, text, 3, &words, &err), 0) << err.message;
-        std::string want;
-        for (size_t i = 0; words && words[i]; i++)
-                want += std::string(words[i]) + "|";
-        slm_strv_free(words);
+        std::string want = joined(words);
         ASSERT_EQ(std::count(want.begin(), want.end(), '|'), 3) << want;
         SlmSessionOptions small = { nullptr, nullptr, 128 }; // root has a share of its own
         SlmSession *probe = nullptr;
@@ -1268,24 +1276,18 @@ TEST_F(Daemon, SuggestCandidatesCountAgainstTheUsersShare)
         ASSERT_GT(copy, 12);
         ASSERT_LT(copy, 90);
 
-        std::string out = as_nobody([&] {
-                std::string r;
-                SlmClient *c = nullptr;
-                if (slm_client_connect_address(address.c_str(), &c, nullptr) < 0)
-                        return std::string("cannot connect");
-                std::vector<SlmSession *> held;
+        std::string out = as_nobody_connected(address, [&](SlmClient *c,
+                                                           std::vector<SlmSession *> &held,
+                                                           std::string &r) {
                 auto suggest = [&](const char *what) {
                         char **w = nullptr;
                         SlmClientError e;
                         r += what;
-                        if (slm_session_suggest(held[0], text, 3, &w, &e) < 0) {
+                        if (slm_session_suggest(held[0], text, 3, &w, &e) < 0)
                                 r += std::string(slm_status_name(e.status)) + ": " + e.message;
-                        } else {
-                                for (size_t i = 0; w && w[i]; i++)
-                                        r += std::string(w[i]) + "|";
-                        }
+                        else
+                                r += joined(w);
                         r += "\n";
-                        slm_strv_free(w);
                 };
                 // the keyboard's session, and another one that leaves room for one copy and a half
                 r += created(c, 0, &held) + " ";
@@ -1301,10 +1303,6 @@ TEST_F(Daemon, SuggestCandidatesCountAgainstTheUsersShare)
                 slm_session_free(held[1]);
                 held.pop_back();
                 suggest("alone: ");
-                for (SlmSession *s : held)
-                        slm_session_free(s);
-                slm_client_free(c);
-                return r;
         });
         EXPECT_NE(out.find("ok ok\none copy: " + want + "\n"), std::string::npos) << out;
         EXPECT_NE(out.find("none: quota-exceeded: uid 65534's sessions would hold "),
