@@ -5,9 +5,16 @@
  * wake-up costs about as much as a small task, so a worker that finished
  * spins on the counter for a short while before it sleeps on a condition
  * variable, and the caller spins the same short while on the count of
- * workers still running before it sleeps. The spins are short because
+ * workers still running before it sleeps.
+ *
+ * The spin must outlast a wake-up, which on a virtual machine takes tens
+ * of microseconds: with a 20 µs spin, once one thread slept the other's
+ * spin ran out while it woke, and from then on both slept at almost every
+ * task (slmd with eight streams on two cores: 300 context switches a step
+ * instead of 70, a third less speed). It is no longer than that because
  * with more threads than cores (tests in parallel, other programs) a
- * spinning thread only takes time from the one it waits for.
+ * spinning thread only takes time from the one it waits for; the back-off
+ * below covers that case.
  */
 #include "thread-pool.h"
 
@@ -19,7 +26,7 @@
 #include <time.h>
 
 /* How long a waiting thread spins before it sleeps. */
-#define SPIN_NS 20000
+#define SPIN_NS 100000
 
 /*
  * Each waiting thread keeps its own record of spins that ran out. Misses

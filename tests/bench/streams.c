@@ -2,9 +2,11 @@
 /*
  * Aggregate decode speed through slmd: N clients, each with its own
  * connection and session, start a greedy generation of the same length at
- * once; prints each stream's decode tokens/s (as Finished reports it) and
- * the tokens of all streams over the time from the first start to the
- * last finish.
+ * once; prints each stream's decode tokens/s (as Finished reports it),
+ * their sum (the aggregate decode speed while all of them run: they start
+ * together and have the same length) and the tokens of all streams over
+ * the time from the first start to the last finish (prompts and session
+ * set-up included).
  *
  * Usage: streams ADDRESS N [TOKENS]
  */
@@ -79,7 +81,7 @@ int main(int argc, char **argv)
         Stream *s = calloc((size_t)n, sizeof(*s));
         pthread_t *t = calloc((size_t)n, sizeof(*t));
         pthread_barrier_t ready;
-        double total = 0, slowest = 1e30, fastest = 0, t_end = 0;
+        double total = 0, decode = 0, slowest = 1e30, fastest = 0, t_end = 0;
 
         pthread_barrier_init(&ready, NULL, (unsigned)n + 1);
         for (int i = 0; i < n; i++) {
@@ -95,15 +97,16 @@ int main(int argc, char **argv)
                 if (!s[i].ok)
                         return 1;
                 total += s[i].fin.tokens;
+                decode += s[i].fin.tokens_per_second;
                 slowest =
                     s[i].fin.tokens_per_second < slowest ? s[i].fin.tokens_per_second : slowest;
                 fastest =
                     s[i].fin.tokens_per_second > fastest ? s[i].fin.tokens_per_second : fastest;
                 t_end = s[i].t_end > t_end ? s[i].t_end : t_end;
         }
-        printf("%2d streams  per stream %6.1f .. %6.1f tok/s  all together %7.1f tok/s  (%.0f "
-               "tokens in %.2f s)\n",
-               n, slowest, fastest, total / (t_end - t0), total, t_end - t0);
+        printf("%2d streams  per stream %6.1f .. %6.1f  decoding %6.1f  all together %6.1f tok/s  "
+               "(%.0f tokens in %.2f s)\n",
+               n, slowest, fastest, decode, total / (t_end - t0), total, t_end - t0);
         free(s);
         free(t);
         return 0;
