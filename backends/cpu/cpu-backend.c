@@ -125,6 +125,13 @@ static void convert_rows(CpuBackend *cpu, const ConvertTask *c)
 
 /* ---- one matrix's rows --------------------------------------------------------------------- */
 
+/*
+ * Work of fewer multiply-adds than this runs on the calling thread alone: it takes a few
+ * microseconds there, where handing it to a worker that went to sleep costs tens of them (on a
+ * virtual machine with a busy host, hundreds). A small model's every op is below it.
+ */
+#define INLINE_MACS (1u << 17)
+
 /* A matrix ready to run: its packed copy or its rows, and its activations converted. */
 typedef struct {
         const SlmMatrix *w;
@@ -377,7 +384,13 @@ static int run_matrices(CpuBackend *cpu, const float *x, const float *norm, floa
         }
         if (ct.n_conv > 0)
                 convert_rows(cpu, &ct);
-        slm_pool_run(cpu->pool, run_task, &task);
+        uint64_t macs = 0;
+        for (int i = 0; i < n_w; i++)
+                macs += (uint64_t)w[i]->n_out * (uint64_t)w[i]->n_in * (uint64_t)n_tokens;
+        if (macs < INLINE_MACS)
+                run_task(&task, 0, threads); /* thread 0 takes every slot's chunks */
+        else
+                slm_pool_run(cpu->pool, run_task, &task);
         return 0;
 }
 
@@ -466,7 +479,15 @@ static int cpu_attention(SlmBackend *b, SlmTensor *q, const SlmAttnSeg *segs, in
                  SLM_ATTN_SCRATCH(p->head_dim));
         if (r < 0)
                 return r;
-        slm_pool_run(cpu->pool, attention_task, &task);
+        uint64_t macs = 0; /* scores and the weighted sum of values */
+        for (int i = 0; i < n_segs; i++)
+                macs += 2 * (uint64_t)segs[i].n_tokens *
+                        (uint64_t)(segs[i].pos0 + segs[i].n_tokens) * (uint64_t)p->n_head *
+                        (uint64_t)p->head_dim;
+        if (macs < INLINE_MACS)
+                attention_task(&task, 0, 1);
+        else
+                slm_pool_run(cpu->pool, attention_task, &task);
         return 0;
 }
 
