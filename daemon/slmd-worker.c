@@ -1592,19 +1592,17 @@ static gboolean step_suggest(SlmdWorker *w, SlmdRequest *req)
         /* the word at the cursor, which the candidates replace: "gi" -> "girl", "" -> next */
         px.at_start = *context == 0;
         px.want = g_strdup_printf("%s%s", space && !px.at_start ? " " : "", partial);
-        guint room = fork_room(w, req, s->history->len, WORD_TOKENS, req->n);
-        if (room == 0) {
-                g_free(px.want);
-                return TRUE; /* req->error says why */
-        }
         g_autoptr(GArray) cands = top_matching(w, w->logits, req->n * 4, &px, none);
         const int32_t *cand = (const int32_t *)cands->data;
         req->results = g_ptr_array_new_with_free_func(g_free);
         /*
          * The likeliest first tokens in order, until n words are found: each from what this
          * context's logits made of it at an earlier keystroke where that still holds, else
-         * with the next ones not known yet, room at a time in one batch.
+         * with the next ones not known yet, room at a time in one batch. Room for the copies
+         * is asked for only when one is needed: words all known take no memory, and drop no
+         * other session's cache.
          */
+        guint room = 0;
         for (guint at = 0; at < cands->len && req->results->len < req->n && r == 0;) {
                 const WordMemo *m = word_memo_find(s, cand[at], &px);
                 if (m) {
@@ -1612,6 +1610,11 @@ static gboolean step_suggest(SlmdWorker *w, SlmdRequest *req)
                                 offer_word(req, m->text);
                         at++;
                         continue;
+                }
+                if (room == 0 &&
+                    (room = fork_room(w, req, s->history->len, WORD_TOKENS, req->n)) == 0) {
+                        g_free(px.want);
+                        return TRUE; /* req->error says why */
                 }
                 int32_t ids[SLMD_STEP_MAX_SEQS];
                 char *texts[SLMD_STEP_MAX_SEQS];

@@ -1279,11 +1279,11 @@ TEST_F(Daemon, SuggestCandidatesCountAgainstTheUsersShare)
         std::string out = as_nobody_connected(address, [&](SlmClient *c,
                                                            std::vector<SlmSession *> &held,
                                                            std::string &r) {
-                auto suggest = [&](const char *what) {
+                auto suggest = [&](const char *what, const char *on) {
                         char **w = nullptr;
                         SlmClientError e;
                         r += what;
-                        if (slm_session_suggest(held[0], text, 3, &w, &e) < 0)
+                        if (slm_session_suggest(held[0], on, 3, &w, &e) < 0)
                                 r += std::string(slm_status_name(e.status)) + ": " + e.message;
                         else
                                 r += joined(w);
@@ -1293,18 +1293,21 @@ TEST_F(Daemon, SuggestCandidatesCountAgainstTheUsersShare)
                 r += created(c, 0, &held) + " ";
                 r += created(c, 819 - 512 - copy * 3 / 2, &held) + "\n";
                 r += slm_session_append(held[1], "Once", nullptr) == 0 ? "" : "append refused\n";
-                suggest("one copy: ");
+                suggest("one copy: ", text);
                 // then room for half a copy
                 slm_session_free(held[1]);
                 held.pop_back();
                 r += created(c, 819 - 512 - copy / 2, &held) + "\n";
                 r += slm_session_append(held[1], "Once", nullptr) == 0 ? "" : "append refused\n";
-                suggest("none: ");
+                // the same text: its words are known from the call before, no copy is needed
+                suggest("none, same text: ", text);
+                suggest("none: ", "Once upon a time, there was a little boy. He ");
                 slm_session_free(held[1]);
                 held.pop_back();
-                suggest("alone: ");
+                suggest("alone: ", text);
         });
         EXPECT_NE(out.find("ok ok\none copy: " + want + "\n"), std::string::npos) << out;
+        EXPECT_NE(out.find("none, same text: " + want + "\n"), std::string::npos) << out;
         EXPECT_NE(out.find("none: quota-exceeded: uid 65534's sessions would hold "),
                   std::string::npos)
             << out;
