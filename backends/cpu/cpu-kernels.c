@@ -90,6 +90,7 @@ static SlmGluFn silu_glu = silu_glu_ref;
 static SlmVecDotFn table[SLM_TYPE_COUNT];
 static SlmTileDotFn tiles[SLM_TYPE_COUNT];
 static SlmRowSumFn row_sums[SLM_TYPE_COUNT];
+static SlmKeyDotsFn key_dots_8[SLM_TYPE_COUNT]; /* heads of 8 */
 static const char *simd_name = "scalar";
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -128,6 +129,8 @@ static void init(void)
                 if (f && table[t]) {
                         table[t] = f;
                         tiles[t] = slm_cpu_tile_dot_avx2((SlmType)t);
+                        /* only beside the dots it agrees with to the bit */
+                        key_dots_8[t] = slm_cpu_key_dots_avx2((SlmType)t, 8);
                         simd_name = "avx2";
                 } else if ((f = slm_cpu_vec_dot_neon((SlmType)t)) && table[t]) {
                         table[t] = f;
@@ -160,6 +163,12 @@ void slm_cpu_quantize_row(SlmType type, const float *src, void *dst, int64_t n)
                 slm_cpu_to_f16()(n, src, dst);
         else
                 slm_quantize_row(type, src, dst, n);
+}
+
+SlmKeyDotsFn slm_cpu_key_dots(SlmType type, int64_t n)
+{
+        pthread_once(&once, init);
+        return (unsigned)type < SLM_TYPE_COUNT && n == 8 ? key_dots_8[type] : NULL;
 }
 
 SlmRowSumFn slm_cpu_row_sum(SlmType type)

@@ -67,6 +67,17 @@ SlmGluFn slm_cpu_silu_glu_avx2(void);
 /* slm_quantize_row, with F16 through slm_cpu_to_f16: what the CPU backend converts rows with. */
 void slm_cpu_quantize_row(SlmType type, const float *src, void *dst, int64_t n);
 
+/*
+ * out[j] = dot(n, keys + j * stride, q) for j < n_keys: a head's attention
+ * scores, with the bits of slm_cpu_vec_dot(type)'s dots. NULL where there
+ * is nothing faster than that dot one key at a time (so far: AVX2, heads
+ * of 8, F32 and F16 caches).
+ */
+typedef void (*SlmKeyDotsFn)(int n_keys, const void *keys, size_t stride, const void *q,
+                             float *out);
+SlmKeyDotsFn slm_cpu_key_dots(SlmType type, int64_t n);
+SlmKeyDotsFn slm_cpu_key_dots_avx2(SlmType type, int64_t n);
+
 /* The fastest row sum for @type, NULL for a type a KV cache does not take. */
 SlmRowSumFn slm_cpu_row_sum(SlmType type);
 SlmRowSumFn slm_cpu_row_sum_ref(SlmType type);

@@ -114,8 +114,12 @@ void slm_cpu_attention_head(const float *q, const SlmKvRows *k, const SlmKvRows 
                 slm_cpu_quantize_row(qt, q, scratch, head_dim);
                 qx = scratch;
         }
+        SlmKeyDotsFn many = slm_cpu_key_dots(k->type, head_dim);
+        if (many)
+                many(n_kv, k->data, k->stride, qx, scores);
         for (int j = 0; j < n_kv; j++) {
-                scores[j] = dot(head_dim, k->data + (size_t)j * k->stride, qx) * scale;
+                scores[j] =
+                    (many ? scores[j] : dot(head_dim, k->data + (size_t)j * k->stride, qx)) * scale;
                 if (scores[j] > max)
                         max = scores[j];
         }

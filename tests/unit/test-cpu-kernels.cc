@@ -45,6 +45,48 @@ TEST(CpuKernels, SimdMatchesScalar)
         EXPECT_EQ(checked, 28);
 }
 
+// A head's scores eight keys at a time: the bits of the dot one key at a time, for 1..300 keys
+// (whole groups of eight and the rest) with a stride wider than the head, as in a cache row.
+TEST(CpuKernels, KeyDotsHaveTheDotsBits)
+{
+        std::mt19937 rng(13);
+        std::normal_distribution<float> nd(0.0f, 1.0f);
+        int checked = 0;
+        for (SlmType type : { SLM_TYPE_F32, SLM_TYPE_F16 }) {
+                EXPECT_EQ(slm_cpu_key_dots(type, 16), nullptr);
+                SlmKeyDotsFn many = slm_cpu_key_dots(type, 8);
+                if (!many)
+                        continue;
+                SlmVecDotFn dot = slm_cpu_vec_dot(type);
+                size_t row = (size_t)slm_type_traits(type)->block_bytes * 8, stride = row * 5;
+                for (int n_keys : { 1, 7, 8, 9, 16, 37, 300 }) {
+                        std::vector<uint8_t> keys(stride * n_keys);
+                        for (int j = 0; j < n_keys; j++) {
+                                auto r = slmtest::random_row(type, 8, rng);
+                                memcpy(keys.data() + j * stride, r.data(), row);
+                        }
+                        std::vector<float> qf(8);
+                        for (auto &v : qf)
+                                v = nd(rng);
+                        std::vector<uint8_t> q(row);
+                        slm_quantize_row(type, qf.data(), q.data(), 8);
+                        std::vector<float> got(n_keys + 1, 7.0f);
+                        many(n_keys, keys.data(), stride, q.data(), got.data());
+                        for (int j = 0; j < n_keys; j++) {
+                                float want = dot(8, keys.data() + j * stride, q.data());
+                                EXPECT_EQ(memcmp(&got[j], &want, sizeof(float)), 0)
+                                    << slm_type_traits(type)->name << " key " << j << " of "
+                                    << n_keys << ": " << got[j] << " vs " << want;
+                        }
+                        EXPECT_EQ(got[n_keys], 7.0f) << "wrote past the scores";
+                        checked++;
+                }
+        }
+        if (checked == 0)
+                GTEST_SKIP() << "no SIMD kernels on this CPU";
+        EXPECT_EQ(checked, 14);
+}
+
 // The weighted sums of KV cache rows (attention's values): SIMD against the scalar reference, for
 // every cache type, head sizes that are not multiples of 32 or 8 (F32/F16) and 1..37 rows with a
 // stride wider than the row, as a head's slice of a cache row is.
