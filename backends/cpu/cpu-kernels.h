@@ -69,9 +69,9 @@ void slm_cpu_quantize_row(SlmType type, const float *src, void *dst, int64_t n);
 
 /*
  * out[j] = dot(n, keys + j * stride, q) for j < n_keys: a head's attention
- * scores, with the bits of slm_cpu_vec_dot(type)'s dots. NULL where there
- * is nothing faster than that dot one key at a time (so far: AVX2, heads
- * of 8, F32 and F16 caches).
+ * scores, with the bits of slm_cpu_vec_dot(type)'s dots. So far only AVX2
+ * has one, for heads of 8 in F32 and F16 caches; elsewhere NULL, and the
+ * dot runs one key at a time.
  */
 typedef void (*SlmKeyDotsFn)(int n_keys, const void *keys, size_t stride, const void *q,
                              float *out);
