@@ -130,7 +130,7 @@ static void init(void)
                         table[t] = f;
                         tiles[t] = slm_cpu_tile_dot_avx2((SlmType)t);
                         /* only beside the dots it agrees with to the bit */
-                        key_dots_8[t] = slm_cpu_key_dots_avx2((SlmType)t, 8);
+                        key_dots_8[t] = slm_cpu_key_dots_8_avx2((SlmType)t);
                         simd_name = "avx2";
                 } else if ((f = slm_cpu_vec_dot_neon((SlmType)t)) && table[t]) {
                         table[t] = f;

@@ -76,7 +76,7 @@ void slm_cpu_quantize_row(SlmType type, const float *src, void *dst, int64_t n);
 typedef void (*SlmKeyDotsFn)(int n_keys, const void *keys, size_t stride, const void *q,
                              float *out);
 SlmKeyDotsFn slm_cpu_key_dots(SlmType type, int64_t n);
-SlmKeyDotsFn slm_cpu_key_dots_avx2(SlmType type, int64_t n);
+SlmKeyDotsFn slm_cpu_key_dots_8_avx2(SlmType type);
 
 /* The fastest row sum for @type, NULL for a type a KV cache does not take. */
 SlmRowSumFn slm_cpu_row_sum(SlmType type);

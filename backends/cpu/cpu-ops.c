@@ -117,9 +117,11 @@ void slm_cpu_attention_head(const float *q, const SlmKvRows *k, const SlmKvRows 
         SlmKeyDotsFn many = slm_cpu_key_dots(k->type, head_dim);
         if (many)
                 many(n_kv, k->data, k->stride, qx, scores);
+        else
+                for (int j = 0; j < n_kv; j++)
+                        scores[j] = dot(head_dim, k->data + (size_t)j * k->stride, qx);
         for (int j = 0; j < n_kv; j++) {
-                scores[j] =
-                    (many ? scores[j] : dot(head_dim, k->data + (size_t)j * k->stride, qx)) * scale;
+                scores[j] *= scale;
                 if (scores[j] > max)
                         max = scores[j];
         }

@@ -504,9 +504,9 @@ SlmGluFn slm_cpu_silu_glu_avx2(void)
         return slm_cpu_have_avx2() ? silu_glu : NULL;
 }
 
-SlmKeyDotsFn slm_cpu_key_dots_avx2(SlmType type, int64_t n)
+SlmKeyDotsFn slm_cpu_key_dots_8_avx2(SlmType type)
 {
-        if (!slm_cpu_have_avx2() || n != 8)
+        if (!slm_cpu_have_avx2())
                 return NULL;
         return type == SLM_TYPE_F32 ? dots_of_8_f32 : type == SLM_TYPE_F16 ? dots_of_8_f16 : NULL;
 }
@@ -636,10 +636,9 @@ SlmGluFn slm_cpu_silu_glu_avx2(void)
         return NULL;
 }
 
-SlmKeyDotsFn slm_cpu_key_dots_avx2(SlmType type, int64_t n)
+SlmKeyDotsFn slm_cpu_key_dots_8_avx2(SlmType type)
 {
         (void)type;
-        (void)n;
         return NULL;
 }
 
